@@ -1,0 +1,107 @@
+"""The one sample type both trainers consume, the dataset container, and the data error type."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+
+class DataError(Exception):
+    """A problem with one input file. `str()` is a one-line report: '<path>: <problem>'."""
+
+    def __init__(self, path: str, problem: str):
+        super().__init__(f"{path}: {problem}")
+        self.path = str(path)
+        self.problem = problem
+
+
+@dataclass
+class Sample:
+    """One image with its instances.
+
+    image:      HxWx3 uint8 RGB (grayscale / 16-bit / IR inputs are normalised by the readers)
+    masks:      NxHxW bool, one per instance (N may be 0 for an image with no objects)
+    class_ids:  N int64 indices into the dataset's `class_names`
+    source:     path (or id) the image came from, for error messages and overlays
+    """
+
+    image: np.ndarray
+    masks: np.ndarray
+    class_ids: np.ndarray
+    source: str
+    normalization: str = "none"  # how the image was brought to uint8 RGB; inference repeats it
+
+    def __post_init__(self) -> None:
+        if self.image.dtype != np.uint8 or self.image.ndim != 3 or self.image.shape[2] != 3:
+            raise DataError(self.source, f"image must be HxWx3 uint8, got {self.image.shape} {self.image.dtype}")
+        self.masks = np.asarray(self.masks, dtype=bool).reshape(-1, *self.image.shape[:2]) if self.masks.size else \
+            np.zeros((0, *self.image.shape[:2]), dtype=bool)
+        self.class_ids = np.asarray(self.class_ids, dtype=np.int64).reshape(-1)
+        if len(self.class_ids) != len(self.masks):
+            raise DataError(self.source, f"{len(self.masks)} masks but {len(self.class_ids)} class ids")
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+
+@dataclass
+class SampleRef:
+    """A lazily loaded sample: readers list these cheaply; `load()` reads and checks the files."""
+
+    source: str
+    load: Callable[[], Sample]
+
+
+@dataclass
+class SegmentationDataset(Sequence[Sample]):
+    """An ordered collection of lazily loaded samples plus the category names (index = class id)."""
+
+    class_names: list[str]
+    refs: list[SampleRef]
+    root: str = ""
+    format: str = ""
+    normalization: str = "none"
+    skipped: list[DataError] = field(default_factory=list)  # samples dropped by `skip_bad`, reported not hidden
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return self.subset(range(len(self))[index])
+        return self.refs[index].load()
+
+    def __iter__(self) -> Iterator[Sample]:
+        for ref in self.refs:
+            yield ref.load()
+
+    @property
+    def sources(self) -> list[str]:
+        return [r.source for r in self.refs]
+
+    def subset(self, indices: Sequence[int]) -> "SegmentationDataset":
+        return SegmentationDataset(self.class_names, [self.refs[i] for i in indices], self.root, self.format,
+                                   self.normalization)
+
+    def split(self, val_fraction: float = 0.2, seed: int = 0) -> tuple["SegmentationDataset", "SegmentationDataset"]:
+        """Seeded, reproducible train/val split by image (at least one image on each side when possible)."""
+        n = len(self)
+        order = np.random.default_rng(seed).permutation(n)
+        n_val = int(round(n * val_fraction))
+        n_val = min(max(n_val, 1 if n > 1 and val_fraction > 0 else 0), max(n - 1, 0))
+        val_idx = sorted(order[:n_val].tolist())
+        train_idx = sorted(order[n_val:].tolist())
+        return self.subset(train_idx), self.subset(val_idx)
+
+    @classmethod
+    def from_samples(cls, samples: Sequence[Sample], class_names: list[str], **kw) -> "SegmentationDataset":
+        """Wrap in-memory samples (tests, synthetic data)."""
+        refs = [SampleRef(s.source, (lambda s=s: s)) for s in samples]
+        return cls(list(class_names), refs, **kw)
