@@ -16,8 +16,9 @@ if [ -f "$VENV/.setup-stamp" ] && [ "$(cat "$VENV/.setup-stamp")" = "$stamp_now"
 fi
 
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-pip() { "$VENV/bin/python" -m pip "$@"; }
-pip install -q --upgrade "pip>=24" 
+# This machine's pip config adds local indexes that print one harmless warning per package: keep the log readable.
+pip() { "$VENV/bin/python" -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+pip install -q "pip==26.3"
 
 echo "setup: [1/4] torch + build tools"
 pip install -q -r requirements-stack.txt
@@ -37,6 +38,7 @@ fi
 
 echo "setup: [3/4] sam2 (CPU build, no CUDA extension)"
 SAM2_BUILD_CUDA=0 pip install -q --no-build-isolation "sam2==1.1.0"
+echo "setup: (pip's 'detectron2 requires iopath<0.1.10' line is expected: 0.1.10 serves both, tests import and run both)"
 
 echo "setup: [4/4] app, hub, data, test dependencies"
 pip install -q -r requirements.txt
