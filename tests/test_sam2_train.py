@@ -1,0 +1,138 @@
+"""The SAM2 trainer on a real random-init sam2.1 tiny at 128 px, on CPU, with synthetic scenes."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from trainer.checkpoint import CheckpointError, save_weights
+from trainer.data.sample import DataError, Sample, SegmentationDataset
+from trainer.data.synthetic import make_dataset
+from trainer.precision import resolve
+from trainer.sam2_ft.batches import resize_dataset
+from trainer.sam2_ft.config import Sam2TrainConfig
+from trainer.sam2_ft.feature_cache import FeatureCache
+from trainer.sam2_ft.forward import encode_images, image_features, preprocess
+from trainer.sam2_ft.loop import PARTS, Trainer, TrainingStopped
+from trainer.sam2_ft.model import Sam2Spec, build_model, make_predictor
+from trainer.sam2_ft.pipeline import run
+
+SIZE = 128
+
+
+def _model(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build_model(Sam2Spec("tiny", SIZE), train=True)
+
+
+def _cfg(**kw) -> Sam2TrainConfig:
+    base = dict(image_size=SIZE, no_pretrained=True, batch_size=2, lr=1e-4, warmup_steps=0, progress=False,
+                eval=False, overlays=0)
+    return Sam2TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def data():
+    return resize_dataset(make_dataset(2, SIZE, seed=3), SIZE, progress=False)
+
+
+def test_image_features_match_sam2_predictor():
+    model = _model().eval()
+    image = make_dataset(1, SIZE)[0].image
+    predictor = make_predictor(model)
+    with torch.no_grad():
+        predictor.set_image(image)
+        ours = image_features(model, encode_images(model, preprocess(model, [image])))
+    torch.testing.assert_close(ours.image_embed, predictor._features["image_embed"])
+    for a, b in zip(ours.high_res, predictor._features["high_res_feats"]):
+        torch.testing.assert_close(a, b)
+
+
+def test_feature_cache_returns_what_recomputing_returns(data):
+    model = _model().eval()
+    images = [data[0][1].image, data[1][1].image]
+    compute = lambda rows: encode_images(model, preprocess(model, [images[r] for r in rows]))
+    cache = FeatureCache()
+    first = cache.get_batch([(0, False), (1, False)], compute)
+    again = cache.get_batch([(1, False), (0, False)], compute)
+    with torch.no_grad():
+        fresh = compute([1, 0])
+    assert (cache.misses, cache.hits, len(cache)) == (2, 2, 2)
+    for name in fresh:
+        for cached, direct in zip(again[name], fresh[name]):
+            torch.testing.assert_close(cached, direct)
+    torch.testing.assert_close(first["backbone_fpn"][2][0], again["backbone_fpn"][2][1])
+
+
+def test_loss_falls_when_overfitting_two_images(data):
+    trainer = Trainer(_cfg(steps=40, lr=3e-4, prompts="box,points", correction_clicks=0), _model(), data,
+                      resolve("fp32", "cpu"))
+    losses = [trainer.train_step()["loss"] for _ in range(40)]
+    assert trainer.objective.cache is not None and trainer.objective.cache.hits > 0
+    assert np.mean(losses[-8:]) < 0.7 * np.mean(losses[:8]), losses
+
+
+@pytest.mark.parametrize("freeze", ["image_encoder,prompt_encoder", "mask_decoder"])
+def test_frozen_parts_stay_bit_identical(data, freeze):
+    model = _model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = Trainer(_cfg(steps=2, freeze=freeze, prompts="point,mask"), model, data, resolve("fp32", "cpu"))
+    trainer.train_step()
+    trainer.train_step()
+    after = model.state_dict()
+    for part, attr in PARTS.items():
+        keys = [k for k in after if k.startswith(attr + ".")]
+        same = all(torch.equal(before[k], after[k]) for k in keys)
+        assert same == (part in freeze), part
+    video_only = [k for k in after if k.startswith(("memory_attention.", "memory_encoder."))]
+    assert video_only and all(torch.equal(before[k], after[k]) for k in video_only)
+
+
+def test_non_finite_losses_skip_steps_then_stop(data):
+    model = _model()
+    with torch.no_grad():
+        model.sam_mask_decoder.iou_token.weight.fill_(float("nan"))
+    trainer = Trainer(_cfg(steps=10, max_bad_steps=3), model, data, resolve("fp32", "cpu"))
+    decoder_before = {k: v.clone() for k, v in model.sam_mask_decoder.state_dict().items()}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert trainer.train_step()["skipped"] == 1
+        assert trainer.train_step()["skipped"] == 1
+        with pytest.raises(TrainingStopped, match="3 non-finite steps in a row"):
+            trainer.train_step()
+    assert sum("non-finite" in str(w.message) for w in caught) == 3
+    for k, v in model.sam_mask_decoder.state_dict().items():
+        assert torch.equal(v, decoder_before[k]) or torch.isnan(v).all(), k
+
+
+def test_checkpoint_of_another_size_is_a_clear_error(tmp_path):
+    path = save_weights(_model().state_dict(), tmp_path / "model.safetensors")
+    with pytest.raises(CheckpointError, match=r"model.safetensors: checkpoint does not match.*(missing|shape)"):
+        build_model(Sam2Spec("small", SIZE), path)
+
+
+def test_dataset_without_objects_is_a_clear_error():
+    empty = Sample(np.zeros((32, 32, 3), np.uint8), np.zeros((0, 32, 32), bool), np.zeros(0), "empty.png")
+    ds = SegmentationDataset.from_samples([empty, empty], ["thing"], root="data/empty")
+    with pytest.raises(DataError, match="data/empty: none of its 2 training images has an object mask"):
+        resize_dataset(ds, SIZE, progress=False)
+
+
+def test_resume_two_plus_two_steps_equals_four(tmp_path):
+    ds = make_dataset(4, SIZE, seed=1)
+    kw = dict(steps=4, grad_accum=2, save_every=0, correction_clicks=1)
+    whole = run(_cfg(out=str(tmp_path / "whole"), **kw), ds)
+    first = run(_cfg(out=str(tmp_path / "split"), stop_after=2, **kw), ds)
+    assert first.status == "paused"
+    resumed = run(_cfg(out=str(tmp_path / "split"), resume=True, **kw), ds)
+    assert (whole.status, resumed.status) == ("finished", "finished")
+    from trainer.checkpoint import load_weights
+
+    a, b = load_weights(whole.path / "model.safetensors"), load_weights(resumed.path / "model.safetensors")
+    changed = [k for k in a if not torch.equal(a[k], _model().state_dict()[k])]
+    assert changed  # training did something
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)  # cached vs recomputed features: last-bit batch effects
+    steps = [r["step"] for r in __import__("trainer.runlog").runlog.RunDir(resumed.path).read_metrics()]
+    assert steps == [1, 2, 3, 4]

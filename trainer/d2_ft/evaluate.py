@@ -1,0 +1,61 @@
+"""COCO AP (bbox + segm) with detectron2's COCOEvaluator, and Visualizer overlays of validation predictions."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+METRIC_KEYS = {"bbox_AP": ("bbox", "AP"), "bbox_AP50": ("bbox", "AP50"), "segm_AP": ("segm", "AP"),
+               "segm_AP50": ("segm", "AP50"), "segm_AP75": ("segm", "AP75")}
+
+
+def coco_metrics(cfg, model: torch.nn.Module, dataset_name: str, output_dir: str | Path, precision=None) -> dict[str, float]:
+    """bbox/segm AP on a registered dataset (all processes take part; the result is complete on the main one).
+
+    COCOEvaluator reports NaN for AP when the model predicts nothing; that is kept (not turned into 0) so a
+    silent model is visible in metrics.jsonl.
+    """
+    import contextlib
+
+    from detectron2.data import build_detection_test_loader
+    from detectron2.evaluation import COCOEvaluator, inference_on_dataset
+
+    evaluator = COCOEvaluator(dataset_name, tasks=("bbox", "segm"), distributed=True, output_dir=str(output_dir))
+    loader = build_detection_test_loader(cfg, dataset_name)
+    with precision.autocast() if precision is not None else contextlib.nullcontext():
+        results = inference_on_dataset(model, loader, evaluator) or {}
+    return flatten(results)
+
+
+def flatten(results: dict[str, Any]) -> dict[str, float]:
+    """{'bbox': {'AP': ..}, 'segm': {..}} -> {'bbox_AP': .., 'segm_AP': ..} (only the headline numbers)."""
+    out = {}
+    for key, (task, metric) in METRIC_KEYS.items():
+        value = results.get(task, {}).get(metric)
+        if value is not None:
+            out[key] = float(value) if not math.isnan(float(value)) else float("nan")
+    return out
+
+
+def draw_overlays(segmenter, dicts: list[dict[str, Any]], metadata, folder: str | Path, limit: int,
+                  score_threshold: float = 0.5) -> list[Path]:
+    """Predictions on the first `limit` validation images, drawn with detectron2's Visualizer."""
+    from detectron2.utils.visualizer import ColorMode, Visualizer
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for record in dicts[:limit]:
+        image = np.asarray(Image.open(record["file_name"]).convert("RGB"))
+        instances = segmenter.raw(image, score_threshold)
+        canvas = Visualizer(image, metadata=metadata, instance_mode=ColorMode.IMAGE)
+        drawn = canvas.draw_instance_predictions(instances).get_image()
+        path = folder / f"val_{record['image_id']:04d}.png"
+        Image.fromarray(drawn).save(path)
+        paths.append(path)
+    return paths

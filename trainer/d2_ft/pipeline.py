@@ -1,0 +1,220 @@
+"""`run(config)`: prepare data and weights once, train in one or more processes, write the run folder.
+
+Preparation (data loading and validation, the image cache, weight resolution) happens in the launching process,
+so bad input is a one-line error there rather than a traceback from every spawned worker; the workers get a
+small picklable `Plan`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainer.checkpoint import CheckpointError, save_weights
+from trainer.d2_ft.config import D2TrainConfig
+from trainer.d2_ft.model import D2Spec, build_cfg, save_spec
+from trainer.d2_ft.weights import InitWeights
+from trainer.data.sample import SegmentationDataset
+from trainer.precision import Precision, default_device, resolve
+from trainer.runlog import RunDir
+
+TRAIN_NAME, VAL_NAME = "d2ft_train", "d2ft_val"
+
+
+@dataclass
+class Plan:
+    config: D2TrainConfig
+    run_path: str
+    spec: D2Spec
+    init: InitWeights
+    precision: Precision
+    device: str
+    train_dicts: list[dict[str, Any]]
+    val_dicts: list[dict[str, Any]]
+    dataset_info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    path: Path
+    summary: dict[str, Any]
+
+
+def default_out() -> str:
+    return os.path.join("runs", time.strftime("detectron2-%Y%m%d-%H%M%S"))
+
+
+def make_spec(config: D2TrainConfig, class_names: list[str], init: InitWeights) -> D2Spec:
+    """The architecture: from a folder we fine-tune (must have our class count), else from the flags."""
+    sizes = {} if config.min_size <= 0 else dict(min_size_train=[config.min_size], min_size_test=config.min_size,
+                                                 max_size_train=config.max_size, max_size_test=config.max_size)
+    if init.spec is not None:
+        if init.spec.num_classes != len(class_names):
+            raise CheckpointError(f"{init.ref}: weights trained for {init.spec.num_classes} classes "
+                                  f"{init.spec.class_names}, but the data has {len(class_names)}: {class_names}")
+        return replace(init.spec, class_names=list(class_names), **sizes)
+    return D2Spec(zoo_config=config.zoo_config, class_names=list(class_names), norm=config.resolved_norm,
+                  depth=config.depth, freeze_at=2 if config.pretrained else 0, **sizes)
+
+
+def prepare(config: D2TrainConfig, dataset: SegmentationDataset | None = None) -> Plan:
+    """Everything that can fail on bad input, before any training process starts. `dataset` (in-memory data,
+    e.g. synthetic) replaces reading config.data."""
+    from trainer.d2_ft import weights
+    from trainer.d2_ft.register import dataset_dicts
+
+    device = config.device or str(default_device())
+    precision = resolve(config.precision, device)
+    run = RunDir(config.out or default_out())
+    if dataset is None:
+        from trainer.data import load_dataset
+
+        dataset = load_dataset(config.data, config.format, config.skip_bad)
+    train, val = dataset.split(config.val_fraction, config.seed)
+    if len(train) == 0:
+        raise ValueError(f"{config.data}: no training images")
+    init = weights.resolve(config.weights, config.pretrained, config.zoo_config)
+    spec = make_spec(config, dataset.class_names, init)
+    cache = run.state_dir / "images"
+    plan = Plan(config=replace(config, out=str(run.path)), run_path=str(run.path), spec=spec, init=init,
+                precision=precision, device=device,
+                train_dicts=dataset_dicts(train, cache / "train", desc="caching train images"),
+                val_dicts=dataset_dicts(val, cache / "val", desc="caching val images"),
+                dataset_info={"path": config.data, "format": dataset.format or config.format,
+                              "num_train": len(train), "num_val": len(val), "class_names": dataset.class_names,
+                              "normalization": dataset.normalization,
+                              "skipped": [str(e) for e in getattr(dataset, "skipped", [])]})
+    run.write_config(plan.config.to_dict())
+    return plan
+
+
+def train_cfg(plan: Plan):
+    """build_cfg(spec) plus the recipe: solver, datasets, run folder, then the user's --opts."""
+    c = plan.config
+    cfg = build_cfg(plan.spec, device=plan.device)
+    cfg.DATASETS.TRAIN, cfg.DATASETS.TEST = (TRAIN_NAME,), ((VAL_NAME,) if plan.val_dicts else ())
+    cfg.SOLVER.BASE_LR = c.lr
+    cfg.SOLVER.IMS_PER_BATCH = c.batch_size
+    cfg.SOLVER.MAX_ITER = c.steps
+    cfg.SOLVER.WARMUP_ITERS = c.warmup_iters
+    cfg.SOLVER.STEPS = ()  # constant lr after warm-up, as in the balloon tutorial
+    cfg.SOLVER.CHECKPOINT_PERIOD = c.save_every if c.save_every > 0 else c.steps
+    cfg.SOLVER.AMP.ENABLED = plan.precision.name != "fp32"
+    cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = c.roi_batch
+    cfg.DATALOADER.NUM_WORKERS = c.loader_workers
+    cfg.TEST.EVAL_PERIOD = c.eval_every
+    cfg.SEED = c.seed
+    cfg.OUTPUT_DIR = str(RunDir(plan.run_path).state_dir)
+    if c.opts:
+        cfg.merge_from_list(list(c.opts))
+    return cfg
+
+
+def worker(plan: Plan) -> None:
+    """One training process (all of them run this; only the main one writes the run folder)."""
+    from detectron2.data import MetadataCatalog
+    from detectron2.engine import hooks
+    from detectron2.utils import comm
+    from detectron2.utils.env import seed_all_rng
+
+    from trainer.d2_ft.evaluate import coco_metrics, draw_overlays
+    from trainer.d2_ft.hooks import EvalTimer, ExportHook, MetricsHook, ProgressHook
+    from trainer.d2_ft.loop import D2Trainer
+    from trainer.d2_ft.model import InstanceSegmenter
+    from trainer.d2_ft.register import register
+
+    c, run, main = plan.config, RunDir(plan.run_path), comm.is_main_process()
+    if comm.get_world_size() > 1 and plan.device == "cpu":  # processes share the cores instead of oversubscribing
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // comm.get_local_size()))
+    register(TRAIN_NAME, plan.train_dicts, plan.spec.class_names)
+    register(VAL_NAME, plan.val_dicts, plan.spec.class_names)
+    cfg = train_cfg(plan)
+    seed_all_rng(c.seed + comm.get_rank())
+    trainer = D2Trainer(cfg, plan.precision)
+    resumed = trainer.start(c.resume, plan.init)
+    if resumed and main:
+        run.truncate_metrics(trainer.start_iter)
+
+    def evaluate(step: int | None = None) -> dict[str, float]:
+        if not plan.val_dicts:
+            return {}
+        metrics = coco_metrics(cfg, trainer.model, VAL_NAME, run.state_dir / "eval", plan.precision)
+        if main:  # during training EvalHook calls after iteration `iter` (or after the loop, iter == max_iter)
+            step = step if step is not None else min(trainer.iter + 1, trainer.max_iter)
+            run.log({"step": step, **{f"val_{k}": v for k, v in metrics.items()}})
+        return metrics
+
+    def export() -> None:
+        if main:
+            save_weights(trainer.unwrapped.state_dict(), run.weights_path, metadata={"kind": "detectron2"})
+            save_spec(plan.spec, run.path, cfg)
+
+    eval_timer = EvalTimer(evaluate)
+    before = _previous_before(run) if resumed else eval_timer(step=0)
+    extra = [ExportHook(export, c.save_every), hooks.EvalHook(c.eval_every, eval_timer)]
+    if main:
+        extra += [MetricsHook(run, c.log_every), ProgressHook(c.progress)]
+    trainer.register_hooks(extra)
+    eval_timer.seconds = 0.0
+    start = time.perf_counter()
+    trainer.train()
+    elapsed = time.perf_counter() - start
+    after = eval_timer.last
+    if not main:
+        return
+    segmenter = InstanceSegmenter(trainer.unwrapped, cfg, plan.spec.class_names, plan.precision)
+    draw_overlays(segmenter, plan.val_dicts, MetadataCatalog.get(VAL_NAME), run.overlays, c.overlays)
+    run.plot_curves()
+    train_time = max(elapsed - eval_timer.seconds, 1e-9)
+    run.write_summary(summary(plan, before, after, train_time, c.steps - trainer.start_iter))
+
+
+def _previous_before(run: RunDir) -> dict[str, float]:
+    """On resume: the before-training evaluation logged at step 0 by the first session."""
+    for record in run.read_metrics():
+        if record.get("step") == 0 and any(k.startswith("val_") for k in record):
+            return {k[4:]: v for k, v in record.items() if k.startswith("val_")}
+    return {}
+
+
+def summary(plan: Plan, before: dict, after: dict, train_time: float, iters: int) -> dict[str, Any]:
+    c, spec = plan.config, plan.spec
+    return {
+        "kind": "detectron2",
+        "base_model": plan.init.description if plan.init.kind != "zoo" else f"{spec.zoo_config} ({plan.init.ref})",
+        "model": {"zoo_config": spec.zoo_config, "norm": spec.norm, "depth": spec.depth,
+                  "num_classes": spec.num_classes, "min_size_test": spec.min_size_test},
+        "dataset": plan.dataset_info,
+        "recipe": {"precision": plan.precision.name, "steps": c.steps, "batch_size": c.batch_size, "lr": c.lr,
+                   "roi_batch_per_image": c.roi_batch, "warmup": c.warmup_iters, "processes":
+                   c.num_workers * c.num_machines, "device": plan.device, "opts": list(c.opts)},
+        "metrics": {"before": before, "after": after},
+        "main_metric": "segm_AP",
+        "train_time_s": round(train_time, 3),
+        "iters_per_s": round(iters / train_time, 4) if iters > 0 else None,
+    }
+
+
+def run(config: D2TrainConfig, dataset: SegmentationDataset | None = None) -> RunResult:
+    """Train as configured (launching `num_workers` x `num_machines` processes when > 1)."""
+    from detectron2.engine import launch
+
+    plan = prepare(config, dataset)
+    if config.num_workers * config.num_machines > 1:
+        launch(worker, config.num_workers, num_machines=config.num_machines, machine_rank=config.machine_rank,
+               dist_url=config.dist_url, args=(plan,))
+    else:
+        worker(plan)
+    run_dir = RunDir(plan.run_path)
+    return RunResult(run_dir.path, _read_summary(run_dir))
+
+
+def _read_summary(run: RunDir) -> dict[str, Any]:
+    import json
+
+    return json.loads(run.summary_path.read_text()) if run.summary_path.exists() else {}

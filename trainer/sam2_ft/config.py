@@ -1,0 +1,127 @@
+"""Every option of `python -m trainer sam2`, with its default: the one source of defaults.
+
+The CLI flags are generated from this dataclass (field `foo_bar` -> `--foo-bar`), and the resolved config is saved
+as RUN_DIR/config.yaml, so a run can be repeated from that file alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any
+
+FREEZABLE = ("image_encoder", "prompt_encoder", "mask_decoder")
+PROMPT_TYPES = ("point", "points", "box", "mask")
+
+
+@dataclass
+class Sam2TrainConfig:
+    # Data
+    data: str = field(default="builtin", metadata={"help": "dataset path, or 'builtin' (real photos shipped with us)"})
+    format: str = field(default="auto", metadata={"help": "dataset format (auto-detected by default)"})
+    skip_bad: bool = field(default=False, metadata={"help": "skip unreadable samples instead of stopping"})
+    val_fraction: float = field(default=0.2, metadata={"help": "fraction of images held out for validation"})
+    max_objects: int = field(default=4, metadata={"help": "objects sampled per image per step"})
+    hflip: bool = field(default=True, metadata={"help": "random horizontal flip augmentation"})
+    # Model
+    size: str = field(default="tiny", metadata={"help": "sam2.1 hiera size: tiny, small, base_plus, large"})
+    weights: str | None = field(default=None, metadata={
+        "help": "checkpoint file, run/Hub folder, or Hub id (default: the official sam2.1 weights of --size)"})
+    no_pretrained: bool = field(default=False, metadata={"help": "random initialisation (no download)"})
+    image_size: int = field(default=1024, metadata={"help": "model input size (multiple of 32)"})
+    freeze: str = field(default="image_encoder", metadata={
+        "help": f"comma list of parts to freeze: {', '.join(FREEZABLE)} (or 'none')"})
+    # Recipe
+    loss: str = field(default="focal_dice_iou", metadata={"help": "focal_dice_iou | bce_iou | dice_ce"})
+    prompts: str = field(default="point,points,box,mask", metadata={
+        "help": f"prompt types drawn each step: {', '.join(PROMPT_TYPES)}"})
+    correction_clicks: int = field(default=1, metadata={
+        "help": "corrective clicks per step, each sampled from the previous prediction's error region"})
+    steps: int = field(default=200, metadata={"help": "optimizer steps"})
+    batch_size: int = field(default=2, metadata={"help": "images per step (global, across processes)"})
+    grad_accum: int = field(default=1, metadata={"help": "micro-batches accumulated per optimizer step"})
+    lr: float = field(default=1e-5, metadata={"help": "AdamW learning rate"})
+    weight_decay: float = field(default=4e-5, metadata={"help": "AdamW weight decay"})
+    warmup_steps: int = field(default=10, metadata={"help": "linear warm-up steps before the cosine decay"})
+    clip_grad: float = field(default=1.0, metadata={"help": "max gradient norm (0 = off)"})
+    precision: str = field(default="auto", metadata={"help": "auto | fp32 | fp16 | bf16"})
+    seed: int = field(default=0, metadata={"help": "seed for split, sampling, prompts"})
+    max_bad_steps: int = field(default=5, metadata={"help": "consecutive NaN/inf losses before the run stops"})
+    feature_cache: bool = field(default=True, metadata={"help": "cache image features when the encoder is frozen"})
+    # Run
+    out: str | None = field(default=None, metadata={"help": "run folder (default runs/sam2-<timestamp>)"})
+    resume: bool = field(default=False, metadata={"help": "continue the run in --out from its last checkpoint"})
+    stop_after: int = field(default=0, metadata={
+        "help": "stop this session after N steps with a resumable checkpoint (0 = run to --steps)"})
+    eval: bool = field(default=True, metadata={"help": "evaluate on the validation split before and after training"})
+    eval_every: int = field(default=0, metadata={"help": "evaluate every N steps (0 = only before and after)"})
+    save_every: int = field(default=50, metadata={"help": "checkpoint every N steps"})
+    log_every: int = field(default=1, metadata={"help": "log metrics every N steps"})
+    eval_images: int = field(default=8, metadata={"help": "validation images used by the evaluation (0 = all)"})
+    auto_points_per_side: int = field(default=16, metadata={"help": "grid of the prompt-free evaluation"})
+    overlays: int = field(default=4, metadata={"help": "validation overlays drawn at the end"})
+    push_to: str | None = field(default=None, metadata={"help": "Hub repo id or file:PATH to push the run to"})
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 ... (default: cuda if available)"})
+    progress: bool = field(default=True, metadata={"help": "tqdm progress bar"})
+
+    @property
+    def frozen(self) -> list[str]:
+        parts = [p.strip() for p in self.freeze.split(",") if p.strip() and p.strip() != "none"]
+        unknown = [p for p in parts if p not in FREEZABLE]
+        if unknown:
+            raise ValueError(f"--freeze: unknown part(s) {unknown}; choose from {', '.join(FREEZABLE)}")
+        return parts
+
+    @property
+    def prompt_types(self) -> list[str]:
+        kinds = [p.strip() for p in self.prompts.split(",") if p.strip()]
+        unknown = [p for p in kinds if p not in PROMPT_TYPES]
+        if unknown or not kinds:
+            raise ValueError(f"--prompts: unknown prompt type(s) {unknown}; choose from {', '.join(PROMPT_TYPES)}")
+        return kinds
+
+    def validate(self) -> "Sam2TrainConfig":
+        from trainer.sam2_ft.losses import LOSSES
+        from trainer.sam2_ft.model import CONFIGS
+
+        self.frozen, self.prompt_types  # noqa: B018 - raise early on bad lists
+        if self.loss not in LOSSES:
+            raise ValueError(f"--loss: unknown loss {self.loss!r}; choose from {', '.join(LOSSES)}")
+        if self.size not in CONFIGS:
+            raise ValueError(f"--size: unknown size {self.size!r}; choose from {', '.join(CONFIGS)}")
+        if self.image_size % 32:
+            raise ValueError(f"--image-size must be a multiple of 32, got {self.image_size}")
+        if self.weights and self.no_pretrained:
+            raise ValueError("--weights and --no-pretrained exclude each other")
+        for name in ("steps", "batch_size", "grad_accum", "max_objects"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "sam2", **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Sam2TrainConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per config field; defaults are None so we can tell 'given' from 'default' (for --resume)."""
+    for f in fields(Sam2TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not MISSING else None
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                                help=f"{f.metadata.get('help', '')} (default: {default})")
+        else:
+            kind = type(default) if default is not None else str
+            parser.add_argument(flag, type=kind, default=None, help=f"{f.metadata.get('help', '')} (default: {default})")
+
+
+def from_args(args: argparse.Namespace, base: Sam2TrainConfig | None = None) -> Sam2TrainConfig:
+    """Defaults (or a resumed run's saved config), overridden by the flags actually given."""
+    config = asdict(base or Sam2TrainConfig())
+    config.update({k: v for k, v in vars(args).items() if k in config and v is not None})
+    return Sam2TrainConfig(**config)

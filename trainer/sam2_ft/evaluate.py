@@ -1,0 +1,123 @@
+"""Validation metrics through sam2's own inference APIs (SAM2ImagePredictor, SAM2AutomaticMaskGenerator).
+
+With prompts, at the original image resolution, each ground-truth object prompted by:
+    miou_1pt  its most interior point (multimask output, the mask with the best predicted IoU, as SAM is used)
+    miou_3pt  that point plus two random points inside it (seeded)
+    miou_box  its tight box
+Without prompts: the automatic mask generator's masks; each ground-truth mask matched to its best predicted mask:
+    auto_mean_best_iou, auto_recall50 (share of objects with a match of IoU >= 0.5)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from trainer.data.sample import SegmentationDataset
+from trainer.sam2_ft.model import make_mask_generator, make_predictor
+from trainer.sam2_ft.prompts import boxes, center_points, sample_points
+
+METRICS = ("miou_1pt", "miou_3pt", "miou_box", "auto_mean_best_iou", "auto_recall50")
+
+
+@contextlib.contextmanager
+def inference_mode(model: torch.nn.Module) -> Iterator[None]:
+    """eval() plus the post-processing build_sam2 enables for inference (a training build has it off)."""
+    decoder = model.sam_mask_decoder
+    saved = (model.training, decoder.dynamic_multimask_via_stability, decoder.dynamic_multimask_stability_delta,
+             decoder.dynamic_multimask_stability_thresh)
+    model.eval()
+    decoder.dynamic_multimask_via_stability = True
+    decoder.dynamic_multimask_stability_delta, decoder.dynamic_multimask_stability_thresh = 0.05, 0.98
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        model.train(saved[0])
+        (decoder.dynamic_multimask_via_stability, decoder.dynamic_multimask_stability_delta,
+         decoder.dynamic_multimask_stability_thresh) = saved[1:]
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of boolean masks A x H x W and B x H x W."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    fa, fb = a.reshape(len(a), -1).astype(np.float32), b.reshape(len(b), -1).astype(np.float32)
+    inter = fa @ fb.T
+    union = fa.sum(1)[:, None] + fb.sum(1)[None, :] - inter
+    return inter / np.maximum(union, 1)
+
+
+def predict(predictor, gt: torch.Tensor, kind: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Masks (N x H x W bool) for N ground-truth objects prompted by `kind`, with the prompt points and labels used.
+    The predictor must already hold the image (set_image)."""
+    n, h, w = gt.shape
+    g = gt[:, None]
+    coords = labels = box = None
+    if kind == "1pt":
+        p = center_points(g)
+        coords, labels = p.coords, p.labels
+    elif kind == "3pt":
+        first, more = center_points(g), sample_points(g, 2, 0, torch.Generator().manual_seed(seed))
+        coords, labels = torch.cat([first.coords, more.coords], 1), torch.cat([first.labels, more.labels], 1)
+    elif kind == "pos_neg":  # overlays: show both point colours
+        p = sample_points(g, 2, 1, torch.Generator().manual_seed(seed))
+        coords, labels = p.coords, p.labels
+    elif kind == "box":
+        box = boxes(g).numpy()
+    else:
+        raise ValueError(f"unknown evaluation prompt {kind!r}")
+    masks, scores, _ = predictor.predict(
+        point_coords=None if coords is None else coords.numpy(), point_labels=None if labels is None else labels.numpy(),
+        box=box, multimask_output=(kind == "1pt"), normalize_coords=True)
+    masks, scores = masks.reshape(n, -1, h, w), scores.reshape(n, -1)
+    best = masks[np.arange(n), scores.argmax(1)] > 0
+    pts = (np.zeros((n, 0, 2)), np.zeros((n, 0))) if coords is None else (coords.numpy(), labels.numpy())
+    return best, *pts
+
+
+def evaluate(model: torch.nn.Module, dataset: SegmentationDataset, max_images: int = 0, points_per_side: int = 16,
+             seed: int = 0, progress: bool = True) -> dict:
+    """Metrics over (the first max_images of) `dataset`; per class as well when it has class names."""
+    n_images = len(dataset) if max_images <= 0 else min(max_images, len(dataset))
+    ious: dict[str, list[float]] = {k: [] for k in ("miou_1pt", "miou_3pt", "miou_box", "auto")}
+    classes: list[int] = []
+    with inference_mode(model):
+        predictor = make_predictor(model)
+        generator = make_mask_generator(model, points_per_side=points_per_side, points_per_batch=64)
+        for index in tqdm(range(n_images), desc="evaluating", disable=not progress, leave=False):
+            sample = dataset[index]
+            keep = sample.masks.reshape(len(sample.masks), -1).any(1)
+            gt_np, class_ids = sample.masks[keep], sample.class_ids[keep]
+            if len(gt_np) == 0:
+                continue
+            gt = torch.from_numpy(gt_np)
+            predictor.set_image(sample.image)
+            for kind in ("1pt", "3pt", "box"):
+                pred, _, _ = predict(predictor, gt, kind, seed=seed + index)
+                ious[f"miou_{kind}"].extend(np.diag(iou_matrix(gt_np, pred)).tolist())
+            auto = [m["segmentation"] for m in generator.generate(sample.image)]
+            matrix = iou_matrix(gt_np, np.stack(auto) if auto else np.zeros((0, *gt_np.shape[1:]), bool))
+            ious["auto"].extend((matrix.max(1) if matrix.shape[1] else np.zeros(len(gt_np))).tolist())
+            classes.extend(class_ids.tolist())
+    metrics = _summarise(ious, np.ones(len(classes), bool))
+    metrics["num_objects"] = len(classes)
+    names = list(getattr(dataset, "class_names", []) or [])
+    if names:
+        cls = np.array(classes)
+        metrics["per_class"] = {name: _summarise(ious, cls == c) for c, name in enumerate(names) if (cls == c).any()}
+    return metrics
+
+
+def _summarise(ious: dict[str, list[float]], select: np.ndarray) -> dict[str, float]:
+    def mean(values: np.ndarray) -> float:
+        return float(values.mean()) if len(values) else 0.0
+
+    arrays = {k: np.asarray(v, dtype=np.float64)[select] if len(v) else np.zeros(0) for k, v in ious.items()}
+    return {"miou_1pt": mean(arrays["miou_1pt"]), "miou_3pt": mean(arrays["miou_3pt"]),
+            "miou_box": mean(arrays["miou_box"]), "auto_mean_best_iou": mean(arrays["auto"]),
+            "auto_recall50": mean((arrays["auto"] >= 0.5).astype(np.float64))}

@@ -1,0 +1,80 @@
+"""SAM2's image path split at the point where a frozen encoder can be cached.
+
+    encode_images   image_encoder only (cacheable when frozen)
+    image_features  the decoder's conv_s0/conv_s1 projections + no_mem_embed, as SAM2ImagePredictor.set_image does
+    decode          prompt encoder + mask decoder for N objects, each with its own image's features
+
+sam2's `forward_image` applies conv_s0/conv_s1 (mask-decoder weights) inside the encoder call; we apply them
+after the cache instead, so a trainable mask decoder still trains them when the encoder is frozen.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+Encoded = dict[str, list[torch.Tensor]]  # {"backbone_fpn": [...], "vision_pos_enc": [...]} as image_encoder returns
+
+
+@dataclass
+class Features:
+    image_embed: torch.Tensor  # B x C x S/16 x S/16
+    high_res: list[torch.Tensor]  # [B x C/8 x S/4 x S/4, B x C/4 x S/8 x S/8]
+
+    def select(self, image_index: torch.Tensor) -> "Features":
+        """One row per object: the features of the image each object belongs to."""
+        return Features(self.image_embed[image_index], [f[image_index] for f in self.high_res])
+
+
+@functools.lru_cache(maxsize=4)
+def _transforms(resolution: int):
+    from sam2.utils.transforms import SAM2Transforms
+
+    return SAM2Transforms(resolution=resolution, mask_threshold=0.0)
+
+
+def preprocess(model: torch.nn.Module, images: list[np.ndarray]) -> torch.Tensor:
+    """uint8 HxWx3 images -> B x 3 x S x S normalised tensor, exactly as SAM2ImagePredictor does it."""
+    return _transforms(model.image_size).forward_batch(images)
+
+
+def encode_images(model: torch.nn.Module, batch: torch.Tensor) -> Encoded:
+    """The image encoder's multi-scale output for a preprocessed batch."""
+    out = model.image_encoder(batch)
+    return {"backbone_fpn": list(out["backbone_fpn"]), "vision_pos_enc": list(out["vision_pos_enc"])}
+
+
+def image_features(model: torch.nn.Module, encoded: Encoded) -> Features:
+    """What SAM2ImagePredictor.set_image stores, computed from the encoder output (forward_image's second half)."""
+    fpn = list(encoded["backbone_fpn"])
+    if model.use_high_res_features_in_sam:
+        fpn[0] = model.sam_mask_decoder.conv_s0(fpn[0])
+        fpn[1] = model.sam_mask_decoder.conv_s1(fpn[1])
+    levels = fpn[-model.num_feature_levels:]
+    embed = levels[-1]
+    if model.directly_add_no_mem_embed:  # image-only training adds the "no memory" embedding, like the predictor
+        embed = embed + model.no_mem_embed.view(1, -1, 1, 1)
+    return Features(embed, levels[:-1])
+
+
+def decode(model: torch.nn.Module, feats: Features, coords: torch.Tensor, labels: torch.Tensor,
+           mask_input: torch.Tensor | None, multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Low-res mask logits (N x M x S/4 x S/4) and predicted IoUs (N x M) for N objects.
+
+    feats holds one row per object (Features.select), so one decoder call serves every object of every image.
+    coords are in model-input pixels (0..image_size); labels 1/0 points, 2/3 box corners, -1 padding.
+    """
+    sparse, dense = model.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=mask_input)
+    low_res, iou, _, _ = model.sam_mask_decoder(
+        image_embeddings=feats.image_embed,
+        image_pe=model.sam_prompt_encoder.get_dense_pe(),
+        sparse_prompt_embeddings=sparse,
+        dense_prompt_embeddings=dense,
+        multimask_output=multimask,
+        repeat_image=False,  # features are already one row per object
+        high_res_features=feats.high_res,
+    )
+    return low_res, iou

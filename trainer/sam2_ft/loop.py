@@ -1,0 +1,185 @@
+"""The training loop: optimizer, schedule, precision, accumulation, DDP, NaN guard, checkpoints.
+
+`run_training` is the whole loop; `train_step` is one optimizer step, readable top to bottom.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from trainer.checkpoint import STATE_NAME, load_state, rng_state, save_state, save_weights, set_rng_state
+from trainer.precision import Precision
+from trainer.runlog import RunDir
+from trainer.sam2_ft.batches import Resized, make_items, rank_slice, sample_seed, step_indices
+from trainer.sam2_ft.config import Sam2TrainConfig
+from trainer.sam2_ft.feature_cache import FeatureCache
+from trainer.sam2_ft.objective import Sam2Objective
+
+PARTS = {"image_encoder": "image_encoder", "prompt_encoder": "sam_prompt_encoder", "mask_decoder": "sam_mask_decoder"}
+
+
+class TrainingStopped(RuntimeError):
+    """Too many non-finite losses in a row; the last good checkpoint is kept."""
+
+
+def set_trainable(model: torch.nn.Module, frozen: list[str]) -> list[torch.nn.Parameter]:
+    """Train the unfrozen parts among image encoder / prompt encoder / mask decoder; sam2's video-only modules
+    (memory attention, memory encoder, object pointers) never get gradients in image training and stay fixed."""
+    model.requires_grad_(False)
+    for part, attr in PARTS.items():
+        if part not in frozen:
+            getattr(model, attr).requires_grad_(True)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("--freeze: everything is frozen; nothing to train")
+    return params
+
+
+def lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
+    """Linear warm-up, then cosine decay to zero at `total` steps."""
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+    return factor
+
+
+@dataclass
+class World:
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass
+class Trainer:
+    cfg: Sam2TrainConfig
+    model: torch.nn.Module
+    data: list[tuple[int, Resized]]
+    precision: Precision
+    world: World = field(default_factory=World)
+
+    def __post_init__(self) -> None:
+        cfg = self.cfg
+        self.params = set_trainable(self.model, cfg.frozen)
+        use_cache = cfg.feature_cache and "image_encoder" in cfg.frozen
+        device = next(self.model.parameters()).device
+        self.objective = Sam2Objective(self.model, cfg.loss, cfg.correction_clicks,
+                                       FeatureCache(device) if use_cache else None)
+        self.module = self.objective
+        if self.world.size > 1:  # unused params: e.g. the box-corner embeddings in a step without boxes
+            self.module = torch.nn.parallel.DistributedDataParallel(self.objective, find_unused_parameters=True)
+        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg.warmup_steps, cfg.steps))
+        self.scaler = self.precision.grad_scaler()
+        self.step = 0
+        self.bad_in_a_row = 0
+
+    # One optimizer step ------------------------------------------------------------------------------------------
+    def train_step(self) -> dict[str, float]:
+        cfg, step = self.cfg, self.step
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        total = torch.zeros(())
+        for micro in range(cfg.grad_accum):
+            positions = step_indices(len(self.data), cfg.batch_size, step, micro, cfg.grad_accum, cfg.seed)
+            items = make_items(self.data, rank_slice(positions, self.world.rank, self.world.size), step, cfg.seed,
+                               cfg.max_objects, cfg.hflip)
+            kinds = cfg.prompt_types  # the prompt type is per micro-step: one decoder call for every object
+            kind = kinds[np.random.default_rng(sample_seed(cfg.seed, step, micro)).integers(len(kinds))]
+            last = micro == cfg.grad_accum - 1
+            sync = self.module.no_sync() if (self.world.size > 1 and not last) else contextlib.nullcontext()
+            with sync:
+                with self.precision.autocast():
+                    loss = self.module(items, kind) / cfg.grad_accum
+                self.scaler.scale(loss).backward()
+            total += loss.detach().float().cpu()
+        if self.world.size > 1:
+            dist.all_reduce(total)
+            total /= self.world.size
+        self.scaler.unscale_(self.optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.clip_grad if cfg.clip_grad > 0 else float("inf"))
+        if not (torch.isfinite(total) and torch.isfinite(norm)):
+            return self._skip(float(total))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        lr = self.scheduler.get_last_lr()[0]
+        self.scheduler.step()
+        self.step += 1
+        self.bad_in_a_row = 0
+        return {"step": self.step, "loss": float(total), "lr": lr, "grad_norm": float(norm)}
+
+    def _skip(self, loss: float) -> dict[str, float]:
+        """A NaN/inf loss or gradient: drop this step's update (same decision on every rank: values are reduced)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.update()  # lets fp16's scaler lower its scale
+        self.bad_in_a_row += 1
+        warnings.warn(f"step {self.step + 1}: non-finite loss/gradient ({loss}); update skipped "
+                      f"({self.bad_in_a_row}/{self.cfg.max_bad_steps} in a row)", stacklevel=2)
+        if self.bad_in_a_row >= self.cfg.max_bad_steps:
+            raise TrainingStopped(f"{self.bad_in_a_row} non-finite steps in a row at step {self.step + 1}; "
+                                  "stopped, last good checkpoint kept")
+        self.step += 1  # the batch is consumed; the schedule does not advance without an update
+        return {"step": self.step, "loss": loss, "skipped": 1}
+
+    # Checkpoints ---------------------------------------------------------------------------------------------------
+    def save(self, run: RunDir) -> None:
+        if not self.world.main:
+            return
+        save_weights(self.model.state_dict(), run.weights_path)
+        save_state({"step": self.step, "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                    "bad_in_a_row": self.bad_in_a_row, "rng": rng_state()}, run.state_dir / STATE_NAME)
+
+    def load(self, run: RunDir) -> None:
+        """Optimizer/scheduler/scaler/RNG/step from RUN_DIR/state (the weights were loaded with the model)."""
+        state = load_state(run.state_dir / STATE_NAME)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scheduler.lr_lambdas[0] = lr_lambda(self.cfg.warmup_steps, self.cfg.steps)  # --steps may have grown
+        self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+        self.bad_in_a_row = int(state.get("bad_in_a_row", 0))
+        set_rng_state(state["rng"])
+
+
+def run_training(trainer: Trainer, run: RunDir, until: int,
+                 on_eval: Callable[[int], dict] | None = None) -> dict[str, float]:
+    """Steps until `until`, logging, periodic eval/checkpoints; returns timing figures."""
+    from tqdm import tqdm
+
+    cfg = trainer.cfg
+    images = 0
+    start = time.perf_counter()
+    bar = tqdm(total=until, initial=trainer.step, desc="sam2", disable=not (cfg.progress and trainer.world.main),
+               dynamic_ncols=True)
+    try:
+        while trainer.step < until:
+            record = trainer.train_step()
+            images += cfg.batch_size * cfg.grad_accum
+            rate = images / max(time.perf_counter() - start, 1e-9)
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{rate:.2f}")
+            if trainer.world.main and (trainer.step % cfg.log_every == 0 or trainer.step == until):
+                run.log({**record, "images_per_s": rate})
+            if cfg.eval_every and trainer.step % cfg.eval_every == 0 and trainer.step < until and on_eval:
+                on_eval(trainer.step)
+            if cfg.save_every and trainer.step % cfg.save_every == 0:
+                trainer.save(run)
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - start
+    return {"train_time_s": elapsed, "images_per_s": images / max(elapsed, 1e-9), "images": images}
+

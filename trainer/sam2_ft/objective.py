@@ -1,0 +1,63 @@
+"""The loss of one micro-batch: several images, several objects each, prompts sampled from their masks.
+
+Wrapped as an nn.Module so DistributedDataParallel can wrap it (DDP only syncs what runs through its forward).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from trainer.sam2_ft.batches import Item
+from trainer.sam2_ft.feature_cache import FeatureCache
+from trainer.sam2_ft.forward import decode, encode_images, image_features, preprocess
+from trainer.sam2_ft.losses import mask_loss
+from trainer.sam2_ft.prompts import Prompts, corrective_click, sample_prompts
+
+
+class Sam2Objective(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, loss: str, correction_clicks: int = 0,
+                 cache: FeatureCache | None = None):
+        super().__init__()
+        self.model = model
+        self.loss = loss
+        self.correction_clicks = correction_clicks
+        self.cache = cache  # only with a frozen image encoder
+
+    def encode(self, items: list[Item]):
+        device = next(self.model.parameters()).device
+        run = lambda rows: encode_images(self.model, preprocess(self.model, [items[r].image for r in rows]).to(device))
+        if self.cache is not None:
+            return self.cache.get_batch([it.cache_key for it in items], run)
+        return run(list(range(len(items))))
+
+    def forward(self, items: list[Item], kind: str) -> torch.Tensor:
+        """Mean over images of the mean loss of each image's objects (so any split over processes averages alike)."""
+        device = next(self.model.parameters()).device
+        feats = image_features(self.model, self.encode(items))
+        owner = torch.cat([torch.full((len(it.masks),), i) for i, it in enumerate(items)]).to(device)
+        feats = feats.select(owner)
+        gt = torch.cat([it.masks for it in items]).to(device)
+        prompts = Prompts.cat([sample_prompts(kind, it.masks, it.generator) for it in items])
+        prompts = Prompts(prompts.coords.to(device), prompts.labels.to(device),
+                          None if prompts.mask_input is None else prompts.mask_input.to(device), prompts.multimask)
+
+        per_object = []
+        for click in range(self.correction_clicks + 1):
+            if click:  # next click from the error region of the previous prediction, which is also the mask prompt
+                best = low_res.gather(1, iou.argmax(1)[:, None, None, None].expand(-1, 1, *low_res.shape[-2:]))
+                pred = F.interpolate(best.detach().float(), size=gt.shape[-2:], mode="bilinear") > 0
+                clicks = [corrective_click(gt[owner == i].cpu(), pred[owner == i].cpu(), it.generator)
+                          for i, it in enumerate(items)]
+                coords = torch.cat([c for c, _ in clicks]).to(device)
+                labels = torch.cat([lab for _, lab in clicks]).to(device)
+                prompts = prompts.add_points(coords, labels)
+                prompts.mask_input = best.detach().clamp(-32, 32)
+            low_res, iou = decode(self.model, feats, prompts.coords, prompts.labels, prompts.mask_input,
+                                  prompts.multimask)
+            per_object.append(mask_loss(self.loss, low_res, iou, gt))
+
+        per_object = torch.stack(per_object).mean(0)
+        per_image = torch.zeros(len(items), device=device).index_add(0, owner, per_object)
+        counts = torch.bincount(owner, minlength=len(items)).clamp(min=1)
+        return (per_image / counts).mean()

@@ -1,0 +1,132 @@
+"""Prompts sampled from ground-truth masks, in model-input pixel coordinates (0..image_size).
+
+All masks here are N x 1 x H x W bool tensors (one row per object). Randomness comes from an explicit
+torch.Generator, so a sample's prompts depend only on (seed, step, sample index) — not on the process rank
+or on what ran before — which makes multi-process and resumed runs reproduce single uninterrupted ones.
+
+Point labels follow sam2: 1 positive, 0 negative, 2/3 box corners, -1 padding ("not a point").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+MASK_PROMPT_LOGIT = 10.0  # magnitude of the logits a mask prompt is written as (predictions clamp at 32)
+
+
+@dataclass
+class Prompts:
+    coords: torch.Tensor  # N x P x 2 float (x, y)
+    labels: torch.Tensor  # N x P int
+    mask_input: torch.Tensor | None = None  # N x 1 x H/4 x W/4 logits
+    multimask: bool = False  # one ambiguous point: predict 3 masks and train the best
+
+    def add_points(self, coords: torch.Tensor, labels: torch.Tensor) -> "Prompts":
+        return Prompts(torch.cat([self.coords, coords], 1), torch.cat([self.labels, labels], 1), self.mask_input,
+                       multimask=False)
+
+    @staticmethod
+    def cat(parts: list["Prompts"]) -> "Prompts":
+        masks = [p.mask_input for p in parts]
+        return Prompts(torch.cat([p.coords for p in parts]), torch.cat([p.labels for p in parts]),
+                       torch.cat(masks) if masks[0] is not None else None, parts[0].multimask)
+
+
+def _pick(region: torch.Tensor, count: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """`count` uniformly random pixels of each row's region (N x 1 x H x W) -> (N x count x 2 xy, N x count valid)."""
+    n, _, h, w = region.shape
+    flat = region.reshape(n, 1, h * w).float()
+    noise = torch.rand(n, count, h * w, generator=generator, device=region.device) * flat
+    index = noise.argmax(dim=2)
+    xy = torch.stack([index % w, index // w], dim=2).float()
+    return xy, flat.amax(dim=2).expand(n, count) > 0
+
+
+def sample_points(masks: torch.Tensor, n_pos: int, n_neg: int, generator: torch.Generator) -> Prompts:
+    """n_pos points inside each mask (label 1) and n_neg outside (label 0); padding (-1) where a region is empty."""
+    pos, pos_ok = _pick(masks, n_pos, generator)
+    neg, neg_ok = _pick(~masks, n_neg, generator)
+    labels = torch.cat([torch.where(pos_ok, 1, -1), torch.where(neg_ok, 0, -1)], dim=1).int()
+    return Prompts(torch.cat([pos, neg], 1), labels, multimask=(n_pos + n_neg == 1))
+
+
+def center_points(masks: torch.Tensor) -> Prompts:
+    """The most interior pixel of each mask (deterministic; for evaluation), via sam2's RITM-style sampler."""
+    from scipy.ndimage import distance_transform_edt
+
+    xy = []
+    for mask in masks[:, 0].cpu().numpy():
+        dist = distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+        y, x = np.unravel_index(int(dist.argmax()), dist.shape)
+        xy.append([x, y])
+    coords = torch.tensor(xy, dtype=torch.float, device=masks.device).view(-1, 1, 2)
+    return Prompts(coords, torch.ones(len(xy), 1, dtype=torch.int, device=masks.device), multimask=True)
+
+
+def boxes(masks: torch.Tensor) -> torch.Tensor:
+    """Tight boxes N x 4 (x0, y0, x1, y1), sam2's own mask_to_box."""
+    from sam2.modeling.sam2_utils import mask_to_box
+
+    return mask_to_box(masks).view(-1, 4).float()
+
+
+def sample_box(masks: torch.Tensor, generator: torch.Generator, jitter: float = 0.1, max_px: float = 20.0) -> Prompts:
+    """The mask's box with each corner moved by up to `jitter` x box size (at most max_px), as SAM trains."""
+    box = boxes(masks)
+    size = (box[:, 2:] - box[:, :2]).repeat(1, 2)
+    bound = torch.clamp(size * jitter, max=max_px)
+    noise = (torch.rand(box.shape, generator=generator, device=box.device) * 2 - 1) * bound
+    h, w = masks.shape[-2:]
+    box = box + noise
+    box = torch.stack([box[:, 0].clamp(0, w - 1), box[:, 1].clamp(0, h - 1),
+                       box[:, 2].clamp(0, w - 1), box[:, 3].clamp(0, h - 1)], dim=1)
+    return box_prompt(box)
+
+
+def box_prompt(box: torch.Tensor) -> Prompts:
+    """N x 4 boxes as the two labelled corner points the prompt encoder takes."""
+    labels = torch.tensor([[2, 3]], dtype=torch.int, device=box.device).expand(len(box), 2)
+    return Prompts(box.view(-1, 2, 2), labels.contiguous())
+
+
+def sample_mask_prompt(masks: torch.Tensor, generator: torch.Generator, max_shift: float = 0.1) -> Prompts:
+    """A coarse low-res mask (shifted by up to max_shift of the image) plus one positive point inside the object."""
+    h, w = masks.shape[-2:]
+    low = F.interpolate(masks.float(), size=(h // 4, w // 4), mode="area") > 0.5
+    shifted = []
+    for row in low:
+        dy, dx = (torch.randint(-int(max_shift * h / 4), int(max_shift * h / 4) + 1, (2,), generator=generator)
+                  .tolist())
+        shifted.append(torch.roll(row, shifts=(dy, dx), dims=(1, 2)))
+    logits = (torch.stack(shifted).float() * 2 - 1) * MASK_PROMPT_LOGIT
+    point = sample_points(masks, 1, 0, generator)
+    return Prompts(point.coords, point.labels, logits, multimask=False)
+
+
+def corrective_click(gt: torch.Tensor, pred: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One click per object in the error region of `pred`: positive in false negatives, negative in false
+    positives (sam2's sample_random_points_from_errors, seeded from `generator`)."""
+    from sam2.modeling.sam2_utils import sample_random_points_from_errors
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+        coords, labels = sample_random_points_from_errors(gt, pred, num_pt=1)
+    return coords, labels
+
+
+def sample_prompts(kind: str, masks: torch.Tensor, generator: torch.Generator, n_pos: int = 2,
+                   n_neg: int = 1) -> Prompts:
+    """One prompt of `kind` per object: point | points | box | mask."""
+    if kind == "point":
+        return sample_points(masks, 1, 0, generator)
+    if kind == "points":
+        return sample_points(masks, n_pos, n_neg, generator)
+    if kind == "box":
+        return sample_box(masks, generator)
+    if kind == "mask":
+        return sample_mask_prompt(masks, generator)
+    raise ValueError(f"unknown prompt type {kind!r}")
