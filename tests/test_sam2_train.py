@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.checkpoint import CheckpointError, save_weights
+from trainer.checkpoint import CheckpointError, load_weights, save_weights
 from trainer.data.sample import DataError, Sample, SegmentationDataset
 from trainer.data.synthetic import make_dataset
 from trainer.precision import resolve
+from trainer.runlog import RunDir
 from trainer.sam2_ft.batches import resize_dataset
 from trainer.sam2_ft.config import Sam2TrainConfig
 from trainer.sam2_ft.feature_cache import FeatureCache
@@ -127,12 +128,11 @@ def test_resume_two_plus_two_steps_equals_four(tmp_path):
     assert first.status == "paused"
     resumed = run(_cfg(out=str(tmp_path / "split"), resume=True, **kw), ds)
     assert (whole.status, resumed.status) == ("finished", "finished")
-    from trainer.checkpoint import load_weights
-
     a, b = load_weights(whole.path / "model.safetensors"), load_weights(resumed.path / "model.safetensors")
-    changed = [k for k in a if not torch.equal(a[k], _model().state_dict()[k])]
+    init = _model().state_dict()
+    changed = [k for k in a if not torch.equal(a[k], init[k])]
     assert changed  # training did something
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)  # cached vs recomputed features: last-bit batch effects
-    steps = [r["step"] for r in __import__("trainer.runlog").runlog.RunDir(resumed.path).read_metrics()]
+    steps = [r["step"] for r in RunDir(resumed.path).read_metrics()]
     assert steps == [1, 2, 3, 4]

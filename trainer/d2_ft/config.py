@@ -11,7 +11,7 @@ import argparse
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
-from trainer.d2_ft.model import DEFAULT_ZOO_CONFIG, DEPTHS, NORMS
+from trainer.d2_ft.choices import DEFAULT_ZOO_CONFIG, DEPTHS, NORMS
 
 
 @dataclass

@@ -20,13 +20,16 @@ def coco_metrics(cfg, model: torch.nn.Module, dataset_name: str, output_dir: str
     silent model is visible in metrics.jsonl.
     """
     import contextlib
+    import io
 
     from detectron2.data import build_detection_test_loader
     from detectron2.evaluation import COCOEvaluator, inference_on_dataset
 
     evaluator = COCOEvaluator(dataset_name, tasks=("bbox", "segm"), distributed=True, output_dir=str(output_dir))
     loader = build_detection_test_loader(cfg, dataset_name)
-    with precision.autocast() if precision is not None else contextlib.nullcontext():
+    # pycocotools prints its AP table to stdout; the numbers go to metrics.jsonl instead.
+    with precision.autocast() if precision is not None else contextlib.nullcontext(), \
+            contextlib.redirect_stdout(io.StringIO()):
         results = inference_on_dataset(model, loader, evaluator) or {}
     return flatten(results)
 

@@ -10,8 +10,10 @@ from tqdm import tqdm
 
 from trainer.runlog import RunDir
 
-LOGGED = ("total_loss", "loss_cls", "loss_box_reg", "loss_mask", "loss_rpn_cls", "loss_rpn_loc", "lr", "time",
-          "data_time")
+# EventStorage name -> metrics.jsonl name ("time" would clash with the record's wall-clock time)
+LOGGED = {"total_loss": "loss", "loss_cls": "loss_cls", "loss_box_reg": "loss_box_reg", "loss_mask": "loss_mask",
+          "loss_rpn_cls": "loss_rpn_cls", "loss_rpn_loc": "loss_rpn_loc", "lr": "lr", "time": "iter_time",
+          "data_time": "data_time"}
 
 
 class MetricsHook(HookBase):
@@ -25,7 +27,7 @@ class MetricsHook(HookBase):
         if step % self.every and step != self.trainer.max_iter:
             return
         latest = self.trainer.storage.latest()
-        record = {k: latest[k][0] for k in LOGGED if k in latest and latest[k][1] == self.trainer.iter}
+        record = {ours: latest[k][0] for k, ours in LOGGED.items() if k in latest and latest[k][1] == self.trainer.iter}
         if record:
             self.run.log({"step": step, **record})
 

@@ -19,11 +19,9 @@ import torch
 import yaml
 
 from trainer.checkpoint import WEIGHTS_NAME, CheckpointError, atomic_write, check_keys, load_weights
+from trainer.d2_ft.choices import DEFAULT_ZOO_CONFIG, DEPTHS, NORMS
 
-DEFAULT_ZOO_CONFIG = "COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x.yaml"
 MODEL_CONFIG_NAME = "model_config.yaml"
-NORMS = ("FrozenBN", "GN", "BN", "SyncBN")
-DEPTHS = (18, 34, 50, 101, 152)
 
 
 @dataclass

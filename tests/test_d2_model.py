@@ -1,0 +1,102 @@
+"""trainer.d2_ft.model: spec round trip, export -> load_folder -> predict, clear errors for foreign checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from d2_helpers import TINY_OPTS, tiny_spec
+from trainer.checkpoint import CheckpointError, save_weights
+from trainer.d2_ft import weights
+from trainer.d2_ft.model import D2Spec, InstanceSegmenter, build_cfg, build_model, load_folder, save_spec
+from trainer.data.synthetic import make_scene
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A random-init tiny Mask R-CNN, exported like the trainer does; returns (folder, in-memory segmenter)."""
+    torch.manual_seed(0)
+    spec = tiny_spec()
+    cfg = build_cfg(spec)
+    cfg.merge_from_list(TINY_OPTS)
+    model = build_model(cfg)
+    folder = tmp_path_factory.mktemp("d2_model")
+    save_spec(spec, folder, cfg)
+    save_weights(model.state_dict(), folder / "model.safetensors")
+    return folder, InstanceSegmenter(model, cfg, spec.class_names)
+
+
+def test_spec_round_trip_and_kind_check():
+    spec = tiny_spec()
+    assert D2Spec.from_dict(spec.to_dict()) == spec
+    assert spec.to_dict()["kind"] == "detectron2"
+    with pytest.raises(CheckpointError, match="'sam2' model, not a detectron2 model"):
+        D2Spec.from_dict({"kind": "sam2", "size": "tiny"})
+
+
+def test_build_cfg_applies_spec():
+    cfg = build_cfg(tiny_spec(["a", "b", "c"]))
+    assert cfg.MODEL.ROI_HEADS.NUM_CLASSES == 3
+    assert (cfg.MODEL.RESNETS.NORM, cfg.MODEL.FPN.NORM, cfg.MODEL.RESNETS.DEPTH) == ("GN", "GN", 18)
+    assert cfg.INPUT.MASK_FORMAT == "bitmask" and cfg.MODEL.WEIGHTS == ""
+
+
+def test_export_load_predict_matches_in_memory(exported):
+    folder, live = exported
+    image = make_scene(3, size=112).image  # not the model's input size: exercises resize and back
+    loaded = load_folder(folder)
+    a, b = live.predict(image, score_threshold=0.0), loaded.predict(image, score_threshold=0.0)
+    assert len(a["scores"]) > 0, "a random-init model still proposes instances at threshold 0"
+    assert a["masks"].shape[1:] == image.shape[:2] and a["masks"].dtype == bool
+    assert a["boxes"].shape == (len(a["scores"]), 4)
+    for key in ("masks", "boxes", "class_ids", "scores"):
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert a["class_names"] == b["class_names"] and set(a["class_names"]) <= {"vessel", "liquid"}
+    assert loaded.class_names == ["vessel", "liquid"]
+
+
+def test_score_threshold_filters(exported):
+    _, live = exported
+    out = live.predict(make_scene(4).image, score_threshold=0.4)
+    assert (out["scores"] >= 0.4).all()
+
+
+def test_wrong_class_count_is_a_clear_error(exported, tmp_path):
+    folder, _ = exported
+    three = tiny_spec(["a", "b", "c"])
+    cfg = build_cfg(three)
+    cfg.merge_from_list(TINY_OPTS)
+    save_spec(three, tmp_path, cfg)
+    (tmp_path / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes())
+    with pytest.raises(CheckpointError, match="does not match this model.*shape mismatches.*cls_score"):
+        load_folder(tmp_path)
+
+
+def test_sam2_folder_is_a_clear_error(tmp_path):
+    from trainer.sam2_ft.model import Sam2Spec, save_spec as save_sam2_spec
+
+    save_sam2_spec(Sam2Spec(), tmp_path)
+    with pytest.raises(CheckpointError, match="'sam2' model, not a detectron2 model"):
+        load_folder(tmp_path)
+
+
+def test_missing_folder_files_are_clear_errors(tmp_path, exported):
+    with pytest.raises(CheckpointError, match="model_config.yaml: missing"):
+        load_folder(tmp_path)
+    folder, _ = exported
+    (tmp_path / "model_config.yaml").write_bytes((folder / "model_config.yaml").read_bytes())
+    with pytest.raises(CheckpointError, match="weights file not found"):
+        load_folder(tmp_path)
+
+
+def test_pickles_are_refused_outside_the_zoo(tmp_path):
+    pkl = tmp_path / "model_final.pkl"
+    pkl.write_bytes(b"not really")
+    with pytest.raises(CheckpointError, match="pickle"):
+        weights.resolve(str(pkl), pretrained=True, zoo_config=D2Spec().zoo_config)
+    with pytest.raises(CheckpointError, match="untrusted URL"):
+        weights.resolve("https://example.com/model.pkl", pretrained=True, zoo_config=D2Spec().zoo_config)
+    zoo = weights.resolve(None, pretrained=True, zoo_config=D2Spec().zoo_config)
+    assert zoo.kind == "zoo" and zoo.ref.startswith(weights.TRUSTED_URLS)
+    assert weights.resolve(None, pretrained=False, zoo_config="x").description == "random-init"
