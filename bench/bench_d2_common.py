@@ -11,17 +11,16 @@ from typing import Callable
 import torch
 
 from trainer.d2_ft.config import D2TrainConfig
-from trainer.d2_ft.pipeline import Plan, prepare, train_cfg
+from trainer.d2_ft.pipeline import TRAIN_NAME, VAL_NAME, Plan, prepare, train_cfg
 from trainer.d2_ft.register import register
-from trainer.d2_ft.pipeline import TRAIN_NAME, VAL_NAME
 from trainer.data.synthetic import make_dataset
 
 
-def parse(description: str) -> argparse.Namespace:
+def parse(description: str, iters: int = 6) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--iters", type=int, default=12, help="iterations per timed run")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per variant (alternated)")
-    parser.add_argument("--size", type=int, default=192, help="image size (shortest edge)")
+    parser.add_argument("--iters", type=int, default=iters, help="iterations per timed run")
+    parser.add_argument("--repeats", type=int, default=4, help="timed runs per variant (alternated)")
+    parser.add_argument("--size", type=int, default=160, help="image size (shortest edge)")
     parser.add_argument("--depth", type=int, default=18, help="ResNet depth (random init, GroupNorm)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 = steadier on a shared machine)")
@@ -53,10 +52,11 @@ def timed(fn: Callable[[], None]) -> float:
 
 
 def time_variants(variants: dict[str, Callable[[], float]], repeats: int) -> dict[str, float]:
-    """Median seconds per variant (each returns the seconds of its timed part, setup excluded), runs alternated
-    (A B A B ...) so machine noise hits all variants alike."""
+    """Median seconds per variant (each returns the seconds of its timed part, setup excluded). Runs alternate
+    A B, B A, A B ... so machine noise and run-order effects (GC of the previous trainer) hit all alike."""
     times: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(repeats):
-        for name, fn in variants.items():
-            times[name].append(fn())
+    order = list(variants)
+    for i in range(repeats):
+        for name in order if i % 2 == 0 else order[::-1]:
+            times[name].append(variants[name]())
     return {name: statistics.median(ts) for name, ts in times.items()}

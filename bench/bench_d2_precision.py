@@ -1,7 +1,7 @@
 """fp32 vs bf16 autocast for Mask R-CNN training and inference on this device (fp16 AMP needs a GPU: detectron2's
 AMPTrainer asserts CUDA, and CPU autocast to fp16 is not a supported training mode).
 
-    python bench/bench_d2_precision.py [--iters 6 --repeats 2 --size 160] [--device cuda --precisions fp32,fp16,bf16]
+    python bench/bench_d2_precision.py [--iters 4 --repeats 4 --size 160] [--device cuda --precisions fp32,fp16,bf16]
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ from bench_d2_common import bench_cfg, parse, setup, time_variants, timed  # noq
 
 def main() -> None:
 
+    from detectron2.utils.env import seed_all_rng
+
     from trainer.d2_ft.loop import D2Trainer
     from trainer.d2_ft.model import InstanceSegmenter
     from trainer.data.synthetic import make_scene
     from trainer.precision import resolve
 
-    args = parse(__doc__)
+    args = parse(__doc__, iters=4)
     names = ["fp32", "bf16"] if args.device == "cpu" else ["fp32", "fp16", "bf16"]
     plan = setup(args, save_every=0)
     with warnings.catch_warnings():
@@ -31,9 +33,13 @@ def main() -> None:
     image = make_scene(5, size=args.size).image
 
     def train(precision):
-        return lambda: timed(D2Trainer(bench_cfg(plan), precision).train)
+        def go() -> float:
+            seed_all_rng(0)  # same weights and data order for every precision
+            return timed(D2Trainer(bench_cfg(plan), precision).train)
+        return go
 
     def infer(precision):
+        seed_all_rng(0)
         trainer = D2Trainer(bench_cfg(plan), precision)
         segmenter = InstanceSegmenter(trainer.unwrapped, trainer.cfg, plan.spec.class_names, precision)
         segmenter.predict(image, 0.0)  # warm-up

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from d2_helpers import tiny_config
+from test_d2_helpers import tiny_config
 from trainer.d2_ft.model import load_folder
 from trainer.d2_ft.pipeline import run
 from trainer.data.sample import DataError, SampleRef, SegmentationDataset
@@ -63,10 +63,19 @@ def test_coco_ap_is_computed_and_finite(resumed_run):
 
 
 def test_loss_falls_when_overfitting(resumed_run):
-    _, _, _, _ = resumed_run
-    losses = [loss for _, loss in _losses(RunDir(resumed_run[0]).read_metrics())]
-    assert all(math.isfinite(v) for v in losses)
-    assert np.mean(losses[-4:]) < 0.8 * np.mean(losses[:3]), losses
+    records = [r for r in RunDir(resumed_run[0]).read_metrics() if "loss" in r]
+    assert len(records) == 14 and all(math.isfinite(r["loss"]) for r in records)
+
+    def early_late(key):
+        values = [r[key] for r in records]
+        return np.mean(values[:3]), np.mean(values[-4:])
+
+    early, late = early_late("loss")
+    assert late < 0.9 * early, (early, late)
+    # The classification terms fall steadily; box regression grows noisy as more proposals become foreground.
+    for key in ("loss_cls", "loss_mask", "loss_rpn_cls"):
+        early, late = early_late(key)
+        assert late < early, (key, early, late)
 
 
 def test_resume_continues_from_saved_iteration(resumed_run):
@@ -114,12 +123,47 @@ def test_weights_of_another_class_count_are_refused(resumed_run, tmp_path):
         run(tiny_config(tmp_path, no_pretrained=False, weights=str(out)), three)
 
 
-def test_cli_reports_bad_data_in_one_line(tmp_path, capsys):
-    pytest.importorskip("trainer.data", reason="data layer").__dict__.get("load_dataset") or pytest.skip(
-        "trainer.data.load_dataset not landed yet")
+def test_cli_reports_the_data_layers_error(tmp_path, capsys):
     from trainer.cli import main
 
     rc = main(["detectron2", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "run"), "--no-pretrained",
                "--depth", "18", "--steps", "1", "--device", "cpu"])
     err = capsys.readouterr().err.strip()
-    assert rc == 2 and err.startswith("error:") and "missing" in err and len(err.splitlines()) == 1
+    assert rc == 2 and err.startswith("error:") and "missing: no such file or folder" in err, err
+    assert not (tmp_path / "run").exists(), "bad input leaves no half-made run folder"
+
+
+def test_cli_trains_builtin_data_and_pushes(tmp_path, capsys):
+    """The whole path a user takes: real photos -> train -> push to a folder -> load it back like the demo."""
+    from hub_cards.fetch import load_model
+    from trainer.cli import main
+    from test_d2_helpers import SIZE, TINY_OPTS
+
+    out, pushed = tmp_path / "run", tmp_path / "pushed"
+    rc = main(["detectron2", "--data", "builtin", "--out", str(out), "--no-pretrained", "--depth", "18",
+               "--min-size", str(SIZE), "--max-size", str(SIZE), "--steps", "2", "--lr", "0.01", "--roi-batch", "32",
+               "--loader-workers", "0", "--device", "cpu", "--precision", "fp32", "--no-progress", "--overlays", "1",
+               "--push-to", f"file:{pushed}", "--opts", *TINY_OPTS])
+    printed = capsys.readouterr().out
+    assert rc == 0, printed
+    assert "segm AP" in printed and f"pushed: {pushed}" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["dataset"]["class_names"] == ["coin"] and summary["dataset"]["num_train"] > 0
+    segmenter = load_model(f"file:{pushed}", kind="detectron2")
+    assert segmenter.class_names == ["coin"]
+    assert segmenter.predict(np.zeros((96, 80, 3), np.uint8), 0.0)["masks"].shape[1:] == (96, 80)
+
+
+def test_bad_opts_are_one_clear_error(tmp_path, data):
+    with pytest.raises(ValueError, match="--opts MODEL.NO_SUCH_KEY 1"):
+        run(tiny_config(tmp_path, opts=["MODEL.NO_SUCH_KEY", "1"]), data)
+
+
+def test_bf16_autocast_run(tmp_path, data):
+    """bf16 on CPU: detectron2's AMPTrainer is CUDA-only, so our AutocastTrainer carries it; eval autocasts too."""
+    with pytest.warns(UserWarning, match="bf16 on CPU"):
+        result = run(tiny_config(tmp_path, steps=2, save_every=0, overlays=0, precision="bf16"), data)
+    assert result.summary["recipe"]["precision"] == "bf16"
+    losses = [loss for _, loss in _losses(RunDir(tmp_path).read_metrics())]
+    assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
+    assert math.isfinite(result.summary["metrics"]["after"]["segm_AP"])

@@ -108,7 +108,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         flags = ["--" + f.name.replace("_", "-"), *aliases.get(f.name, [])]
         default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
         text = f"{f.metadata.get('help', '')} (default: {default})"
-        if isinstance(default, bool):
+        if default is False:  # a switch: store_true, since BooleanOptionalAction reads "--no-pretrained" as False
+            parser.add_argument(*flags, action="store_true", default=None, help=f"{f.metadata.get('help', '')}")
+        elif default is True:
             parser.add_argument(*flags, action=argparse.BooleanOptionalAction, default=None, help=text)
         elif isinstance(default, list):
             parser.add_argument(*flags, nargs="+", default=None, metavar="KEY VALUE", help=text)

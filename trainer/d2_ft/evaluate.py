@@ -13,7 +13,8 @@ METRIC_KEYS = {"bbox_AP": ("bbox", "AP"), "bbox_AP50": ("bbox", "AP50"), "segm_A
                "segm_AP50": ("segm", "AP50"), "segm_AP75": ("segm", "AP75")}
 
 
-def coco_metrics(cfg, model: torch.nn.Module, dataset_name: str, output_dir: str | Path, precision=None) -> dict[str, float]:
+def coco_metrics(cfg, model: torch.nn.Module, dataset_name: str, output_dir: str | Path,
+                 precision=None) -> dict[str, float]:
     """bbox/segm AP on a registered dataset (all processes take part; the result is complete on the main one).
 
     COCOEvaluator reports NaN for AP when the model predicts nothing; that is kept (not turned into 0) so a
@@ -25,7 +26,9 @@ def coco_metrics(cfg, model: torch.nn.Module, dataset_name: str, output_dir: str
     from detectron2.data import build_detection_test_loader
     from detectron2.evaluation import COCOEvaluator, inference_on_dataset
 
-    evaluator = COCOEvaluator(dataset_name, tasks=("bbox", "segm"), distributed=True, output_dir=str(output_dir))
+    # allow_cached_coco=False: a reused run folder must not score against a previous dataset's ground truth.
+    evaluator = COCOEvaluator(dataset_name, tasks=("bbox", "segm"), distributed=True, output_dir=str(output_dir),
+                              allow_cached_coco=False)
     loader = build_detection_test_loader(cfg, dataset_name)
     # pycocotools prints its AP table to stdout; the numbers go to metrics.jsonl instead.
     with precision.autocast() if precision is not None else contextlib.nullcontext(), \

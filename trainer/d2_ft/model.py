@@ -10,9 +10,10 @@ detectron2: torch.save({"model": safetensors.torch.load_file("model.safetensors"
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -123,13 +124,15 @@ def load_state(model: torch.nn.Module, weights: str | Path) -> None:
 # Model folders ----------------------------------------------------------------------------------------------
 
 def spec_from_cfg(cfg) -> D2Spec:
-    """A best-effort spec for a bare cfg (class names from the training set's metadata, if registered)."""
+    """A best-effort spec for a bare cfg (class names from the training set's metadata when they fit)."""
     from detectron2.data import MetadataCatalog
 
+    count = cfg.MODEL.ROI_HEADS.NUM_CLASSES
     names: list[str] = []
     if len(cfg.DATASETS.TRAIN):
         names = list(MetadataCatalog.get(cfg.DATASETS.TRAIN[0]).get("thing_classes", []) or [])
-    names = names or [f"class_{i}" for i in range(cfg.MODEL.ROI_HEADS.NUM_CLASSES)]
+    if len(names) != count:  # e.g. the zoo cfg still names COCO's 80 classes
+        names = [f"class_{i}" for i in range(count)]
     return D2Spec(zoo_config="custom", class_names=names, norm=cfg.MODEL.RESNETS.NORM, depth=cfg.MODEL.RESNETS.DEPTH,
                   freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT, min_size_train=list(cfg.INPUT.MIN_SIZE_TRAIN),
                   max_size_train=cfg.INPUT.MAX_SIZE_TRAIN, min_size_test=cfg.INPUT.MIN_SIZE_TEST,
@@ -157,7 +160,8 @@ def load_spec(folder: str | Path, device: str | torch.device = "cpu"):
 
     path = Path(folder) / MODEL_CONFIG_NAME
     if not path.is_file():
-        raise CheckpointError(f"{path}: missing; a detectron2 model folder holds {MODEL_CONFIG_NAME} and {WEIGHTS_NAME}")
+        raise CheckpointError(f"{path}: missing; a detectron2 model folder holds {MODEL_CONFIG_NAME} and "
+                              f"{WEIGHTS_NAME}")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
@@ -229,8 +233,8 @@ class InstanceSegmenter:
         """detectron2's Instances (on CPU) for one RGB image, scores >= score_threshold."""
         import contextlib
 
-        self._set_score_threshold(score_threshold)
-        with self.precision.autocast() if self.precision is not None else contextlib.nullcontext():
+        with self._score_threshold(score_threshold), \
+                self.precision.autocast() if self.precision is not None else contextlib.nullcontext():
             instances = self.model([self.model_input(image)])[0]["instances"]
         instances = instances.to("cpu")
         return instances[instances.scores >= score_threshold]
@@ -249,8 +253,17 @@ class InstanceSegmenter:
             "class_names": [self.class_names[i] if 0 <= i < len(self.class_names) else str(i) for i in class_ids],
         }
 
-    def _set_score_threshold(self, score_threshold: float) -> None:
-        # The box head drops detections below its own threshold before NMS; lower it so the caller's wins.
+    @contextmanager
+    def _score_threshold(self, score_threshold: float) -> Iterator[None]:
+        """The box head drops detections below its own threshold before NMS: lower it for this call only, so
+        the caller's threshold wins and the model (shared with training/evaluation) is left as it was."""
         predictor = getattr(getattr(self.model, "roi_heads", None), "box_predictor", None)
-        if predictor is not None and hasattr(predictor, "test_score_thresh"):
-            predictor.test_score_thresh = min(float(score_threshold), self.cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST)
+        if predictor is None or not hasattr(predictor, "test_score_thresh"):
+            yield
+            return
+        saved = predictor.test_score_thresh
+        predictor.test_score_thresh = min(float(score_threshold), saved)
+        try:
+            yield
+        finally:
+            predictor.test_score_thresh = saved

@@ -8,6 +8,7 @@ small picklable `Plan`.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -70,7 +71,6 @@ def prepare(config: D2TrainConfig, dataset: SegmentationDataset | None = None) -
 
     device = config.device or str(default_device())
     precision = resolve(config.precision, device)
-    run = RunDir(config.out or default_out())
     if dataset is None:
         from trainer.data import load_dataset
 
@@ -80,16 +80,21 @@ def prepare(config: D2TrainConfig, dataset: SegmentationDataset | None = None) -
         raise ValueError(f"{config.data}: no training images")
     init = weights.resolve(config.weights, config.pretrained, config.zoo_config)
     spec = make_spec(config, dataset.class_names, init)
+    run = RunDir(config.out or default_out())  # only now: bad input leaves no half-made run folder
     cache = run.state_dir / "images"
     plan = Plan(config=replace(config, out=str(run.path)), run_path=str(run.path), spec=spec, init=init,
                 precision=precision, device=device,
                 train_dicts=dataset_dicts(train, cache / "train", desc="caching train images"),
                 val_dicts=dataset_dicts(val, cache / "val", desc="caching val images"),
-                dataset_info={"path": config.data, "format": dataset.format or config.format,
+                dataset_info={"path": dataset.root or config.data, "format": dataset.format or config.format,
                               "num_train": len(train), "num_val": len(val), "class_names": dataset.class_names,
                               "normalization": dataset.normalization,
                               "skipped": [str(e) for e in getattr(dataset, "skipped", [])]})
-    run.write_config(plan.config.to_dict())
+    try:  # a bad --opts key or value fails here once, not in every training process
+        train_cfg(plan)
+    except (KeyError, ValueError, AssertionError, TypeError) as err:
+        raise ValueError(f"--opts {' '.join(config.opts)}: {err}") from err
+    run.write_config(replace(plan.config, resume=False).to_dict())  # the file reruns the recipe as a fresh run
     return plan
 
 
@@ -117,15 +122,12 @@ def train_cfg(plan: Plan):
 
 def worker(plan: Plan) -> None:
     """One training process (all of them run this; only the main one writes the run folder)."""
-    from detectron2.data import MetadataCatalog
     from detectron2.engine import hooks
     from detectron2.utils import comm
     from detectron2.utils.env import seed_all_rng
 
-    from trainer.d2_ft.evaluate import coco_metrics, draw_overlays
     from trainer.d2_ft.hooks import EvalTimer, ExportHook, MetricsHook, ProgressHook
     from trainer.d2_ft.loop import D2Trainer
-    from trainer.d2_ft.model import InstanceSegmenter
     from trainer.d2_ft.register import register
 
     c, run, main = plan.config, RunDir(plan.run_path), comm.is_main_process()
@@ -137,41 +139,60 @@ def worker(plan: Plan) -> None:
     seed_all_rng(c.seed + comm.get_rank())
     trainer = D2Trainer(cfg, plan.precision)
     resumed = trainer.start(c.resume, plan.init)
-    if resumed and main:
-        run.truncate_metrics(trainer.start_iter)
+    if main:  # drop records a resumed session will repeat (or all of them, for a fresh run in an old folder)
+        if c.resume and not resumed:
+            print(f"note: no checkpoint in {cfg.OUTPUT_DIR}; starting a fresh run", file=sys.stderr)
+        run.truncate_metrics(trainer.start_iter if resumed else -1)
 
-    def evaluate(step: int | None = None) -> dict[str, float]:
-        if not plan.val_dicts:
-            return {}
-        metrics = coco_metrics(cfg, trainer.model, VAL_NAME, run.state_dir / "eval", plan.precision)
-        if main:  # during training EvalHook calls after iteration `iter` (or after the loop, iter == max_iter)
-            step = step if step is not None else min(trainer.iter + 1, trainer.max_iter)
-            run.log({"step": step, **{f"val_{k}": v for k, v in metrics.items()}})
-        return metrics
-
-    def export() -> None:
-        if main:
-            save_weights(trainer.unwrapped.state_dict(), run.weights_path, metadata={"kind": "detectron2"})
-            save_spec(plan.spec, run.path, cfg)
-
-    eval_timer = EvalTimer(evaluate)
-    before = _previous_before(run) if resumed else eval_timer(step=0)
-    extra = [ExportHook(export, c.save_every), hooks.EvalHook(c.eval_every, eval_timer)]
+    evaluate = EvalTimer(lambda step=None: _evaluate(plan, trainer, run, step))
+    before = _previous_before(run) if resumed else evaluate(step=0)
+    extra = [ExportHook(lambda: _export(plan, trainer, run), c.save_every), hooks.EvalHook(c.eval_every, evaluate)]
     if main:
         extra += [MetricsHook(run, c.log_every), ProgressHook(c.progress)]
     trainer.register_hooks(extra)
-    eval_timer.seconds = 0.0
+    evaluate.seconds = 0.0  # training speed excludes evaluation, the one before training included
     start = time.perf_counter()
     trainer.train()
-    elapsed = time.perf_counter() - start
-    after = eval_timer.last
-    if not main:
-        return
-    segmenter = InstanceSegmenter(trainer.unwrapped, cfg, plan.spec.class_names, plan.precision)
-    draw_overlays(segmenter, plan.val_dicts, MetadataCatalog.get(VAL_NAME), run.overlays, c.overlays)
+    train_time = max(time.perf_counter() - start - evaluate.seconds, 1e-9)
+    if main:
+        _finish(plan, trainer, run)
+        run.write_summary(summary(plan, before, evaluate.last, train_time, c.steps - trainer.start_iter))
+
+
+def _evaluate(plan: Plan, trainer, run: RunDir, step: int | None) -> dict[str, float]:
+    """COCO AP on the validation set (every process takes part), logged as val_* by the main one."""
+    from detectron2.utils import comm
+
+    from trainer.d2_ft.evaluate import coco_metrics
+
+    if not plan.val_dicts:
+        return {}
+    metrics = coco_metrics(trainer.cfg, trainer.model, VAL_NAME, run.state_dir / "eval", plan.precision)
+    if comm.is_main_process():  # EvalHook calls after iteration `iter`, or after the loop with iter == max_iter
+        step = step if step is not None else min(trainer.iter + 1, trainer.max_iter)
+        run.log({"step": step, **{f"val_{k}": v for k, v in metrics.items()}})
+    return metrics
+
+
+def _export(plan: Plan, trainer, run: RunDir) -> None:
+    """model.safetensors + model_config.yaml: the run folder is always a loadable model folder."""
+    from detectron2.utils import comm
+
+    if comm.is_main_process():
+        save_weights(trainer.unwrapped.state_dict(), run.weights_path, metadata={"kind": "detectron2"})
+        save_spec(plan.spec, run.path, trainer.cfg)
+
+
+def _finish(plan: Plan, trainer, run: RunDir) -> None:
+    """Overlays of validation predictions and the curves (main process, after training)."""
+    from detectron2.data import MetadataCatalog
+
+    from trainer.d2_ft.evaluate import draw_overlays
+    from trainer.d2_ft.model import InstanceSegmenter
+
+    segmenter = InstanceSegmenter(trainer.unwrapped, trainer.cfg, plan.spec.class_names, plan.precision)
+    draw_overlays(segmenter, plan.val_dicts, MetadataCatalog.get(VAL_NAME), run.overlays, plan.config.overlays)
     run.plot_curves()
-    train_time = max(elapsed - eval_timer.seconds, 1e-9)
-    run.write_summary(summary(plan, before, after, train_time, c.steps - trainer.start_iter))
 
 
 def _previous_before(run: RunDir) -> dict[str, float]:

@@ -3,7 +3,8 @@
     none                     random init (--no-pretrained)
     'zoo' / zoo URL          detectron2's COCO weights (.pkl), via DetectionCheckpointer — pickle, so only
                              from detectron2's own download server (TRUSTED_URLS)
-    run folder / Hub repo    our model_config.yaml + model.safetensors (the architecture comes from its spec)
+    run folder / Hub repo    our model_config.yaml + model.safetensors (the architecture comes from its spec);
+                             Hub ids and local-hub refs (file:PATH, local:owner/name) via hub_cards.fetch.pull
     file.safetensors         our weights
     file.pth                 a detectron2 checkpoint, read with torch.load(weights_only=True)
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 import torch
 
 from trainer.checkpoint import WEIGHTS_NAME, CheckpointError, check_keys, load_weights
-from trainer.d2_ft.model import MODEL_CONFIG_NAME, D2Spec, load_spec
+from trainer.d2_ft.model import D2Spec, load_spec
 
 TRUSTED_URLS = ("https://dl.fbaipublicfiles.com/detectron2/", "detectron2://")
 
@@ -41,11 +42,11 @@ def resolve(weights: str | None, pretrained: bool, zoo_config: str) -> InitWeigh
         return InitWeights("none")
     if weights in (None, "zoo"):
         try:
-            return InitWeights("zoo", model_zoo.get_checkpoint_url(zoo_config))
+            return _fetch_zoo(model_zoo.get_checkpoint_url(zoo_config))
         except RuntimeError as err:
             raise CheckpointError(f"{zoo_config}: no zoo weights for this config ({err})") from err
     if weights.startswith(TRUSTED_URLS):
-        return InitWeights("zoo", weights)
+        return _fetch_zoo(weights)
     if "://" in weights:
         raise CheckpointError(f"{weights}: refusing a pickle from an untrusted URL; download it and convert to "
                               "safetensors, or use a detectron2 zoo URL")
@@ -57,19 +58,31 @@ def resolve(weights: str | None, pretrained: bool, zoo_config: str) -> InitWeigh
             raise CheckpointError(f"{path}: .pkl files are pickles; only detectron2's zoo URLs are loaded that way "
                                   "(pass the URL, or a .safetensors file)")
         return InitWeights("file", str(path))
-    if weights.count("/") == 1 and not weights.startswith((".", "/")):
-        return InitWeights("folder", *_download_hub(weights))
+    if weights.startswith(("file:", "local:")) or (weights.count("/") == 1 and not weights.startswith((".", "/"))):
+        return _pull(weights)
     raise CheckpointError(f"{weights}: not a file, folder, zoo URL or Hub repo id")
 
 
-def _download_hub(repo_id: str) -> tuple[str, D2Spec]:
-    from huggingface_hub import snapshot_download
+def _fetch_zoo(url: str) -> InitWeights:
+    """Download now (into detectron2's file cache, where its checkpointer finds it), so an offline machine gets
+    one clear error before training starts rather than one traceback per training process."""
+    from detectron2.utils.file_io import PathManager
 
     try:
-        folder = snapshot_download(repo_id, allow_patterns=[MODEL_CONFIG_NAME, WEIGHTS_NAME])
-    except Exception as err:  # offline, missing repo, auth: all mean "cannot use these weights"
-        raise CheckpointError(f"{repo_id}: could not download from the Hub ({type(err).__name__}: {err})") from err
-    return folder, load_spec(folder)[0]
+        PathManager.get_local_path(url)
+    except Exception as err:  # URLError, HTTPError, OSError, ...: all mean "cannot use these weights"
+        raise CheckpointError(f"{url}: could not download zoo weights ({type(err).__name__}: {err}); "
+                              "use --no-pretrained, or --weights with a local file or run folder") from err
+    return InitWeights("zoo", url)
+
+
+def _pull(ref: str) -> InitWeights:
+    """A pushed detectron2 model: Hub repo id, local hub name, or file:/local: ref (hub_cards resolves them and
+    raises HubError, a CheckpointError, for a missing repo or one of another kind)."""
+    from hub_cards.fetch import pull  # lazy: only these refs need the Hub code
+
+    folder = pull(ref, kind="detectron2")
+    return InitWeights("folder", str(folder), load_spec(folder)[0])
 
 
 def load_init(model: torch.nn.Module, init: InitWeights, checkpointer) -> None:

@@ -13,8 +13,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "sam2", help="fine-tune SAM2 (sam2.1 hiera) with prompts sampled from your masks",
         description="Fine-tune SAM2 on a segmentation dataset. Multi-process: torchrun --nproc_per_node N -m trainer "
-                    "sam2 ...  Resume: --out RUN_DIR --resume [--steps MORE].",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "sam2 ...  Resume: --out RUN_DIR --resume [--steps MORE].")
     add_arguments(parser)
     parser.set_defaults(func=main)
 
@@ -22,7 +21,7 @@ def register(subparsers) -> None:
 def main(args: argparse.Namespace) -> int:
     from trainer.checkpoint import CheckpointError
     from trainer.precision import PrecisionError
-    from trainer.sam2_ft.config import Sam2TrainConfig, from_args
+    from trainer.sam2_ft.config import from_args
 
     try:
         cfg = from_args(args, _saved_config(args) if args.resume else None).validate()
@@ -37,8 +36,11 @@ def main(args: argparse.Namespace) -> int:
     if result.status == "stopped":
         return 1
     if result.status == "finished" and cfg.push_to and result.summary:
-        from hub_cards.repo import push_run  # lazy: only runs that push need the Hub code
-
+        try:
+            from hub_cards.repo import push_run  # lazy: only runs that push need the Hub code
+        except ImportError as err:
+            print(f"error: the run is saved in {result.path} but cannot be pushed: {err}", file=sys.stderr)
+            return 2
         print(f"pushed: {push_run(result.path, cfg.push_to)}")
     return 0
 

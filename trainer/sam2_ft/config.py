@@ -24,7 +24,8 @@ class Sam2TrainConfig:
     max_objects: int = field(default=4, metadata={"help": "objects sampled per image per step"})
     hflip: bool = field(default=True, metadata={"help": "random horizontal flip augmentation"})
     # Model
-    size: str = field(default="tiny", metadata={"help": "sam2.1 hiera size: tiny, small, base_plus, large"})
+    size: str = field(default="tiny", metadata={"help": "sam2.1 hiera size",
+                                                "choices": ("tiny", "small", "base_plus", "large")})
     weights: str | None = field(default=None, metadata={
         "help": "checkpoint file, run/Hub folder, or Hub id (default: the official sam2.1 weights of --size)"})
     no_pretrained: bool = field(default=False, metadata={"help": "random initialisation (no download)"})
@@ -32,7 +33,9 @@ class Sam2TrainConfig:
     freeze: str = field(default="image_encoder", metadata={
         "help": f"comma list of parts to freeze: {', '.join(FREEZABLE)} (or 'none')"})
     # Recipe
-    loss: str = field(default="focal_dice_iou", metadata={"help": "focal_dice_iou | bce_iou | dice_ce"})
+    loss: str = field(default="focal_dice_iou", metadata={
+        "help": "sam2's focal+dice+IoU (20:1:1), the LabPics tutorial's BCE+IoU, or the HF/MONAI Dice+CE",
+        "choices": ("focal_dice_iou", "bce_iou", "dice_ce")})
     prompts: str = field(default="point,points,box,mask", metadata={
         "help": f"prompt types drawn each step: {', '.join(PROMPT_TYPES)}"})
     correction_clicks: int = field(default=1, metadata={
@@ -44,7 +47,8 @@ class Sam2TrainConfig:
     weight_decay: float = field(default=4e-5, metadata={"help": "AdamW weight decay"})
     warmup_steps: int = field(default=10, metadata={"help": "linear warm-up steps before the cosine decay"})
     clip_grad: float = field(default=1.0, metadata={"help": "max gradient norm (0 = off)"})
-    precision: str = field(default="auto", metadata={"help": "auto | fp32 | fp16 | bf16"})
+    precision: str = field(default="auto", metadata={"help": "auto: bf16/fp16 on GPUs, fp32 on CPU",
+                                                     "choices": ("auto", "fp32", "fp16", "bf16")})
     seed: int = field(default=0, metadata={"help": "seed for split, sampling, prompts"})
     max_bad_steps: int = field(default=5, metadata={"help": "consecutive NaN/inf losses before the run stops"})
     feature_cache: bool = field(default=True, metadata={"help": "cache image features when the encoder is frozen"})
@@ -112,12 +116,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for f in fields(Sam2TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not MISSING else None
-        if isinstance(default, bool):
+        if isinstance(default, bool) and f.name.startswith("no_"):  # --no-pretrained: a plain switch
+            parser.add_argument(flag, action="store_true", default=None, help=f.metadata.get("help", ""))
+        elif isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                                help=f"{f.metadata.get('help', '')} (default: {default})")
+                                help=_help(f.metadata.get("help", ""), default))
         else:
             kind = type(default) if default is not None else str
-            parser.add_argument(flag, type=kind, default=None, help=f"{f.metadata.get('help', '')} (default: {default})")
+            parser.add_argument(flag, type=kind, default=None, choices=f.metadata.get("choices"),
+                                help=_help(f.metadata.get("help", ""), default))
 
 
 def from_args(args: argparse.Namespace, base: Sam2TrainConfig | None = None) -> Sam2TrainConfig:
@@ -125,3 +132,7 @@ def from_args(args: argparse.Namespace, base: Sam2TrainConfig | None = None) -> 
     config = asdict(base or Sam2TrainConfig())
     config.update({k: v for k, v in vars(args).items() if k in config and v is not None})
     return Sam2TrainConfig(**config)
+
+
+def _help(text: str, default: Any) -> str:
+    return text if default is None else f"{text} (default: {default})"

@@ -88,30 +88,35 @@ class Trainer:
         self.bad_in_a_row = 0
 
     # One optimizer step ------------------------------------------------------------------------------------------
-    def train_step(self) -> dict[str, float]:
+    def micro_batch(self, micro: int) -> tuple[list, str]:
+        """This process's share of the step's images (objects, flips, prompt generators) and the prompt type."""
         cfg, step = self.cfg, self.step
+        positions = step_indices(len(self.data), cfg.batch_size, step, micro, cfg.grad_accum, cfg.seed)
+        items = make_items(self.data, rank_slice(positions, self.world.rank, self.world.size), step, cfg.seed,
+                           cfg.max_objects, cfg.hflip)
+        kinds = cfg.prompt_types  # one type per micro-batch: a single decoder call serves every object
+        return items, kinds[np.random.default_rng(sample_seed(cfg.seed, step, micro)).integers(len(kinds))]
+
+    def train_step(self) -> dict[str, float]:
+        cfg = self.cfg
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        total = torch.zeros(())
+        total = torch.zeros((), device=next(self.model.parameters()).device)
         for micro in range(cfg.grad_accum):
-            positions = step_indices(len(self.data), cfg.batch_size, step, micro, cfg.grad_accum, cfg.seed)
-            items = make_items(self.data, rank_slice(positions, self.world.rank, self.world.size), step, cfg.seed,
-                               cfg.max_objects, cfg.hflip)
-            kinds = cfg.prompt_types  # the prompt type is per micro-step: one decoder call for every object
-            kind = kinds[np.random.default_rng(sample_seed(cfg.seed, step, micro)).integers(len(kinds))]
-            last = micro == cfg.grad_accum - 1
-            sync = self.module.no_sync() if (self.world.size > 1 and not last) else contextlib.nullcontext()
-            with sync:
+            items, kind = self.micro_batch(micro)
+            last = micro == cfg.grad_accum - 1  # DDP all-reduces gradients only on the last micro-batch
+            with self.module.no_sync() if (self.world.size > 1 and not last) else contextlib.nullcontext():
                 with self.precision.autocast():
                     loss = self.module(items, kind) / cfg.grad_accum
                 self.scaler.scale(loss).backward()
-            total += loss.detach().float().cpu()
+            total += loss.detach().float()
         if self.world.size > 1:
             dist.all_reduce(total)
             total /= self.world.size
         self.scaler.unscale_(self.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.clip_grad if cfg.clip_grad > 0 else float("inf"))
-        if not (torch.isfinite(total) and torch.isfinite(norm)):
+        # fp16's scaler skips inf-gradient steps itself while it lowers its scale; anything else non-finite is ours
+        if not torch.isfinite(total) or (not self.scaler.is_enabled() and not torch.isfinite(norm)):
             return self._skip(float(total))
         self.scaler.step(self.optimizer)
         self.scaler.update()

@@ -97,7 +97,11 @@ def _download_official(repo_id: str) -> str:
 
     if repo_id not in HF_MODEL_ID_TO_FILENAMES:
         raise CheckpointError(f"{repo_id}: not a known sam2 checkpoint; known: {', '.join(HF_MODEL_ID_TO_FILENAMES)}")
-    return hf_hub_download(repo_id=repo_id, filename=HF_MODEL_ID_TO_FILENAMES[repo_id][1])
+    try:
+        return hf_hub_download(repo_id=repo_id, filename=HF_MODEL_ID_TO_FILENAMES[repo_id][1])
+    except Exception as err:  # offline, gated, rate-limited: one line instead of a retry log + traceback
+        raise CheckpointError(f"{repo_id}: could not download the checkpoint ({type(err).__name__}); "
+                              "pass --weights FILE_OR_FOLDER, or --no-pretrained for random init") from err
 
 
 def make_predictor(model: torch.nn.Module, **kwargs: Any):

@@ -66,7 +66,8 @@ def draw_overlays(samples: list[Sample], base: list[Shown], tuned: list[Shown], 
 
     paths = []
     for i, (sample, before, after) in enumerate(zip(samples, base, tuned)):
-        fig, axes = plt.subplots(1, 2, figsize=(8, 4.3))
+        h, w = sample.image.shape[:2]
+        fig, axes = plt.subplots(1, 2, figsize=(8, 0.6 + 4 * h / w))
         _panel(axes[0], sample, before, titles[0])
         _panel(axes[1], sample, after, titles[1])
         fig.suptitle(Path(sample.source).name, fontsize=9)

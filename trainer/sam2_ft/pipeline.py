@@ -72,12 +72,12 @@ def run(cfg: Sam2TrainConfig, dataset: SegmentationDataset | None = None) -> Run
     if cfg.resume and not (run_dir.state_dir.exists() and run_dir.weights_path.exists()):
         raise FileNotFoundError(f"{run_dir.path}: nothing to resume (no model.safetensors + state/)")
 
+    model = build(cfg, run_dir.weights_path if cfg.resume else base_weights(cfg), device)  # bad weights fail first
     if dataset is None:
         from trainer.data import load_dataset
 
         dataset = load_dataset(cfg.data, cfg.format, skip_bad=cfg.skip_bad)
     train_set, val_set = dataset.split(cfg.val_fraction, cfg.seed)
-    model = build(cfg, run_dir.weights_path if cfg.resume else base_weights(cfg), device)
     if world.main:
         run_dir.write_config(cfg.to_dict())
         save_spec(Sam2Spec(cfg.size, cfg.image_size), run_dir.path)

@@ -1,4 +1,5 @@
-"""Shared settings for the detectron2 tests: a real Mask R-CNN, shrunk so a CPU iteration takes ~0.1-0.5 s."""
+"""Shared settings for the detectron2 tests (no tests here; named test_d2_* to stay in the d2 test files):
+a real Mask R-CNN, shrunk so a CPU iteration takes ~0.1-0.5 s."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from trainer.d2_ft.config import D2TrainConfig
 from trainer.d2_ft.model import D2Spec
 
 # ResNet-18 + GroupNorm (random init), narrow FPN/heads, few proposals: same code paths as the zoo model.
-TINY_OPTS = ["MODEL.FPN.OUT_CHANNELS", "64", "MODEL.ROI_BOX_HEAD.FC_DIM", "256", "MODEL.ROI_MASK_HEAD.CONV_DIM", "64",
+TINY_OPTS = ["MODEL.FPN.OUT_CHANNELS", "64", "MODEL.ROI_BOX_HEAD.FC_DIM", "256",
+             "MODEL.ROI_MASK_HEAD.CONV_DIM", "64",
              "MODEL.RPN.PRE_NMS_TOPK_TRAIN", "400", "MODEL.RPN.POST_NMS_TOPK_TRAIN", "100",
              "MODEL.RPN.PRE_NMS_TOPK_TEST", "200", "MODEL.RPN.POST_NMS_TOPK_TEST", "50", "TEST.DETECTIONS_PER_IMAGE", "20"]
 SIZE = 128

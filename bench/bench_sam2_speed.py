@@ -1,0 +1,172 @@
+"""SAM2 training speed, as ratios against a baseline measured in the same run (random-init sam2.1 tiny, CPU).
+
+    python bench/bench_sam2_speed.py tutorial    our trainer vs the LabPics tutorial loop (images/s)
+    python bench/bench_sam2_speed.py cache       epochs with the feature cache vs recomputing the encoder
+    python bench/bench_sam2_speed.py precision   fp32 vs bf16 train step
+    python bench/bench_sam2_speed.py all
+
+Each section takes well under 3 minutes at --image-size 256 on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from typing import Callable
+
+import numpy as np
+import torch
+
+from trainer.data.synthetic import make_dataset
+from trainer.precision import resolve
+from trainer.sam2_ft.batches import resize_dataset
+from trainer.sam2_ft.config import Sam2TrainConfig
+from trainer.sam2_ft.loop import Trainer
+from trainer.sam2_ft.model import Sam2Spec, build_model, make_predictor
+
+warnings.filterwarnings("ignore")
+
+
+def model(size: int) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model(Sam2Spec("tiny", size), train=True)
+
+
+def tutorial_loop(dataset, size: int) -> Callable[[], int]:
+    """The LabPics SAM2 fine-tuning tutorial's loop, faithfully: one image per step, the image encoder recomputed
+    every step through predictor.set_image (under no_grad), one random point per object, BCE + 0.05 x |IoU error|,
+    AdamW(lr 1e-5, wd 4e-5) over all parameters. Returns a callable doing one step (-> images processed)."""
+    predictor = make_predictor(model(size))
+    predictor.model.sam_mask_decoder.train(True)
+    predictor.model.sam_prompt_encoder.train(True)
+    optimizer = torch.optim.AdamW(params=predictor.model.parameters(), lr=1e-5, weight_decay=4e-5)
+    rng = np.random.default_rng(0)
+
+    def read_batch():
+        sample = dataset[int(rng.integers(len(dataset)))]
+        points = []
+        for mask in sample.masks:
+            ys, xs = np.nonzero(mask)
+            k = rng.integers(len(ys))
+            points.append([[xs[k], ys[k]]])
+        return sample.image, sample.masks, np.array(points), np.ones((len(points), 1))
+
+    def step() -> int:
+        image, mask, input_point, input_label = read_batch()
+        predictor.set_image(image)
+        mask_input, unnorm_coords, labels, unnorm_box = predictor._prep_prompts(
+            input_point, input_label, box=None, mask_logits=None, normalize_coords=True)
+        sparse_embeddings, dense_embeddings = predictor.model.sam_prompt_encoder(
+            points=(unnorm_coords, labels), boxes=None, masks=None)
+        batched_mode = unnorm_coords.shape[0] > 1
+        high_res_features = [feat_level[-1].unsqueeze(0) for feat_level in predictor._features["high_res_feats"]]
+        low_res_masks, prd_scores, _, _ = predictor.model.sam_mask_decoder(
+            image_embeddings=predictor._features["image_embed"][-1].unsqueeze(0),
+            image_pe=predictor.model.sam_prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse_embeddings, dense_prompt_embeddings=dense_embeddings,
+            multimask_output=True, repeat_image=batched_mode, high_res_features=high_res_features)
+        prd_masks = predictor._transforms.postprocess_masks(low_res_masks, predictor._orig_hw[-1])
+        gt_mask = torch.tensor(mask.astype(np.float32))
+        prd_mask = torch.sigmoid(prd_masks[:, 0])
+        seg_loss = (-gt_mask * torch.log(prd_mask + 0.00001)
+                    - (1 - gt_mask) * torch.log((1 - prd_mask) + 0.00001)).mean()
+        inter = (gt_mask * (prd_mask > 0.5)).sum(1).sum(1)
+        iou = inter / (gt_mask.sum(1).sum(1) + (prd_mask > 0.5).sum(1).sum(1) - inter)
+        score_loss = torch.abs(prd_scores[:, 0] - iou).mean()
+        loss = seg_loss + score_loss * 0.05
+        predictor.model.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return 1
+
+    return step
+
+
+def ours(dataset, size: int, batch: int = 4, **overrides) -> tuple[Callable[[], int], Trainer]:
+    """Our Trainer as a callable doing one optimizer step (-> images processed)."""
+    cfg = Sam2TrainConfig(image_size=size, no_pretrained=True, batch_size=batch, progress=False, max_objects=16,
+                          **overrides)
+    trainer = Trainer(cfg, model(size), resize_dataset(dataset, size, progress=False), resolve(cfg.precision, "cpu"))
+
+    def step() -> int:
+        trainer.train_step()
+        return batch
+
+    return step, trainer
+
+
+def timed(step: Callable[[], int], images: int) -> float:
+    """Seconds per image over at least `images` images."""
+    start, done = time.perf_counter(), 0
+    while done < images:
+        done += step()
+    return (time.perf_counter() - start) / done
+
+
+def compare(baseline: Callable[[], int], others: dict[str, Callable[[], int]], images: int, rounds: int) -> None:
+    """Alternate baseline and candidates round by round (the machine is shared: load drifts), median ratios."""
+    for fn in (baseline, *others.values()):
+        fn()  # warm-up
+    base_t, ratios = [], {name: [] for name in others}
+    for _ in range(rounds):
+        base_t.append(timed(baseline, images))
+        for name, fn in others.items():
+            ratios[name].append(base_t[-1] / timed(fn, images))
+    print(f"  baseline: {1 / np.median(base_t):.2f} images/s (median of {rounds} rounds of {images} images)")
+    for name, r in ratios.items():
+        print(f"  {name}: {np.median(r):.2f}x baseline images/s (rounds: {', '.join(f'{x:.2f}' for x in r)})")
+
+
+LIKE_TUTORIAL = dict(prompts="point", correction_clicks=0, loss="bce_iou", hflip=False)  # the tutorial: no flips
+
+
+def bench_tutorial(dataset, size: int) -> None:
+    print("[tutorial] baseline = the LabPics tutorial loop (1 image/step, encoder recomputed under no_grad)")
+    cached, trainer = ours(dataset, size, freeze="image_encoder", **LIKE_TUTORIAL)
+    recipe, trainer2 = ours(dataset, size, freeze="image_encoder", hflip=False)
+    for _ in range(len(dataset) // 4):  # fill the caches first: steady state = every epoch after the first
+        cached(), recipe()
+    compare(tutorial_loop(dataset, size), {
+        "ours, frozen encoder + feature cache (same prompts/loss as the tutorial)": cached,
+        "ours, training everything (encoder included, no cache)": ours(dataset, size, freeze="none", **LIKE_TUTORIAL)[0],
+        "ours, default recipe (4 prompt types + 1 corrective click, cache)": recipe,
+    }, images=4, rounds=3)
+
+
+def bench_cache(dataset, size: int) -> None:
+    print("[cache] baseline = frozen encoder recomputed every step; candidate = feature cache after its first epoch")
+    cached, trainer = ours(dataset, size, freeze="image_encoder", feature_cache=True, hflip=False)
+    start = time.perf_counter()
+    for _ in range(len(dataset) // 4):
+        cached()
+    print(f"  first epoch (fills the cache, {len(trainer.objective.cache)} entries): "
+          f"{time.perf_counter() - start:.1f}s")
+    compare(ours(dataset, size, freeze="image_encoder", feature_cache=False, hflip=False)[0],
+            {"feature cache": cached}, images=8, rounds=3)
+
+
+def bench_precision(dataset, size: int) -> None:
+    print("[precision] baseline = fp32 train step (everything trained), candidate = bf16 autocast")
+    compare(ours(dataset, size, batch=2, freeze="none", precision="fp32")[0],
+            {"bf16": ours(dataset, size, batch=2, freeze="none", precision="bf16")[0]}, images=2, rounds=3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("which", nargs="?", default="all", choices=["tutorial", "cache", "precision", "all"])
+    parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--images", type=int, default=8)
+    args = parser.parse_args()
+    dataset = make_dataset(args.images, args.image_size, seed=0)
+    print(f"machine: {torch.get_num_threads()} torch threads, CPU; sam2.1 tiny random init, {args.image_size}px, "
+          f"{args.images} synthetic images")
+    for name, fn in (("tutorial", bench_tutorial), ("cache", bench_cache), ("precision", bench_precision)):
+        if args.which in (name, "all"):
+            start = time.perf_counter()
+            fn(dataset, args.image_size)
+            print(f"[{name}] bench time {time.perf_counter() - start:.0f}s")
+
+
+if __name__ == "__main__":
+    main()

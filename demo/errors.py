@@ -1,0 +1,34 @@
+"""Turn the kit's one-line errors into Gradio error popups, so a bad upload or model never takes the app down."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any, Callable
+
+import gradio as gr
+
+from demo.images import UploadError
+from trainer.checkpoint import CheckpointError
+from trainer.precision import PrecisionError
+
+USER_ERRORS = (UploadError, CheckpointError, PrecisionError, ValueError, FileNotFoundError)
+log = logging.getLogger("segkit.demo")
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Expected problems become gr.Error(message); anything else is logged and shown as a one-line error too."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except USER_ERRORS as err:
+            raise gr.Error(str(err), print_exception=False) from None
+        except Exception as err:  # a bug: keep the app up, say what happened, keep the traceback in the log
+            log.exception("unexpected error in %s", fn.__name__)
+            raise gr.Error(f"internal error: {type(err).__name__}: {err}", print_exception=False) from None
+
+    return wrapper

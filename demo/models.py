@@ -1,0 +1,254 @@
+"""Loaded models, predictors and image embeddings, cached so a click only runs SAM2's prompt decoder.
+
+Model refs: BASE_REF (the pretrained facebook/sam2.1-hiera-tiny, or a random-init tiny when offline), a local hub
+name "owner/name", a folder, or a Hub repo id — resolved by hub_cards.load_model.
+Embeddings: a bounded LRU keyed by (image hash, model ref, precision) holding the predictor's _features/_orig_hw.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainer import precision as prec
+
+BASE_REF = "facebook/sam2.1-hiera-tiny"
+BASE_SIZE = "tiny"
+log = logging.getLogger("segkit.demo")
+
+
+def device() -> torch.device:
+    return torch.device(os.environ.get("SEGKIT_DEVICE") or prec.default_device())
+
+
+def image_size() -> int:
+    """SAM2 input size for the base model (1024 = the pretrained one; tests use 256)."""
+    return int(os.environ.get("SEGKIT_IMAGE_SIZE", "1024"))
+
+
+def offline() -> bool:
+    return any(os.environ.get(name, "") not in ("", "0") for name in ("SEGKIT_OFFLINE", "HF_HUB_OFFLINE"))
+
+
+class LRU:
+    """A small thread-safe LRU cache; get_or_make builds a missing value outside the lock's fast path."""
+
+    def __init__(self, maxsize: int):
+        self.maxsize = maxsize
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        return None
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.maxsize:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+@dataclass
+class Sam2Handle:
+    """One loaded SAM2 model with its predictor; the lock serialises use of the (stateful) predictor."""
+
+    ref: str
+    model: torch.nn.Module
+    spec: Any
+    note: str
+    predictor: Any = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
+class PromptResult:
+    masks: np.ndarray  # CxHxW bool
+    scores: np.ndarray  # C
+    embed_ms: float  # 0 when the embedding came from the cache
+    decode_ms: float
+    cached: bool
+
+
+_models = LRU(int(os.environ.get("SEGKIT_MODEL_CACHE", "3")))
+_embeddings = LRU(int(os.environ.get("SEGKIT_EMBED_CACHE", "8")))
+_load_lock = threading.Lock()
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """A quick TCP check before downloading: huggingface_hub's own retries take ~25 s to give up when offline."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _load_base(dev: torch.device) -> tuple[torch.nn.Module, Any, str]:
+    from trainer.sam2_ft.model import Sam2Spec, build_model
+
+    spec = Sam2Spec(size=BASE_SIZE, image_size=image_size())
+    if offline():
+        reason = "offline (SEGKIT_OFFLINE / HF_HUB_OFFLINE)"
+    elif not hub_reachable():
+        reason = "the Hugging Face Hub is unreachable"
+    else:
+        try:
+            return build_model(spec, BASE_REF, device=dev), spec, f"pretrained {BASE_REF}"
+        except Exception as err:  # no network / gated: fall back rather than fail the Space
+            log.warning("base model download failed, using random init: %s", err)
+            reason = "the download failed (see the log)"
+    torch.manual_seed(0)
+    return (build_model(spec, None, device=dev), spec,
+            f"⚠️ RANDOM-INIT sam2.1 tiny ({reason}): masks are meaningless, for wiring/speed only")
+
+
+def _load(ref: str, kind: str, dev: torch.device) -> Any:
+    if kind == "sam2" and ref == BASE_REF:
+        return _load_base(dev)
+    from hub_cards import load_model
+
+    loaded = load_model(ref, kind=kind, device=str(dev))
+    if kind == "sam2":
+        model, spec = loaded
+        return model, spec, f"{ref} (sam2.1 {spec.size}, image size {spec.image_size})"
+    return loaded
+
+
+def get_sam2(ref: str) -> Sam2Handle:
+    """The loaded SAM2 model for `ref` (cached; at most SEGKIT_MODEL_CACHE models in memory)."""
+    from trainer.sam2_ft.model import make_predictor
+
+    ref = (ref or BASE_REF).strip()
+    key = ("sam2", ref)
+    with _load_lock:  # two users picking the same new model load it once
+        handle = _models.get(key)
+        if handle is None:
+            model, spec, note = _load(ref, "sam2", device())
+            handle = Sam2Handle(ref, model.eval(), spec, note)
+            handle.predictor = make_predictor(handle.model)
+            _models.put(key, handle)
+    return handle
+
+
+def resolve_precision(name: str) -> prec.Precision:
+    """The header already says bf16 is slow on CPU; don't repeat resolve()'s warning in the log on every click."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return prec.resolve(name, device())
+
+
+def detect(ref: str, image: np.ndarray, score_threshold: float, precision_name: str) -> dict[str, Any]:
+    """Detectron2 instances for one image: {masks, boxes, class_ids, scores, class_names} (model cached)."""
+    ref = (ref or "").strip()
+    if not ref:
+        raise ValueError("pick a Detectron2 model: none in the local hub yet (python -m trainer hub push RUN "
+                         "local:owner/name), or type a folder / Hub id")
+    key = ("detectron2", ref)
+    with _load_lock:
+        entry = _models.get(key)
+        if entry is None:
+            entry = (_load(ref, "detectron2", device()), threading.Lock())
+            _models.put(key, entry)
+    segmenter, lock = entry
+    with lock:  # precision is an attribute of the shared segmenter: set and use it under one lock
+        segmenter.precision = resolve_precision(precision_name)
+        return segmenter.predict(image, score_threshold=score_threshold)
+
+
+def predict_prompt(handle: Sam2Handle, image: np.ndarray, key: str, precision_name: str,
+                   points: np.ndarray | None, labels: np.ndarray | None, box: np.ndarray | None,
+                   multimask: bool) -> PromptResult:
+    """Masks for one prompt; the image embedding is computed once per (image, model, precision) and reused."""
+    precision = resolve_precision(precision_name)
+    cache_key = (key, handle.ref, precision.name)
+    predictor = handle.predictor
+    with handle.lock, torch.inference_mode():
+        state = _embeddings.get(cache_key)
+        embed_ms = 0.0
+        if state is None:
+            start = time.perf_counter()
+            with precision.autocast():
+                predictor.set_image(image)
+            embed_ms = (time.perf_counter() - start) * 1000
+            state = {"_features": predictor._features, "_orig_hw": predictor._orig_hw}
+            _embeddings.put(cache_key, state)
+        else:  # restore this image's features into the shared predictor (what set_image would have left there)
+            predictor.reset_predictor()
+            predictor._features, predictor._orig_hw = state["_features"], state["_orig_hw"]
+            predictor._is_image_set, predictor._is_batch = True, False
+        start = time.perf_counter()
+        with precision.autocast():
+            masks, scores, _ = predictor.predict(point_coords=points, point_labels=labels, box=box,
+                                                 multimask_output=multimask)
+        decode_ms = (time.perf_counter() - start) * 1000
+    order = np.argsort(-scores)
+    return PromptResult(masks[order] > 0, scores[order], embed_ms, decode_ms, cached=embed_ms == 0.0)
+
+
+def ensure_embedding(handle: Sam2Handle, image: np.ndarray, key: str, precision_name: str) -> float:
+    """Compute (or find) the embedding ahead of the first click; returns the ms spent (0 = cached)."""
+    precision = resolve_precision(precision_name)
+    cache_key = (key, handle.ref, precision.name)
+    if _embeddings.get(cache_key) is not None:
+        return 0.0
+    with handle.lock, torch.inference_mode():
+        start = time.perf_counter()
+        with precision.autocast():
+            handle.predictor.set_image(image)
+        _embeddings.put(cache_key, {"_features": handle.predictor._features, "_orig_hw": handle.predictor._orig_hw})
+        return (time.perf_counter() - start) * 1000
+
+
+def generate_masks(handle: Sam2Handle, image: np.ndarray, precision_name: str, **amg_kwargs: Any) -> list[dict]:
+    """SAM2AutomaticMaskGenerator's masks (dicts with 'segmentation', 'area', 'predicted_iou', ...)."""
+    from trainer.sam2_ft.model import make_mask_generator
+
+    precision = resolve_precision(precision_name)
+    generator = make_mask_generator(handle.model, **amg_kwargs)
+    with handle.lock, torch.inference_mode(), precision.autocast():
+        return generator.generate(image)
+
+
+def local_models(kind: str) -> list[str]:
+    """Names of the local hub's models of one kind (for the pickers); empty if the hub folder is missing."""
+    from hub_cards import list_local_models
+
+    try:
+        return [m.name for m in list_local_models(kind=kind)]
+    except OSError:
+        return []
+
+
+def clear_caches() -> None:
+    _models.clear()
+    _embeddings.clear()
+
+
+def embedding_cache_size() -> int:
+    return len(_embeddings)
+

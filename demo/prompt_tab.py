@@ -1,0 +1,114 @@
+"""Prompt tab: click points (positive/negative) or a box on the image, get SAM2's mask(s) with scores and timings."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from demo import models, prompts as P, render
+from demo.errors import user_errors
+from demo.images import example_paths, image_key, load_image
+
+HINT = "Click on the image to add a point."
+
+
+@user_errors
+def show_image(path: str | None) -> tuple[Any, str, list, str]:
+    """A new image: shown as uploaded (downscaled), prompts cleared."""
+    if path is None:
+        return None, "", [], "Upload an image or pick an example."
+    image = load_image(path)
+    return image, "", [], f"{image.shape[1]}x{image.shape[0]} image. Computing its embedding..."
+
+
+@user_errors
+def embed(path: str | None, model_ref: str, precision: str) -> str:
+    """Precompute the image embedding so the first click only decodes."""
+    if path is None:
+        return "Upload an image or pick an example."
+    image = load_image(path)
+    handle = models.get_sam2(model_ref)
+    ms = models.ensure_embedding(handle, image, image_key(image), precision)
+    took = f"embedding {ms:.0f} ms" if ms else "embedding cached"
+    return f"{image.shape[1]}x{image.shape[0]} image, {took}. {HINT}"
+
+
+@user_errors
+def segment(path: str | None, prompts_json: str, model_ref: str, precision: str,
+            multimask: bool) -> tuple[np.ndarray, np.ndarray | None, list, str]:
+    """(overlay, mask PNG, candidate masks with scores, info with scores and per-stage latency)."""
+    if path is None:
+        return None, None, [], "Upload an image or pick an example."
+    image = load_image(path)
+    prompts = P.parse(prompts_json, image.shape)
+    if prompts.empty:
+        return render.draw_prompts(image, **prompts.draw_kwargs()), None, [], HINT
+    handle = models.get_sam2(model_ref)
+    coords, labels, box = prompts.arrays()
+    result = models.predict_prompt(handle, image, image_key(image), precision, coords, labels, box, bool(multimask))
+    start = time.perf_counter()
+    overlay = render.mask_overlay(image, result.masks[0], **prompts.draw_kwargs())
+    mask_png = result.masks[0].astype(np.uint8) * 255
+    candidates = [(render.mask_overlay(image, m), f"#{i + 1} {s:.3f}")
+                  for i, (m, s) in enumerate(zip(result.masks, result.scores))] if multimask else []
+    render_ms = (time.perf_counter() - start) * 1000
+    scores = ", ".join(f"{s:.3f}" for s in result.scores)
+    embed = "embed cached" if result.cached else f"embed {result.embed_ms:.0f} ms"
+    info = (f"score {scores} | {embed} | decode {result.decode_ms:.0f} ms | render {render_ms:.0f} ms | "
+            f"{precision}")
+    return overlay, mask_png, candidates, info
+
+
+def click(prompts_json: str, history: list, mode: str, evt: gr.SelectData) -> tuple[str, list]:
+    """evt.index is (x, y) in the shown image's pixels, which are the predictor's pixels (same array)."""
+    x, y = evt.index[:2]
+    updated = P.add_click(P.parse(prompts_json), float(x), float(y), mode)
+    return updated.to_json(), [*history, prompts_json or ""]
+
+
+def undo(history: list) -> tuple[str, list]:
+    if not history:
+        return "", []
+    return history[-1], history[:-1]
+
+
+def build(model: gr.Dropdown, precision: gr.Radio) -> None:
+    with gr.Row():
+        with gr.Column(scale=1, min_width=280):
+            upload = gr.File(label="Image", file_types=["image"], type="filepath", height=120)
+            gr.Examples(list(map(lambda p: [p], example_paths().values())), inputs=[upload],
+                        example_labels=list(example_paths()), label="Examples (scikit-image photos)")
+            mode = gr.Radio(list(P.MODES), value=P.MODES[0], label="Click adds")
+            multimask = gr.Checkbox(label="Multi-mask output (3 candidates)", value=False)
+            with gr.Row():
+                undo_btn = gr.Button("Undo", size="sm")
+                clear_btn = gr.Button("Clear", size="sm")
+            info = gr.Textbox(label="Result", value="Upload an image or pick an example.", lines=2,
+                              interactive=False, elem_id="prompt-info")
+            with gr.Accordion("Prompts (JSON, editable; also the API's input)", open=False):
+                prompts_box = gr.Textbox(label="prompts", show_label=False, elem_id="prompt-json", lines=2,
+                                         placeholder='{"points": [[x, y, 1]], "box": null}')
+        with gr.Column(scale=2):
+            canvas = gr.Image(label="Click to prompt", interactive=False, format="jpeg", elem_id="prompt-canvas",
+                              buttons=["fullscreen"])
+            with gr.Row():
+                mask = gr.Image(label="Mask (PNG)", interactive=False, format="png", image_mode="L", height=220,
+                                buttons=["download"])
+                candidates = gr.Gallery(label="Candidates", columns=3, height=220, format="jpeg")
+    history = gr.State([])
+
+    seg_inputs = [upload, prompts_box, model, precision, multimask]
+    seg_outputs = [canvas, mask, candidates, info]
+    upload.change(show_image, [upload], [canvas, prompts_box, history, info], api_name="load_image") \
+        .then(embed, [upload, model, precision], [info], api_name="embed")
+    canvas.select(click, [prompts_box, history, mode], [prompts_box, history], api_visibility="private") \
+        .then(segment, seg_inputs, seg_outputs, api_name="segment")
+    undo_btn.click(undo, [history], [prompts_box, history], api_visibility="private") \
+        .then(segment, seg_inputs, seg_outputs, api_visibility="private")
+    clear_btn.click(lambda: ("", []), None, [prompts_box, history], api_visibility="private") \
+        .then(segment, seg_inputs, seg_outputs, api_visibility="private")
+    multimask.change(segment, seg_inputs, seg_outputs, api_visibility="private")
+    prompts_box.submit(segment, seg_inputs, seg_outputs, api_visibility="private")

@@ -1,0 +1,110 @@
+"""Helpers for the app's tests and benchmarks: a local hub with random-init models, and a served app."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from PIL import Image
+
+
+def make_sam2_repo(folder: str | Path, image_size: int = 256, seed: int = 0) -> Path:
+    """A sam2 model folder (model_config.yaml + model.safetensors) with random-init weights."""
+    import torch
+
+    from trainer.checkpoint import WEIGHTS_NAME, save_weights
+    from trainer.sam2_ft.model import Sam2Spec, build_model, save_spec
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    spec = Sam2Spec(size="tiny", image_size=image_size)
+    save_weights(build_model(spec).state_dict(), folder / WEIGHTS_NAME)
+    save_spec(spec, folder)
+    return folder
+
+
+def make_d2_repo(folder: str | Path, class_names: tuple[str, ...] = ("vessel", "liquid")) -> Path:
+    """A small detectron2 Mask R-CNN folder (ResNet-18, GN, short test size) with random-init weights."""
+    import torch
+
+    from trainer.checkpoint import WEIGHTS_NAME, save_weights
+    from trainer.d2_ft.model import D2Spec, build_cfg, build_model, save_spec
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    spec = D2Spec(class_names=list(class_names), norm="GN", depth=18, freeze_at=0, min_size_train=[256],
+                  max_size_train=320, min_size_test=256, max_size_test=320)
+    cfg = build_cfg(spec)
+    save_weights(build_model(cfg).state_dict(), folder / WEIGHTS_NAME)
+    save_spec(spec, folder, cfg)
+    return folder
+
+
+def synthetic_image(path: str | Path, size: int = 128) -> str:
+    """A small synthetic RGB PNG (from the kit's synthetic vessel scenes)."""
+    from trainer.data.synthetic import make_dataset
+
+    image = make_dataset(1, size, seed=0)[0].image
+    Image.fromarray(np.asarray(image, np.uint8)).save(path)
+    return str(path)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(app) -> Iterator[str]:
+    """Launch the Blocks on 127.0.0.1 in this process's threads; yields the URL."""
+    from demo.ui import launch_kwargs
+
+    port = free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+               ssr_mode=False, **launch_kwargs())
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        app.close()
+
+
+def offline_env(hub: str | Path, image_size: int = 256) -> dict[str, str]:
+    """Environment for a small, offline app: random-init 256-px base model, the given local hub."""
+    return {"SEGKIT_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "SEGKIT_IMAGE_SIZE": str(image_size),
+            "SEGKIT_LOCAL_HUB": str(hub),
+            "SEGKIT_MAX_SIDE": os.environ.get("SEGKIT_MAX_SIDE", "1024"), "GRADIO_ANALYTICS_ENABLED": "False"}
+
+
+@contextlib.contextmanager
+def running_app(root: str | Path, with_d2: bool = True, image_size: int = 256) -> Iterator[dict]:
+    """A local hub under `root` (random-init sam2 "me/sam2-ft", detectron2 "me/d2-ft"), env set, the app served.
+
+    Yields {"url", "hub", "image"}; the environment is restored afterwards.
+    """
+    from demo import models
+
+    root = Path(root)
+    hub = root / "hub"
+    saved = dict(os.environ)
+    os.environ.update(offline_env(hub, image_size))
+    try:
+        make_sam2_repo(hub / "me" / "sam2-ft", image_size=image_size, seed=1)
+        if with_d2:
+            make_d2_repo(hub / "me" / "d2-ft")
+        image = synthetic_image(root / "scene.png")
+        models.clear_caches()
+        from demo.ui import build_app
+
+        with serve(build_app()) as url:
+            yield {"url": url, "hub": hub, "image": image}
+    finally:
+        models.clear_caches()
+        os.environ.clear()
+        os.environ.update(saved)

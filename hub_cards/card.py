@@ -1,0 +1,102 @@
+"""The README.md model card of a pushed run, built with huggingface_hub's ModelCard from summary.json."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+from hub_cards.kinds import METRIC_LABELS, Kind, get_kind
+
+TEMPLATE = Path(__file__).parent / "templates" / "modelcard.md"
+DEFAULT_LICENSE = "apache-2.0"
+
+
+def hub_id_or_none(ref: Any) -> str | None:
+    """`ref` when it looks like a Hub repo id ("owner/name"), else None (local paths, zoo configs, "random-init")."""
+    if not isinstance(ref, str) or ref.count("/") != 1 or os.path.exists(ref) or ref.startswith((".", "/")):
+        return None
+    if Path(ref).suffix in (".yaml", ".pt", ".pth", ".pkl", ".safetensors", ".json"):
+        return None
+    try:
+        validate_repo_id(ref)
+    except HFValidationError:
+        return None
+    return ref
+
+
+def _fmt(value: Any) -> str:
+    """One table cell: floats to 4 significant digits, lists comma-joined, missing as a dash."""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(_fmt, value)) or "–"
+    return f"{value:.4g}" if isinstance(value, float) else ("–" if value is None else str(value))
+
+
+def _dataset_label(path: Any) -> str:
+    """A short name for a local dataset: its folder (a COCO json's folder, not "annotations.json")."""
+    p = Path(str(path or "custom"))
+    return (p.parent.name if p.suffix else p.name) or "custom"
+
+
+def metric_rows(kind: Kind, metrics: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """(label, before, after, change) for the kind's metrics present in the summary, then any others."""
+    before, after = metrics.get("before") or {}, metrics.get("after") or {}
+    names = [m for m in kind.metrics if m in after or m in before]
+    names += sorted(k for k in {**before, **after} if k not in names and isinstance(after.get(k), (int, float)))
+    rows = []
+    for name in names:
+        b, a = before.get(name), after.get(name)
+        delta = f"{round(a - b, 4):+.4g}" if isinstance(a, (int, float)) and isinstance(b, (int, float)) else "–"
+        rows.append((f"{METRIC_LABELS.get(name, name)} (`{name}`)", _fmt(b), _fmt(a), delta))
+    return rows
+
+
+def card_data(summary: Mapping[str, Any], model_name: str, license: str = DEFAULT_LICENSE) -> ModelCardData:
+    """YAML metadata: library, task, base model and datasets (only real Hub ids), tags, eval results."""
+    kind = get_kind(summary.get("kind"), "summary.json")
+    dataset = summary.get("dataset") or {}
+    dataset_id = hub_id_or_none(dataset.get("path"))
+    after = (summary.get("metrics") or {}).get("after") or {}
+    evals = [EvalResult(task_type=kind.pipeline_tag, dataset_type=dataset_id or "custom",
+                        dataset_name=dataset_id or _dataset_label(dataset.get("path")),
+                        dataset_split="validation", metric_type=name, metric_name=METRIC_LABELS.get(name, name),
+                        metric_value=float(after[name]))
+             for name in kind.metrics if isinstance(after.get(name), (int, float))]
+    return ModelCardData(
+        library_name=kind.library_name, pipeline_tag=kind.pipeline_tag, license=license,
+        base_model=hub_id_or_none(summary.get("base_model")), datasets=[dataset_id] if dataset_id else None,
+        tags=["segkit", kind.name, "fine-tuned", kind.pipeline_tag],
+        model_name=model_name if evals else None, eval_results=evals or None,
+    )
+
+
+def build_card(summary: Mapping[str, Any], repo_id: str, curves: str | None = "curves.png",
+               overlays: list[str] | None = None, license: str = DEFAULT_LICENSE) -> ModelCard:
+    """The model card; `curves`/`overlays` are paths relative to the repo root (None/[] when absent)."""
+    kind = get_kind(summary.get("kind"), "summary.json")
+    dataset = summary.get("dataset") or {}
+    classes = dataset.get("class_names") or []
+    base = summary.get("base_model") or "random init"
+    base_id = hub_id_or_none(base)
+    recipe = summary.get("recipe") or {}
+    return ModelCard.from_template(
+        card_data(summary, repo_id.split("/")[-1], license),
+        template_path=str(TEMPLATE),
+        title=repo_id.split("/")[-1],
+        kind=kind.name,
+        dataset_line=f"`{dataset.get('path', 'a custom dataset')}` ({len(classes)} classes: {', '.join(map(str, classes))})"
+        if classes else f"`{dataset.get('path', 'a custom dataset')}`",
+        base_model_line=f"[{base_id}](https://huggingface.co/{base_id})" if base_id else f"`{base}`",
+        dataset_rows=[(k, _fmt(v)) for k, v in dataset.items() if k != "class_names"]
+        + [("classes", ", ".join(map(str, classes)))],
+        recipe_rows=[(k, _fmt(v)) for k, v in recipe.items()]
+        + [("train time (s)", _fmt(summary.get("train_time_s")))],
+        main_metric=summary.get("main_metric", kind.main_metric),
+        metric_rows=metric_rows(kind, summary.get("metrics") or {}),
+        curves=curves,
+        overlays=overlays or [],
+        usage=kind.usage.format(repo_id=repo_id),
+    )

@@ -1,0 +1,59 @@
+"""Get a model repo onto disk and load it: a Hub id (snapshot_download), a local folder, or the local hub.
+
+Resolution order for a ref: "file:PATH" / "local:owner/name" explicitly; an existing folder; a model in the local
+hub ("owner/name"); otherwise a Hub repo id. Only safetensors weights and YAML/JSON are read — nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hub_cards.kinds import ALLOW_PATTERNS, MODEL_CONFIG_NAME, HubError, check_folder, folder_kind, get_kind
+from hub_cards.local import REVISION_PREFIX, local_hub_dir, parse_target, revision_dir
+
+
+def pull(ref: str | Path, kind: str | None = None, revision: str | None = None) -> Path:
+    """The folder holding the model repo `ref` (downloaded if it is on the Hub), checked to be of `kind`."""
+    folder = _local_folder(str(ref), revision)
+    if folder is None:
+        folder = _download(str(ref), revision, get_kind(kind).allow_patterns if kind else ALLOW_PATTERNS)
+    if not folder.is_dir():
+        raise HubError(f"{folder}: no such model folder" + (f" (revision {revision!r})" if revision else ""))
+    branches = sorted(p.name[len(REVISION_PREFIX):] for p in folder.glob(f"{REVISION_PREFIX}*") if p.is_dir())
+    if branches and not (folder / MODEL_CONFIG_NAME).is_file():
+        raise HubError(f"{folder}: no model on main; pass a revision, one of: {', '.join(branches)}")
+    check_folder(folder, kind)
+    return folder
+
+
+def load_model(ref: str | Path, kind: str | None = None, device: str = "cpu", revision: str | None = None) -> Any:
+    """The loaded model: sam2 → (SAM2Base, Sam2Spec); detectron2 → InstanceSegmenter (see hub_cards.kinds)."""
+    folder = pull(ref, kind, revision)
+    return folder_kind(folder).load(folder, device)
+
+
+def _local_folder(ref: str, revision: str | None) -> Path | None:
+    if ref.startswith(("file:", "local:")):
+        return revision_dir(parse_target(ref)[1], revision)
+    if Path(ref).expanduser().is_dir():
+        return revision_dir(Path(ref).expanduser(), revision)
+    in_hub = local_hub_dir() / ref
+    if ref.count("/") == 1 and in_hub.is_dir():
+        return revision_dir(in_hub, revision)
+    return None
+
+
+def _download(repo_id: str, revision: str | None, allow_patterns: list[str]) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, repo_type="model", revision=revision, allow_patterns=allow_patterns))
+    except HFValidationError as err:
+        raise HubError(f"{repo_id!r}: not a folder, a local hub model ({local_hub_dir()}) or a Hub repo id") from err
+    except LocalEntryNotFoundError as err:
+        raise HubError(f"{repo_id}: not in the local hub ({local_hub_dir()}) and not downloadable from the Hub "
+                       f"(offline, or not cached)") from err
+    except HfHubHTTPError as err:  # includes repository / revision not found, unauthorized
+        raise HubError(f"{repo_id}: cannot download from the Hub ({type(err).__name__}: {str(err).splitlines()[0]})") from err

@@ -1,0 +1,120 @@
+"""What a model repo of each kind holds and how to load it: the one table the card, push and pull code read.
+
+Adding a model kind means adding one `Kind` row here (plus its loader in the trainer package).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trainer.checkpoint import WEIGHTS_NAME, CheckpointError
+
+MODEL_CONFIG_NAME = "model_config.yaml"
+CARD_NAME = "README.md"
+# Files every repo holds; pulls fetch these plus the kind's extras (never resume state or pickles).
+REQUIRED_FILES = (WEIGHTS_NAME, MODEL_CONFIG_NAME)
+REPO_FILES = (*REQUIRED_FILES, "config.yaml", "summary.json", "metrics.json", CARD_NAME, "curves.png")
+ALLOW_PATTERNS = [*REPO_FILES, "overlays/*.png"]
+
+
+class HubError(CheckpointError):
+    """A repo or folder that is missing, of the wrong kind, or not a segkit model (one line: path + problem)."""
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    library_name: str  # the Hub's model-libraries id
+    pipeline_tag: str
+    main_metric: str
+    metrics: tuple[str, ...]  # summary["metrics"] keys shown in the card, in this order
+    loader: str  # "module:function" taking (folder, device)
+    usage: str  # the card's usage snippet; {repo_id} is filled in
+
+    @property
+    def allow_patterns(self) -> list[str]:
+        return list(ALLOW_PATTERNS)
+
+    def load(self, folder: str | Path, device: str = "cpu") -> Any:
+        """Import the loader only when needed: sam2 and detectron2 are heavy."""
+        module, func = self.loader.split(":")
+        return getattr(importlib.import_module(module), func)(folder, device)
+
+
+_SAM2_USAGE = '''\
+import numpy as np
+from PIL import Image
+from hub_cards import load_model
+from trainer.sam2_ft.model import make_predictor
+
+model, spec = load_model("{repo_id}")  # (SAM2Base, Sam2Spec)
+predictor = make_predictor(model)
+image = np.array(Image.open("your_image.jpg").convert("RGB"))
+predictor.set_image(image)
+h, w = image.shape[:2]
+masks, scores, _ = predictor.predict(point_coords=np.array([[w // 2, h // 2]]), point_labels=np.array([1]),
+                                     multimask_output=False)
+print(masks.shape, scores)
+'''
+
+_D2_USAGE = '''\
+import numpy as np
+from PIL import Image
+from hub_cards import load_model
+
+model = load_model("{repo_id}")  # trainer.d2_ft.model.InstanceSegmenter
+image = np.array(Image.open("your_image.jpg").convert("RGB"))
+out = model.predict(image, score_threshold=0.5)
+print(out["masks"].shape, out["class_names"], out["scores"])
+'''
+
+KINDS: dict[str, Kind] = {
+    "sam2": Kind("sam2", library_name="sam2", pipeline_tag="mask-generation", main_metric="miou_box",
+                 metrics=("miou_box", "miou_1pt", "miou_3pt", "auto_mean_best_iou", "auto_recall50"),
+                 loader="trainer.sam2_ft.model:load_folder", usage=_SAM2_USAGE),
+    "detectron2": Kind("detectron2", library_name="detectron2", pipeline_tag="image-segmentation",
+                       main_metric="segm_AP", metrics=("segm_AP", "segm_AP50", "bbox_AP"),
+                       loader="trainer.d2_ft.model:load_folder", usage=_D2_USAGE),
+}
+
+METRIC_LABELS = {
+    "miou_box": "mIoU, box prompt", "miou_1pt": "mIoU, 1 point", "miou_3pt": "mIoU, 3 points",
+    "auto_mean_best_iou": "automatic masks: mean best IoU", "auto_recall50": "automatic masks: recall@IoU 0.5",
+    "segm_AP": "mask AP", "segm_AP50": "mask AP50", "bbox_AP": "box AP",
+}
+
+
+def get_kind(name: str | None, source: str = "kind") -> Kind:
+    if name not in KINDS:
+        raise HubError(f"{source}: unknown model kind {name!r}; expected one of {', '.join(KINDS)}")
+    return KINDS[name]
+
+
+def folder_kind(folder: str | Path) -> Kind:
+    """The kind a model folder declares in model_config.yaml (safe_load: plain YAML only)."""
+    path = Path(folder) / MODEL_CONFIG_NAME
+    if not path.is_file():
+        raise HubError(f"{path}: missing; a segkit model folder holds {' and '.join(REQUIRED_FILES)}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise HubError(f"{path}: not valid YAML ({err})") from err
+    if not isinstance(data, dict):
+        raise HubError(f"{path}: expected a mapping with a 'kind' field")
+    return get_kind(data.get("kind"), str(path))
+
+
+def check_folder(folder: str | Path, expected: str | None = None) -> Kind:
+    """The folder's kind, after checking it matches `expected` and holds every required file."""
+    kind = folder_kind(folder)
+    if expected is not None and kind.name != get_kind(expected).name:
+        raise HubError(f"{folder}: this is a {kind.name} model, not a {expected} model")
+    missing = [name for name in REQUIRED_FILES if not (Path(folder) / name).is_file()]
+    if missing:
+        raise HubError(f"{folder}: missing {', '.join(missing)}; not a complete {kind.name} model repo")
+    return kind

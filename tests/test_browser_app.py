@@ -1,0 +1,54 @@
+"""The Space in a real browser (Debian chromium via playwright): upload, two clicks, a scored mask, a screenshot."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+CHROMIUM = shutil.which("chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync"]
+AIMS = ((0.35, 0.4), (0.6, 0.6))  # click positions as fractions of the shown image
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (apt-get install chromium)")
+def test_upload_click_two_points_and_read_the_score(tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from demo.testing import running_app
+
+    with running_app(tmp_path / "app", with_d2=False) as app, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(app["url"], wait_until="domcontentloaded")
+            page.locator("input[type=file]").first.set_input_files(app["image"])
+            info = page.locator("#prompt-info textarea")
+            value = "() => document.querySelector('#prompt-info textarea').value"
+            page.wait_for_function(f"({value})().includes('Click on the image')", timeout=60_000)
+            canvas = page.locator("#prompt-canvas img")
+            canvas.wait_for(timeout=30_000)
+            box = canvas.bounding_box()
+            for fx, fy in AIMS:
+                before = canvas.get_attribute("src")
+                canvas.click(position={"x": box["width"] * fx, "y": box["height"] * fy})
+                page.wait_for_function(
+                    f"([before]) => ({value})().startsWith('score') && "
+                    "document.querySelector('#prompt-canvas img').getAttribute('src') !== before",
+                    arg=[before], timeout=60_000)
+            text = info.input_value()
+            page.get_by_text("Prompts (JSON").click()  # the accordion renders its textbox when opened
+            page.locator("#prompt-json textarea").wait_for(timeout=10_000)
+            clicks = page.locator("#prompt-json textarea").input_value()
+            page.screenshot(path=str(tmp_path / "prompt_tab.png"), full_page=True)
+        finally:
+            browser.close()
+    assert text.startswith("score ") and "decode" in text and "render" in text
+    assert (tmp_path / "prompt_tab.png").stat().st_size > 10_000
+    # the clicks landed where aimed, in the image's own pixels (the 128x128 test image is shown unscaled)
+    points = json.loads(clicks)["points"]
+    assert len(points) == 2 and [p[2] for p in points] == [1, 1]
+    for (x, y, _), (fx, fy) in zip(points, AIMS):
+        assert abs(x - fx * 128) <= 3 and abs(y - fy * 128) <= 3

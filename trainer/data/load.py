@@ -1,0 +1,45 @@
+"""`load_dataset`: the one entry point the trainers use."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from pathlib import Path
+
+from trainer.data.readers.base import load_entry
+from trainer.data.sample import SampleRef, SegmentationDataset
+from trainer.data.validate import DataValidationError, check
+
+log = logging.getLogger("trainer.data")
+
+BUILTIN = "builtin"
+
+
+def load_dataset(path: str | Path | None, format: str = "auto", skip_bad: bool = False) -> SegmentationDataset:
+    """Read and fully validate a dataset; samples stay lazy (decoded again when used).
+
+    Any problem raises DataValidationError listing all of them, unless `skip_bad`: then the bad samples are dropped,
+    each problem is logged as a warning and kept in `dataset.skipped`. Problems that leave nothing to train on
+    (unparseable annotation file, no images, every sample bad) raise either way.
+    """
+    if path is None or str(path) == BUILTIN:
+        from trainer.data.builtin import builtin_dataset_path
+
+        path, format = builtin_dataset_path(), "coco"
+    index, report = check(path, format)
+    if index is None:
+        raise DataValidationError(report.root, report.problems, hint=False)
+    if report.problems and not skip_bad:
+        raise DataValidationError(report.root, report.problems)
+    if not report.good:  # readers refuse empty datasets, so here every image had a problem
+        raise DataValidationError(report.root, report.problems, hint=False,
+                                  headline=f"no usable samples in {report.root}: all {report.n_images} images "
+                                           f"have problems")
+    if report.problems:
+        log.warning("skipping %d bad sample(s) in %s (%s):", len(index.entries) - len(report.good), report.root,
+                    report.summary())
+        for problem in report.problems:
+            log.warning("  skipped: %s", problem)
+    refs = [SampleRef(entry.source, partial(load_entry, entry)) for entry in report.good]
+    return SegmentationDataset(list(index.class_names), refs, report.root, index.format, report.normalization,
+                               skipped=list(report.problems))
