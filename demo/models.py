@@ -156,7 +156,7 @@ def get_sam2(ref: str) -> Sam2Handle:
 
 
 def resolve_precision(name: str) -> prec.Precision:
-    """The header already says bf16 is slow on CPU; don't repeat resolve()'s warning in the log on every click."""
+    """The header already says when bf16 is slow on this CPU; don't repeat resolve()'s warning in the log on every click."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return prec.resolve(name, device())
@@ -166,7 +166,7 @@ def detect(ref: str, image: np.ndarray, score_threshold: float, precision_name: 
     """Detectron2 instances for one image: {masks, boxes, class_ids, scores, class_names} (model cached)."""
     ref = (ref or "").strip()
     if not ref:
-        raise ValueError("pick a Detectron2 model: none in the local hub yet (python -m trainer hub push RUN "
+        raise ValueError("pick a Detectron2 model: none in the local hub yet (python -m trainer push RUN --repo "
                          "local:owner/name), or type a folder / Hub id")
     key = ("detectron2", ref)
     with _load_lock:

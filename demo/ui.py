@@ -30,8 +30,8 @@ def precision_choices(device: str) -> list[tuple[str, str]]:
     choices = []
     for name, (ok, reason) in prec.available(device).items():
         label = name if ok else f"{name} (unavailable)"
-        if ok and name == "bf16" and torch.device(device).type == "cpu":
-            label = f"{name} (slow on CPU)"
+        if ok and name == "bf16" and torch.device(device).type == "cpu" and not prec.cpu_has_bf16():
+            label = f"{name} (slow on this CPU)"
         choices.append((label, name))
     return choices
 

@@ -17,9 +17,14 @@ def test_fp16_on_cpu_is_refused_with_reason():
         resolve("fp16", "cpu")
 
 
-def test_bf16_on_cpu_runs_but_warns():
+def test_bf16_on_cpu_runs_and_warns_only_without_bf16_instructions(monkeypatch, recwarn):
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
     with pytest.warns(UserWarning, match="slower"):
-        p = resolve("bf16", "cpu")
+        resolve("bf16", "cpu")
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+    recwarn.clear()
+    p = resolve("bf16", "cpu")
+    assert not [w for w in recwarn if "bf16" in str(w.message)]
     layer = torch.nn.Linear(4, 4)
     with p.autocast():
         out = layer(torch.randn(2, 4))
