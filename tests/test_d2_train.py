@@ -161,8 +161,8 @@ def test_bad_opts_are_one_clear_error(tmp_path, data):
 
 def test_bf16_autocast_run(tmp_path, data):
     """bf16 on CPU: detectron2's AMPTrainer is CUDA-only, so our AutocastTrainer carries it; eval autocasts too."""
-    with pytest.warns(UserWarning, match="bf16 on CPU"):
-        result = run(tiny_config(tmp_path, steps=2, save_every=0, overlays=0, precision="bf16"), data)
+    # (whether bf16 on CPU warns depends on the CPU's bf16 instructions: tests/test_precision.py covers it)
+    result = run(tiny_config(tmp_path, steps=2, save_every=0, overlays=0, precision="bf16"), data)
     assert result.summary["recipe"]["precision"] == "bf16"
     losses = [loss for _, loss in _losses(RunDir(tmp_path).read_metrics())]
     assert len(losses) == 2 and all(math.isfinite(v) for v in losses)

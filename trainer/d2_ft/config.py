@@ -8,9 +8,10 @@ RUN_DIR/config.yaml so `--resume` (and a rerun) starts from that file alone.
 from __future__ import annotations
 
 import argparse
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from trainer import options
 from trainer.d2_ft.choices import DEFAULT_ZOO_CONFIG, DEPTHS, NORMS
 
 
@@ -97,30 +98,12 @@ class D2TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "D2TrainConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return options.from_dict(cls, data)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per field; defaults are None so `from_args` can tell 'given' from 'default' (for --resume)."""
-    aliases = {"num_workers": ["--num-gpus"]}
-    for f in fields(D2TrainConfig):
-        flags = ["--" + f.name.replace("_", "-"), *aliases.get(f.name, [])]
-        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-        text = f"{f.metadata.get('help', '')} (default: {default})"
-        if default is False:  # a switch: store_true, since BooleanOptionalAction reads "--no-pretrained" as False
-            parser.add_argument(*flags, action="store_true", default=None, help=f"{f.metadata.get('help', '')}")
-        elif default is True:
-            parser.add_argument(*flags, action=argparse.BooleanOptionalAction, default=None, help=text)
-        elif isinstance(default, list):
-            parser.add_argument(*flags, nargs="+", default=None, metavar="KEY VALUE", help=text)
-        else:
-            kind = type(default) if default is not None else str
-            parser.add_argument(*flags, type=kind, default=None, help=text)
+    options.add_arguments(parser, D2TrainConfig, aliases={"num_workers": ["--num-gpus"]})
 
 
 def from_args(args: argparse.Namespace, base: D2TrainConfig | None = None) -> D2TrainConfig:
-    """Defaults (or a resumed run's saved config), overridden by the flags actually given."""
-    config = asdict(base or D2TrainConfig())
-    config.update({k: v for k, v in vars(args).items() if k in config and v is not None})
-    return D2TrainConfig(**config)
+    return options.from_args(D2TrainConfig, args, base)

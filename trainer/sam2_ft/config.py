@@ -7,8 +7,10 @@ as RUN_DIR/config.yaml, so a run can be repeated from that file alone.
 from __future__ import annotations
 
 import argparse
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from trainer import options
 
 FREEZABLE = ("image_encoder", "prompt_encoder", "mask_decoder")
 PROMPT_TYPES = ("point", "points", "box", "mask")
@@ -107,32 +109,12 @@ class Sam2TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Sam2TrainConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return options.from_dict(cls, data)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per config field; defaults are None so we can tell 'given' from 'default' (for --resume)."""
-    for f in fields(Sam2TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not MISSING else None
-        if isinstance(default, bool) and f.name.startswith("no_"):  # --no-pretrained: a plain switch
-            parser.add_argument(flag, action="store_true", default=None, help=f.metadata.get("help", ""))
-        elif isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                                help=_help(f.metadata.get("help", ""), default))
-        else:
-            kind = type(default) if default is not None else str
-            parser.add_argument(flag, type=kind, default=None, choices=f.metadata.get("choices"),
-                                help=_help(f.metadata.get("help", ""), default))
+    options.add_arguments(parser, Sam2TrainConfig)
 
 
 def from_args(args: argparse.Namespace, base: Sam2TrainConfig | None = None) -> Sam2TrainConfig:
-    """Defaults (or a resumed run's saved config), overridden by the flags actually given."""
-    config = asdict(base or Sam2TrainConfig())
-    config.update({k: v for k, v in vars(args).items() if k in config and v is not None})
-    return Sam2TrainConfig(**config)
-
-
-def _help(text: str, default: Any) -> str:
-    return text if default is None else f"{text} (default: {default})"
+    return options.from_args(Sam2TrainConfig, args, base)

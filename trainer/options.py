@@ -1,0 +1,52 @@
+"""CLI flags generated from a config dataclass, shared by both trainers.
+
+Field `foo_bar` becomes `--foo-bar`. Flags default to None so `from_args` can tell 'given' from 'not given': a
+resumed run starts from its saved config and only the flags actually given override it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING, Field, asdict, fields
+from typing import Any, TypeVar
+
+C = TypeVar("C")
+
+
+def _default(f: Field) -> Any:
+    if f.default is not MISSING:
+        return f.default
+    if f.default_factory is not MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type, aliases: dict[str, list[str]] | None = None) -> None:
+    """One flag per field of the dataclass `cls` (help and choices from the field's metadata)."""
+    for f in fields(cls):
+        flags = ["--" + f.name.replace("_", "-"), *(aliases or {}).get(f.name, [])]
+        default = _default(f)
+        help_text = f.metadata.get("help", "")
+        described = help_text if default is None else f"{help_text} (default: {default})"
+        if isinstance(default, bool) and f.name.startswith("no_"):  # --no-pretrained: a plain switch
+            parser.add_argument(*flags, action="store_true", default=None, help=help_text)
+        elif isinstance(default, bool):
+            parser.add_argument(*flags, action=argparse.BooleanOptionalAction, default=None, help=described)
+        elif isinstance(default, list):
+            parser.add_argument(*flags, nargs="+", default=None, metavar="KEY VALUE", help=described)
+        else:
+            kind = type(default) if default is not None else str
+            parser.add_argument(*flags, type=kind, default=None, choices=f.metadata.get("choices"), help=described)
+
+
+def from_args(cls: type[C], args: argparse.Namespace, base: C | None = None) -> C:
+    """Defaults (or a resumed run's saved config), overridden by the flags actually given."""
+    config = asdict(base if base is not None else cls())  # type: ignore[call-overload]
+    config.update({k: v for k, v in vars(args).items() if k in config and v is not None})
+    return cls(**config)
+
+
+def from_dict(cls: type[C], data: dict[str, Any]) -> C:
+    """A config from a saved config.yaml, ignoring keys this version does not know (e.g. 'kind')."""
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in data.items() if k in names})
