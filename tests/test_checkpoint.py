@@ -78,3 +78,19 @@ def test_pickled_object_is_refused(tmp_path):
     torch.save({"x": Evil()}, path)
     with pytest.raises(CheckpointError, match="unreadable resume state"):
         load_state(path)
+
+
+def test_load_any_weights_reads_sam2_style_pt_bare_state_and_safetensors(tmp_path):
+    from trainer.checkpoint import load_any_weights
+
+    state = {"w": torch.arange(3.0)}
+    torch.save({"model": state}, tmp_path / "sam2_style.pt")
+    torch.save(state, tmp_path / "bare.pth")
+    save_weights(state, tmp_path / "ours.safetensors")
+    for name in ("sam2_style.pt", "bare.pth", "ours.safetensors"):
+        assert torch.equal(load_any_weights(tmp_path / name)["w"], state["w"])
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(CheckpointError, match="list.pt: expected a state dict"):
+        load_any_weights(tmp_path / "list.pt")
+    with pytest.raises(CheckpointError, match="missing.pt: checkpoint not found"):
+        load_any_weights(tmp_path / "missing.pt")

@@ -56,6 +56,24 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from err
 
 
+def load_any_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """Our safetensors, or a torch checkpoint ({'model': state_dict} as sam2 ships, or a bare state dict) read
+    with weights_only=True so nothing is unpickled."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return load_weights(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for truncated, foreign or pickled-object files
+        raise CheckpointError(f"{path}: not a readable weights-only checkpoint ({type(err).__name__}: {err})") from err
+    state = data.get("model", data) if isinstance(data, dict) else None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: expected a state dict (or {{'model': state_dict}}), got {type(data).__name__}")
+    return state
+
+
 def check_keys(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
     """Raise a CheckpointError listing missing/unexpected/mis-shaped keys instead of torch's traceback."""
     own = model.state_dict()

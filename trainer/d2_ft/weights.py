@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from trainer.checkpoint import WEIGHTS_NAME, CheckpointError, check_keys, load_weights
+from trainer.checkpoint import WEIGHTS_NAME, CheckpointError, check_keys, load_any_weights
 from trainer.d2_ft.model import D2Spec, load_spec
 
 TRUSTED_URLS = ("https://dl.fbaipublicfiles.com/detectron2/", "detectron2://")
@@ -99,21 +99,7 @@ def load_init(model: torch.nn.Module, init: InitWeights, checkpointer) -> None:
         return
     path = Path(init.ref)
     if init.kind == "folder":
-        state, source = load_weights(path / WEIGHTS_NAME), str(path / WEIGHTS_NAME)
-    elif path.suffix == ".safetensors":
-        state, source = load_weights(path), str(path)
-    else:
-        state, source = _read_pth(path), str(path)
-    check_keys(model, state, source)
+        path = path / WEIGHTS_NAME
+    state = load_any_weights(path)
+    check_keys(model, state, str(path))
     model.load_state_dict(state)
-
-
-def _read_pth(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"{path}: not a readable weights-only checkpoint ({type(err).__name__}: {err})") from err
-    state = data.get("model", data) if isinstance(data, dict) else None
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: expected a state dict (or {{'model': state_dict}}), got {type(data).__name__}")
-    return state

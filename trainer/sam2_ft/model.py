@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import yaml
 
-from trainer.checkpoint import WEIGHTS_NAME, CheckpointError, check_keys, load_weights
+from trainer.checkpoint import WEIGHTS_NAME, CheckpointError, check_keys, load_any_weights
 
 # sam2.1 configs packaged inside the sam2 wheel, and the matching official Hub repos.
 CONFIGS = {
@@ -76,18 +76,7 @@ def read_state_dict(weights: str | Path, spec: Sam2Spec | None = None) -> tuple[
         path = path / WEIGHTS_NAME
     elif not path.exists() and "/" in str(weights) and not str(weights).startswith((".", "/")):
         path = Path(_download_official(str(weights)))
-    if path.suffix == ".safetensors":
-        return load_weights(path), str(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
-    try:  # sam2's own checkpoints: {"model": state_dict}; weights_only so nothing is unpickled
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from err
-    state = data.get("model", data) if isinstance(data, dict) else None
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: expected a state dict (or {{'model': state_dict}}), got {type(data).__name__}")
-    return state, str(path)
+    return load_any_weights(path), str(path)
 
 
 def _download_official(repo_id: str) -> str:
