@@ -294,3 +294,13 @@ def test_format_override_reads_the_other_layout(tmp_path):
     ds = load_dataset(root, format="mask_folder")  # ...unless --format says otherwise
     assert ds.format == "mask_folder" and len(ds) == 2
     assert json.loads((root / "annotations.json").read_text())["images"]
+
+
+def test_split_keeps_the_skip_record():
+    from trainer.data.sample import DataError
+    from trainer.data.synthetic import make_dataset
+
+    dataset = make_dataset(4, size=32)
+    dataset.skipped.append(DataError("bad.png", "empty mask"))
+    train, val = dataset.split(0.5, seed=1)
+    assert [str(e) for e in train.skipped] == [str(e) for e in val.skipped] == ["bad.png: empty mask"]

@@ -87,8 +87,9 @@ class SegmentationDataset(Sequence[Sample]):
         return [r.source for r in self.refs]
 
     def subset(self, indices: Sequence[int]) -> "SegmentationDataset":
+        # `skipped` describes the source dataset, so a split still reports what was dropped from it
         return SegmentationDataset(self.class_names, [self.refs[i] for i in indices], self.root, self.format,
-                                   self.normalization)
+                                   self.normalization, list(self.skipped))
 
     def split(self, val_fraction: float = 0.2, seed: int = 0) -> tuple["SegmentationDataset", "SegmentationDataset"]:
         """Seeded, reproducible train/val split by image (at least one image on each side when possible)."""
