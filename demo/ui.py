@@ -66,7 +66,9 @@ def build_app() -> gr.Blocks:
     with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as app:
         gr.Markdown(f"## {TITLE}")
         with gr.Row():
-            model = gr.Dropdown(sam2_choices(), value=models.BASE_REF, label="SAM2 model", allow_custom_value=True,
+            choices = sam2_choices()  # open on the first fine-tuned model when the local hub has one
+            model = gr.Dropdown(choices, value=choices[1] if len(choices) > 1 else models.BASE_REF,
+                                label="SAM2 model", allow_custom_value=True,
                                 info="local hub models, or type a Hub id / folder", scale=4)
             refresh = gr.Button("↻ refresh", size="sm", scale=0, min_width=90, elem_id="refresh-models")
             precision = gr.Radio(precision_choices(str(device)), value="fp32", label="Precision",
