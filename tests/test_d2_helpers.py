@@ -3,8 +3,13 @@ a real Mask R-CNN, shrunk so a CPU iteration takes ~0.1-0.5 s."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import torch
+
+from trainer.checkpoint import WEIGHTS_NAME, save_weights
 from trainer.d2_ft.config import D2TrainConfig
-from trainer.d2_ft.model import D2Spec
+from trainer.d2_ft.model import D2Spec, InstanceSegmenter, build_cfg, build_model, save_spec
 
 # ResNet-18 + GroupNorm (random init), narrow FPN/heads, few proposals: same code paths as the zoo model.
 TINY_OPTS = ["MODEL.FPN.OUT_CHANNELS", "64", "MODEL.ROI_BOX_HEAD.FC_DIM", "256",
@@ -25,3 +30,16 @@ def tiny_config(out, **overrides) -> D2TrainConfig:
                 val_fraction=0.34, device="cpu", precision="fp32", opts=list(TINY_OPTS))
     base.update(overrides)
     return D2TrainConfig(**base).validate()
+
+
+def export_tiny_model(folder: Path) -> InstanceSegmenter:
+    """A seeded random-init tiny Mask R-CNN, exported to `folder` as the trainer does (model_config.yaml +
+    model.safetensors); returns the in-memory segmenter to compare a reloaded one against."""
+    torch.manual_seed(0)
+    spec = tiny_spec()
+    cfg = build_cfg(spec)
+    cfg.merge_from_list(TINY_OPTS)
+    model = build_model(cfg)
+    save_spec(spec, folder, cfg)
+    save_weights(model.state_dict(), Path(folder) / WEIGHTS_NAME)
+    return InstanceSegmenter(model, cfg, spec.class_names)

@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from test_d2_helpers import TINY_OPTS, tiny_spec
-from trainer.checkpoint import CheckpointError, save_weights
+from test_d2_helpers import TINY_OPTS, export_tiny_model, tiny_spec
+from trainer.checkpoint import CheckpointError
 from trainer.d2_ft import weights
-from trainer.d2_ft.model import D2Spec, InstanceSegmenter, build_cfg, build_model, load_folder, save_spec
+from trainer.d2_ft.model import D2Spec, build_cfg, load_folder, save_spec
 from trainer.data.synthetic import make_scene
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A random-init tiny Mask R-CNN, exported like the trainer does; returns (folder, in-memory segmenter)."""
-    torch.manual_seed(0)
-    spec = tiny_spec()
-    cfg = build_cfg(spec)
-    cfg.merge_from_list(TINY_OPTS)
-    model = build_model(cfg)
     folder = tmp_path_factory.mktemp("d2_model")
-    save_spec(spec, folder, cfg)
-    save_weights(model.state_dict(), folder / "model.safetensors")
-    return folder, InstanceSegmenter(model, cfg, spec.class_names)
+    return folder, export_tiny_model(folder)
 
 
 def test_spec_round_trip_and_kind_check():

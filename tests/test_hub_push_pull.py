@@ -63,20 +63,13 @@ def sam2_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def d2_run(tmp_path_factory):
-    from test_d2_helpers import TINY_OPTS, tiny_spec  # the d2 tests' shrunk Mask R-CNN
-    from trainer.d2_ft.model import InstanceSegmenter, build_cfg, build_model, save_spec
+    from test_d2_helpers import export_tiny_model  # the d2 tests' shrunk Mask R-CNN
 
-    torch.manual_seed(0)
-    spec = tiny_spec()
-    cfg = build_cfg(spec)
-    cfg.merge_from_list(TINY_OPTS)
-    model = build_model(cfg)
     run = RunDir(tmp_path_factory.mktemp("d2_run"))
-    save_spec(spec, run.path, cfg)
-    save_weights(model.state_dict(), run.weights_path)
+    segmenter = export_tiny_model(run.path)
     _fill_run(run, "detectron2", _summary("detectron2", {"segm_AP": 1.0, "bbox_AP": 2.0},
                                           {"segm_AP": 12.5, "bbox_AP": 14.0, "segm_AP50": 30.0}, "segm_AP"))
-    return run.path, InstanceSegmenter(model, cfg, spec.class_names)
+    return run.path, segmenter
 
 
 @pytest.fixture()
