@@ -7,7 +7,6 @@ RUN_DIR/config.yaml so `--resume` (and a rerun) starts from that file alone.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -100,10 +99,3 @@ class D2TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> "D2TrainConfig":
         return options.from_dict(cls, data)
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    options.add_arguments(parser, D2TrainConfig, aliases={"num_workers": ["--num-gpus"]})
-
-
-def from_args(args: argparse.Namespace, base: D2TrainConfig | None = None) -> D2TrainConfig:
-    return options.from_args(D2TrainConfig, args, base)

@@ -6,7 +6,6 @@ as RUN_DIR/config.yaml, so a run can be repeated from that file alone.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -111,10 +110,3 @@ class Sam2TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> "Sam2TrainConfig":
         return options.from_dict(cls, data)
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    options.add_arguments(parser, Sam2TrainConfig)
-
-
-def from_args(args: argparse.Namespace, base: Sam2TrainConfig | None = None) -> Sam2TrainConfig:
-    return options.from_args(Sam2TrainConfig, args, base)
