@@ -35,6 +35,12 @@ class Kind:
     metrics: tuple[str, ...]  # summary["metrics"] keys shown in the card, in this order
     loader: str  # "module:function" taking (folder, device)
     usage: str  # the card's usage snippet; {repo_id} is filled in
+    evaluator: str = ""  # "module:function" (folder, dataset, device) -> {metric: value}, summary["metrics"] keys
+
+    def evaluate(self, folder: str | Path, dataset: Any, device: str = "cpu") -> dict[str, Any]:
+        """`python -m trainer evaluate`: this kind's metrics of the model in `folder` on `dataset`."""
+        module, func = self.evaluator.split(":")
+        return getattr(importlib.import_module(module), func)(folder, dataset, device)
 
     @property
     def allow_patterns(self) -> list[str]:
@@ -76,10 +82,12 @@ print(out["masks"].shape, out["class_names"], out["scores"])
 KINDS: dict[str, Kind] = {
     "sam2": Kind("sam2", library_name="sam2", pipeline_tag="mask-generation", main_metric="miou_box",
                  metrics=("miou_box", "miou_1pt", "miou_3pt", "auto_mean_best_iou", "auto_recall50"),
-                 loader="trainer.sam2_ft.model:load_folder", usage=_SAM2_USAGE),
+                 loader="trainer.sam2_ft.model:load_folder", usage=_SAM2_USAGE,
+                 evaluator="trainer.sam2_ft.evaluate:evaluate_folder"),
     "detectron2": Kind("detectron2", library_name="detectron2", pipeline_tag="image-segmentation",
                        main_metric="segm_AP", metrics=("segm_AP", "segm_AP50", "bbox_AP"),
-                       loader="trainer.d2_ft.model:load_folder", usage=_D2_USAGE),
+                       loader="trainer.d2_ft.model:load_folder", usage=_D2_USAGE,
+                       evaluator="trainer.d2_ft.evaluate:evaluate_folder"),
 }
 
 METRIC_LABELS = {
