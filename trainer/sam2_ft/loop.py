@@ -10,7 +10,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 import torch
@@ -71,13 +71,11 @@ class Trainer:
     precision: Precision
     world: World = field(default_factory=World)
 
+    name: ClassVar[str] = "sam2"  # the progress bar's label
+
     def __post_init__(self) -> None:
         cfg = self.cfg
-        self.params = set_trainable(self.model, cfg.frozen)
-        use_cache = cfg.feature_cache and "image_encoder" in cfg.frozen
-        device = next(self.model.parameters()).device
-        self.objective = Sam2Objective(self.model, cfg.loss, cfg.correction_clicks,
-                                       FeatureCache(device) if use_cache else None)
+        self.params, self.objective = self.build_objective()
         self.module = self.objective
         if self.world.size > 1:  # unused params: e.g. the box-corner embeddings in a step without boxes
             self.module = torch.nn.parallel.DistributedDataParallel(self.objective, find_unused_parameters=True)
@@ -86,6 +84,15 @@ class Trainer:
         self.scaler = self.precision.grad_scaler()
         self.step = 0
         self.bad_in_a_row = 0
+
+    def build_objective(self) -> tuple[list[torch.nn.Parameter], torch.nn.Module]:
+        """The trainable parameters and the loss module (another trainer overrides this and micro_batch)."""
+        cfg = self.cfg
+        params = set_trainable(self.model, cfg.frozen)
+        use_cache = cfg.feature_cache and "image_encoder" in cfg.frozen
+        device = next(self.model.parameters()).device
+        return params, Sam2Objective(self.model, cfg.loss, cfg.correction_clicks,
+                                     FeatureCache(device) if use_cache else None)
 
     # One optimizer step ------------------------------------------------------------------------------------------
     def micro_batch(self, micro: int) -> tuple[list, str]:
@@ -103,11 +110,11 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         total = torch.zeros((), device=next(self.model.parameters()).device)
         for micro in range(cfg.grad_accum):
-            items, kind = self.micro_batch(micro)
+            inputs = self.micro_batch(micro)  # the objective's arguments: (items, prompt type) for sam2
             last = micro == cfg.grad_accum - 1  # DDP all-reduces gradients only on the last micro-batch
             with self.module.no_sync() if (self.world.size > 1 and not last) else contextlib.nullcontext():
                 with self.precision.autocast():
-                    loss = self.module(items, kind) / cfg.grad_accum
+                    loss = self.module(*inputs) / cfg.grad_accum
                 self.scaler.scale(loss).backward()
             total += loss.detach().float()
         if self.world.size > 1:
@@ -168,7 +175,7 @@ def run_training(trainer: Trainer, run: RunDir, until: int,
     cfg = trainer.cfg
     images = 0
     start = time.perf_counter()
-    bar = tqdm(total=until, initial=trainer.step, desc="sam2", disable=not (cfg.progress and trainer.world.main),
+    bar = tqdm(total=until, initial=trainer.step, desc=trainer.name, disable=not (cfg.progress and trainer.world.main),
                dynamic_ncols=True)
     try:
         while trainer.step < until:

@@ -49,9 +49,9 @@ def init_world(device: str | None) -> tuple[World, torch.device]:
     return World(rank=dist.get_rank() if size > 1 else 0, size=size), dev
 
 
-def default_out(world: World) -> str:
-    """runs/sam2-<timestamp>, the same on every rank."""
-    name = [f"runs/sam2-{time.strftime('%Y%m%d-%H%M%S')}"]
+def default_out(world: World, prefix: str = "sam2") -> str:
+    """runs/<prefix>-<timestamp>, the same on every rank."""
+    name = [f"runs/{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"]
     if world.size > 1:
         dist.broadcast_object_list(name, src=0)
     return name[0]
