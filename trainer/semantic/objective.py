@@ -1,0 +1,59 @@
+"""The loss of one micro-batch: encoder (or its cached output) -> head -> cross-entropy + Dice against label maps.
+
+An nn.Module so DistributedDataParallel can wrap it (DDP only syncs what runs through its forward).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+
+from trainer.sam2_ft.feature_cache import FeatureCache
+from trainer.sam2_ft.forward import Encoded, encode_images, preprocess
+from trainer.semantic.batches import Item
+from trainer.semantic.model import SamUNet
+
+
+class SemanticLoss(torch.nn.Module):
+    """ce_weight x cross-entropy (optionally class-weighted) + dice_weight x smp's multiclass Dice."""
+
+    def __init__(self, ce_weight: float = 1.0, dice_weight: float = 1.0, class_weights: torch.Tensor | None = None):
+        super().__init__()
+        from segmentation_models_pytorch.losses import DiceLoss
+
+        self.ce_weight, self.dice_weight = ce_weight, dice_weight
+        self.register_buffer("class_weights", class_weights, persistent=False)
+        self.dice = DiceLoss("multiclass", from_logits=True)
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        loss = logits.new_zeros(())
+        if self.ce_weight:
+            loss = loss + self.ce_weight * F.cross_entropy(logits, labels, weight=self.class_weights)
+        if self.dice_weight:
+            loss = loss + self.dice_weight * self.dice(logits, labels)
+        return loss
+
+
+class SemanticObjective(torch.nn.Module):
+    def __init__(self, model: SamUNet, loss: SemanticLoss, cache: FeatureCache | None = None):
+        super().__init__()
+        self.model = model
+        self.loss = loss
+        self.cache = cache  # only with a frozen image encoder
+
+    def encode(self, items: list[Item]) -> Encoded:
+        device = next(self.model.parameters()).device
+        run = lambda rows: encode_images(self.model, preprocess(self.model, [items[r].image for r in rows]).to(device))
+        if self.cache is not None:
+            return self.cache.get_batch([it.cache_key for it in items], run)
+        trains_encoder = any(p.requires_grad for p in self.model.image_encoder.parameters())
+        with contextlib.nullcontext() if trains_encoder else torch.no_grad():
+            return run(list(range(len(items))))
+
+    def forward(self, items: list[Item]) -> torch.Tensor:
+        logits = self.model.decode(self.encode(items))
+        labels = torch.stack([it.labels for it in items]).to(logits.device)
+        return self.loss(logits, labels)

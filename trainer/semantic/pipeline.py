@@ -1,0 +1,139 @@
+"""A whole `python -m trainer semantic` run: encoder, data, baseline and evaluation before, training, evaluation
+after, run folder. Works alone or under torchrun (rank 0 evaluates and writes the run folder), like the SAM2 run.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+from trainer.data.sample import SegmentationDataset
+from trainer.precision import resolve
+from trainer.runlog import RunDir
+from trainer.sam2_ft.loop import TrainingStopped, run_training
+from trainer.sam2_ft.pipeline import RunResult, base_weights, default_out, init_world
+from trainer.semantic.batches import resize_dataset
+from trainer.semantic.config import SemanticTrainConfig
+from trainer.semantic.evaluate import METRICS, automatic_baseline, evaluate
+from trainer.semantic.labels import semantic_classes
+from trainer.semantic.loop import SemanticTrainer
+from trainer.semantic.model import SemanticSegmenter, SemanticSpec, build_sam2, from_sam2, load_into, save_spec
+
+BASELINE = "sam2 automatic mask generator, each mask given the class of its best-matching ground-truth instance"
+
+
+def run(cfg: SemanticTrainConfig, dataset: SegmentationDataset | None = None) -> RunResult:
+    """Train per `cfg`; `dataset` (already loaded) replaces reading cfg.data."""
+    cfg.validate()
+    world, device = init_world(cfg.device)
+    precision = resolve(cfg.precision, device)
+    cfg.out = cfg.out or default_out(world, "semantic")
+    run_dir = RunDir(cfg.out)
+    if cfg.resume and not (run_dir.state_dir.exists() and run_dir.weights_path.exists()):
+        raise FileNotFoundError(f"{run_dir.path}: nothing to resume (no model.safetensors + state/)")
+
+    torch.manual_seed(cfg.seed)  # random init is reproducible
+    sam2 = build_sam2(cfg.size, cfg.image_size, None if cfg.resume else base_weights(cfg), device)  # bad weights fail first
+    if dataset is None:
+        from trainer.data import load_dataset
+
+        dataset = load_dataset(cfg.data, cfg.format, skip_bad=cfg.skip_bad)
+    spec = SemanticSpec(semantic_classes(dataset.class_names), cfg.size, cfg.image_size, cfg.channels)
+    model = from_sam2(sam2, spec)
+    if cfg.resume:
+        load_into(model, run_dir.weights_path)
+    train_set, val_set = dataset.split(cfg.val_fraction, cfg.seed)
+    if world.main:
+        run_dir.write_config(cfg.to_dict())
+        save_spec(spec, run_dir.path)
+    data = resize_dataset(train_set, cfg.image_size, len(spec.class_names), cfg.progress and world.main)
+    trainer = SemanticTrainer(cfg, model, data, precision, world)
+    segmenter = SemanticSegmenter(model, spec)
+
+    def eval_now(step: int, phase: str = "eval") -> dict:
+        if not cfg.eval:
+            return {}
+        metrics = evaluate(segmenter, val_set, cfg.eval_images, cfg.progress) if world.main else {}
+        if world.main:
+            run_dir.log({"step": step, "phase": phase, **metrics})
+        if world.size > 1:
+            dist.barrier()
+        return metrics
+
+    if cfg.resume:
+        trainer.load(run_dir)
+        if world.main:
+            run_dir.truncate_metrics(trainer.step)
+        logged = {r.get("phase"): r for r in run_dir.read_metrics() if r.get("phase") in ("before", "baseline")}
+        before, baseline = logged.get("before", {}), logged.get("baseline", {}).get("baseline", {})
+    else:
+        if world.main and run_dir.metrics_path.exists():
+            run_dir.metrics_path.unlink()  # a fresh run in an old folder starts a fresh log
+        before = eval_now(0, "before")
+        baseline = {}
+        if cfg.eval and cfg.baseline and world.main:  # the base SAM2, before its encoder trains (--freeze none)
+            baseline = automatic_baseline(sam2, val_set, spec.class_names, cfg.eval_images, cfg.auto_points_per_side,
+                                          cfg.auto_pred_iou_thresh, cfg.auto_stability_thresh, cfg.progress)
+            run_dir.log({"step": 0, "phase": "baseline", "baseline": baseline})
+    del sam2  # only its image encoder (inside `model`) is trained
+
+    until = min(cfg.steps, trainer.step + cfg.stop_after) if cfg.stop_after else cfg.steps
+    status, timing = "finished", {"train_time_s": 0.0, "images_per_s": 0.0}
+    try:
+        timing = run_training(trainer, run_dir, until, on_eval=eval_now)
+        trainer.save(run_dir)
+    except TrainingStopped as err:
+        status = "stopped"
+        print(f"warning: {err}")
+    if status == "finished" and trainer.step < cfg.steps:
+        status = "paused"
+    after = eval_now(trainer.step, "after") if status == "finished" else {}
+
+    summary = {}
+    if world.main:
+        summary = write_artifacts(cfg, run_dir, segmenter, dataset, train_set, val_set, before, after, baseline,
+                                  timing, status, device)
+    if world.size > 1:
+        dist.barrier()
+    return RunResult(run_dir.path, status, summary)
+
+
+def write_artifacts(cfg: SemanticTrainConfig, run_dir: RunDir, segmenter: SemanticSegmenter, dataset, train_set,
+                    val_set, before: dict, after: dict, baseline: dict, timing: dict, status: str,
+                    device: torch.device) -> dict:
+    """curves.png, overlays/, summary.json (the schema the Hub model card reads)."""
+    from trainer.semantic.overlays import draw_overlays
+
+    spec = segmenter.spec
+    run_dir.plot_curves(keys=["loss", "lr", "grad_norm", "miou", "pixel_accuracy"])
+    if status == "finished" and cfg.overlays > 0 and len(val_set):
+        samples = [val_set[i] for i in range(min(cfg.overlays, len(val_set)))]
+        draw_overlays(samples, [segmenter.predict(s.image) for s in samples], spec.class_names, spec.colors,
+                      run_dir.overlays)
+    summary = {
+        "kind": "semantic",
+        "base_model": str(base_weights(cfg) or "random-init"),
+        "model": {"size": cfg.size, "image_size": cfg.image_size, "decoder_channels": cfg.channels},
+        "dataset": {"path": str(cfg.data), "format": dataset.format or cfg.format, "num_train": len(train_set),
+                    "num_val": len(val_set), "class_names": list(dataset.class_names),
+                    "normalization": dataset.normalization},
+        "classes": [{"name": n, "color": c} for n, c in zip(spec.class_names, spec.colors)],
+        "recipe": {"freeze": cfg.frozen, "loss": f"{cfg.ce_weight:g} x cross-entropy + {cfg.dice_weight:g} x dice",
+                   "class_weights": cfg.class_weights, "precision": resolve(cfg.precision, device).name,
+                   "steps": cfg.steps, "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "lr": cfg.lr,
+                   "weight_decay": cfg.weight_decay, "hflip": cfg.hflip, "seed": cfg.seed},
+        "metrics": {"before": _pick(before), "after": _pick(after)},
+        "baseline": {"method": BASELINE, "points_per_side": cfg.auto_points_per_side,
+                     "pred_iou_thresh": cfg.auto_pred_iou_thresh, "stability_score_thresh": cfg.auto_stability_thresh,
+                     "metrics": _pick(baseline)} if baseline else {},
+        "main_metric": "miou",
+        "train_time_s": round(timing["train_time_s"], 2),
+        "images_per_s": round(timing["images_per_s"], 3),
+        "status": status,
+    }
+    run_dir.write_summary(summary)
+    return summary
+
+
+def _pick(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k in METRICS or k.startswith("iou_")}
