@@ -195,3 +195,48 @@ def run_training(trainer: Trainer, run: RunDir, until: int,
     elapsed = time.perf_counter() - start
     return {"train_time_s": elapsed, "images_per_s": images / max(elapsed, 1e-9), "images": images}
 
+
+
+# A run's session, shared by the trainers' pipelines ---------------------------------------------------------------
+def evaluation(run: RunDir, world: World, measure: Callable[[], dict], enabled: bool = True,
+               keys: tuple[str, ...] | None = None) -> Callable[..., dict]:
+    """on_eval(step, phase="eval"): rank 0 measures and logs {step, phase, metrics (only `keys` if given)}; the other
+    ranks wait for it."""
+    def eval_now(step: int, phase: str = "eval") -> dict:
+        if not enabled:
+            return {}
+        metrics = measure() if world.main else {}
+        if world.main:
+            run.log({"step": step, "phase": phase, **{k: v for k, v in metrics.items() if keys is None or k in keys}})
+        if world.size > 1:
+            dist.barrier()
+        return metrics
+    return eval_now
+
+
+def start_or_resume(trainer: Trainer, run: RunDir) -> list[dict]:
+    """--resume: optimizer/RNG/step from RUN_DIR/state and metrics.jsonl cut back to that step; otherwise a fresh
+    log. Returns what metrics.jsonl holds now (a resumed run reports its 'before' from there)."""
+    if trainer.cfg.resume:
+        trainer.load(run)
+        if trainer.world.main:
+            run.truncate_metrics(trainer.step)
+    elif trainer.world.main and run.metrics_path.exists():
+        run.metrics_path.unlink()  # a fresh run in an old folder starts a fresh log
+    if trainer.world.size > 1:
+        dist.barrier()
+    return run.read_metrics()
+
+
+def train_session(trainer: Trainer, run: RunDir, on_eval: Callable[..., dict] | None = None) -> tuple[str, dict]:
+    """This session's steps (to --steps, or --stop-after more), then a checkpoint. Returns the status ("finished",
+    "paused" by --stop-after, "stopped" by non-finite losses: last good checkpoint kept) and the timings."""
+    cfg = trainer.cfg
+    until = min(cfg.steps, trainer.step + cfg.stop_after) if cfg.stop_after else cfg.steps
+    try:
+        timing = run_training(trainer, run, until, on_eval=on_eval)
+        trainer.save(run)
+    except TrainingStopped as err:
+        print(f"warning: {err}")
+        return "stopped", {"train_time_s": 0.0, "images_per_s": 0.0}
+    return ("paused" if trainer.step < cfg.steps else "finished"), timing
