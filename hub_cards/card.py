@@ -41,6 +41,11 @@ def _dataset_label(path: Any) -> str:
     return (p.parent.name if p.suffix else p.name) or "custom"
 
 
+def metric_label(name: str) -> str:
+    """A metric's name in words; per-class IoUs (iou_<class>, semantic models) name their class."""
+    return METRIC_LABELS.get(name) or (f"IoU, class {name[4:]}" if name.startswith("iou_") else name)
+
+
 def metric_rows(kind: Kind, metrics: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str, str, str]]:
     """(label, before, after, change) for the kind's metrics present in the summary, then any others."""
     before, after = metrics.get("before") or {}, metrics.get("after") or {}
@@ -50,8 +55,16 @@ def metric_rows(kind: Kind, metrics: Mapping[str, Mapping[str, Any]]) -> list[tu
     for name in names:
         b, a = before.get(name), after.get(name)
         delta = f"{round(a - b, 4):+.4g}" if isinstance(a, (int, float)) and isinstance(b, (int, float)) else "–"
-        rows.append((f"{METRIC_LABELS.get(name, name)} (`{name}`)", _fmt(b), _fmt(a), delta))
+        rows.append((f"{metric_label(name)} (`{name}`)", _fmt(b), _fmt(a), delta))
     return rows
+
+
+def baseline_rows(kind: Kind, summary: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(label, baseline, this model) for a run that scored a baseline (semantic: SAM2's automatic masks)."""
+    baseline = (summary.get("baseline") or {}).get("metrics") or {}
+    after = (summary.get("metrics") or {}).get("after") or {}
+    return [(f"{metric_label(name)} (`{name}`)", _fmt(baseline[name]), _fmt(after.get(name)))
+            for name in [*kind.metrics, *sorted(k for k in baseline if k not in kind.metrics)] if name in baseline]
 
 
 def card_data(summary: Mapping[str, Any], model_name: str, license: str = DEFAULT_LICENSE) -> ModelCardData:
@@ -99,4 +112,7 @@ def build_card(summary: Mapping[str, Any], repo_id: str, curves: str | None = "c
         curves=curves,
         overlays=overlays or [],
         usage=kind.usage.format(repo_id=repo_id),
+        classes=[(c.get("name"), c.get("color")) for c in summary.get("classes") or []],
+        baseline=summary.get("baseline") or {},
+        baseline_rows=baseline_rows(kind, summary),
     )

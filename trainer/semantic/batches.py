@@ -71,8 +71,7 @@ def make_items(data: list[tuple[int, Labelled]], positions: list[int], step: int
     items = []
     for pos in positions:
         index, sample = data[pos]
-        gen = torch.Generator().manual_seed(sample_seed(seed, step, index))
-        flip = bool(hflip and torch.rand(1, generator=gen).item() < 0.5)
+        flip = hflip and bool(np.random.default_rng(sample_seed(seed, step, index)).random() < 0.5)
         image, labels = sample.image, sample.labels
         if flip:
             image, labels = np.ascontiguousarray(image[:, ::-1]), labels.flip(-1)

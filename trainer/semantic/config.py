@@ -1,35 +1,44 @@
 """Every option of `python -m trainer semantic`, with its default: the one source of defaults.
 
-The CLI flags are generated from this dataclass (field `foo_bar` -> `--foo-bar`); the resolved config is saved as
+Options that mean the same as in `python -m trainer sam2` (data, encoder, schedule, precision, run folder) are taken
+from the SAM2 trainer's config (`sam2_option`), so the two stay alike; the rest are this trainer's own. The CLI flags
+are generated from this dataclass (field `foo_bar` -> `--foo-bar`); the resolved config is saved as
 RUN_DIR/config.yaml, so a run can be repeated (or resumed) from that file alone.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from trainer import options
+from trainer.sam2_ft.config import Sam2TrainConfig
 
 FREEZE_CHOICES = ("image_encoder", "none")
+_SAM2_FIELDS = {f.name: f for f in fields(Sam2TrainConfig)}
+
+
+def sam2_option(name: str, default: Any = None, help: str | None = None) -> Any:
+    """The SAM2 trainer's option `name` (default and help), optionally with another default or help text."""
+    f = _SAM2_FIELDS[name]
+    metadata = {**f.metadata, **({"help": help} if help else {})}
+    return field(default=f.default if default is None else default, metadata=metadata)
 
 
 @dataclass
 class SemanticTrainConfig:
     # Data
-    data: str = field(default="builtin", metadata={"help": "dataset path, or 'builtin' (real photos shipped with us)"})
-    format: str = field(default="auto", metadata={"help": "dataset format (auto-detected by default)"})
-    skip_bad: bool = field(default=False, metadata={"help": "skip unreadable samples instead of stopping"})
-    val_fraction: float = field(default=0.2, metadata={"help": "fraction of images held out for validation"})
-    hflip: bool = field(default=True, metadata={"help": "random horizontal flip augmentation"})
+    data: str = sam2_option("data")
+    format: str = sam2_option("format")
+    skip_bad: bool = sam2_option("skip_bad")
+    val_fraction: float = sam2_option("val_fraction")
+    hflip: bool = sam2_option("hflip")
     # Model
-    size: str = field(default="tiny", metadata={"help": "sam2.1 hiera size of the encoder",
-                                                "choices": ("tiny", "small", "base_plus", "large")})
-    weights: str | None = field(default=None, metadata={
-        "help": "encoder weights: a sam2 checkpoint file, a SAM2 run/Hub folder of ours, or a Hub id "
-                "(default: the official sam2.1 weights of --size)"})
-    no_pretrained: bool = field(default=False, metadata={"help": "random initialisation (no download)"})
-    image_size: int = field(default=1024, metadata={"help": "model input size (multiple of 32)"})
+    size: str = sam2_option("size")
+    weights: str | None = sam2_option("weights", help="encoder weights: a sam2 checkpoint file, a SAM2 run/Hub "
+                                      "folder of ours, or a Hub id (default: the official sam2.1 weights of --size)")
+    no_pretrained: bool = sam2_option("no_pretrained")
+    image_size: int = sam2_option("image_size")
     freeze: str = field(default="image_encoder", metadata={
         "help": "image_encoder: train the head only (encoder features cached); none: train everything",
         "choices": FREEZE_CHOICES})
@@ -41,40 +50,38 @@ class SemanticTrainConfig:
     class_weights: str = field(default="none", metadata={
         "help": "cross-entropy class weights: none, balanced (inverse pixel frequency on the training split), "
                 "or one number per class, background first: '0.5,1,2'"})
-    steps: int = field(default=200, metadata={"help": "optimizer steps"})
-    batch_size: int = field(default=4, metadata={"help": "images per step (global, across processes)"})
-    grad_accum: int = field(default=1, metadata={"help": "micro-batches accumulated per optimizer step"})
-    lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate (lower it, e.g. 1e-5, with --freeze none)"})
-    weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay"})
-    warmup_steps: int = field(default=10, metadata={"help": "linear warm-up steps before the cosine decay"})
-    clip_grad: float = field(default=1.0, metadata={"help": "max gradient norm (0 = off)"})
-    precision: str = field(default="auto", metadata={"help": "auto: bf16/fp16 on GPUs, fp32 on CPU",
-                                                     "choices": ("auto", "fp32", "fp16", "bf16")})
-    seed: int = field(default=0, metadata={"help": "seed for split, sampling, augmentation"})
-    max_bad_steps: int = field(default=5, metadata={"help": "consecutive NaN/inf losses before the run stops"})
-    feature_cache: bool = field(default=True, metadata={"help": "cache encoder features when the encoder is frozen"})
+    steps: int = sam2_option("steps")
+    batch_size: int = sam2_option("batch_size", default=4)
+    grad_accum: int = sam2_option("grad_accum")
+    lr: float = sam2_option("lr", default=1e-3, help="AdamW learning rate (lower it, e.g. 1e-5, with --freeze none)")
+    weight_decay: float = sam2_option("weight_decay", default=1e-4)
+    warmup_steps: int = sam2_option("warmup_steps")
+    clip_grad: float = sam2_option("clip_grad")
+    precision: str = sam2_option("precision")
+    seed: int = sam2_option("seed", help="seed for split, sampling, augmentation")
+    max_bad_steps: int = sam2_option("max_bad_steps")
+    feature_cache: bool = sam2_option("feature_cache")
     # Run
-    out: str | None = field(default=None, metadata={"help": "run folder (default runs/semantic-<timestamp>)"})
-    resume: bool = field(default=False, metadata={"help": "continue the run in --out from its last checkpoint"})
-    stop_after: int = field(default=0, metadata={
-        "help": "stop this session after N steps with a resumable checkpoint (0 = run to --steps)"})
-    eval: bool = field(default=True, metadata={"help": "evaluate on the validation split before and after training"})
-    eval_every: int = field(default=0, metadata={"help": "evaluate every N steps (0 = only before and after)"})
-    save_every: int = field(default=50, metadata={"help": "checkpoint every N steps"})
-    log_every: int = field(default=1, metadata={"help": "log metrics every N steps"})
-    eval_images: int = field(default=0, metadata={"help": "validation images used by the evaluation (0 = all)"})
+    out: str | None = sam2_option("out", help="run folder (default runs/semantic-<timestamp>)")
+    resume: bool = sam2_option("resume")
+    stop_after: int = sam2_option("stop_after")
+    eval: bool = sam2_option("eval")
+    eval_every: int = sam2_option("eval_every")
+    save_every: int = sam2_option("save_every")
+    log_every: int = sam2_option("log_every")
+    eval_images: int = sam2_option("eval_images", default=0)
     baseline: bool = field(default=True, metadata={
         "help": "score the promptless SAM2 baseline (automatic mask generator) on the validation split"})
-    auto_points_per_side: int = field(default=16, metadata={"help": "point grid of the automatic-mask baseline"})
+    auto_points_per_side: int = sam2_option("auto_points_per_side", help="point grid of the automatic-mask baseline")
     auto_pred_iou_thresh: float = field(default=0.0, metadata={
         "help": "baseline: keep masks with predicted IoU above this (sam2's default 0.8 drops every mask of a "
                 "random-init or young model)"})
     auto_stability_thresh: float = field(default=0.0, metadata={
         "help": "baseline: keep masks with stability score above this (sam2's default: 0.95)"})
-    overlays: int = field(default=4, metadata={"help": "validation overlays drawn at the end"})
-    push_to: str | None = field(default=None, metadata={"help": "Hub repo id, local:owner/name or file:PATH"})
-    device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 ... (default: cuda if available)"})
-    progress: bool = field(default=True, metadata={"help": "tqdm progress bar"})
+    overlays: int = sam2_option("overlays")
+    push_to: str | None = sam2_option("push_to")
+    device: str | None = sam2_option("device")
+    progress: bool = sam2_option("progress")
 
     @property
     def frozen(self) -> list[str]:
@@ -92,22 +99,13 @@ class SemanticTrainConfig:
         return values
 
     def validate(self) -> "SemanticTrainConfig":
-        from trainer.sam2_ft.model import CONFIGS
-
         if self.freeze not in FREEZE_CHOICES:
             raise ValueError(f"--freeze: {self.freeze!r}; choose from {', '.join(FREEZE_CHOICES)}")
-        if self.size not in CONFIGS:
-            raise ValueError(f"--size: unknown size {self.size!r}; choose from {', '.join(CONFIGS)}")
-        if self.image_size % 32:
-            raise ValueError(f"--image-size must be a multiple of 32, got {self.image_size}")
-        if self.weights and self.no_pretrained:
-            raise ValueError("--weights and --no-pretrained exclude each other")
         if self.ce_weight < 0 or self.dice_weight < 0 or self.ce_weight + self.dice_weight == 0:
             raise ValueError("--ce-weight and --dice-weight must be >= 0 and not both 0")
-        for name in ("steps", "batch_size", "grad_accum"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
         self.channels  # noqa: B018 - raise early on a bad list
+        shared = {name: getattr(self, name) for name in _SAM2_FIELDS if hasattr(self, name)}
+        Sam2TrainConfig(**shared).validate()  # the options both trainers have, checked as the SAM2 trainer does
         return self
 
     def to_dict(self) -> dict[str, Any]:

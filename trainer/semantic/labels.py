@@ -25,7 +25,7 @@ def label_map(masks: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
     painted over larger ones."""
     masks = np.asarray(masks, dtype=bool)
     labels = np.zeros(masks.shape[1:], np.int64)
-    areas = masks.reshape(len(masks), -1).sum(1)
+    areas = masks.sum(axis=(1, 2))
     for i in _paint_order(areas):
         labels[masks[i]] = int(class_ids[i]) + 1
     return labels

@@ -23,10 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 
 from trainer.checkpoint import WEIGHTS_NAME, CheckpointError, check_keys, load_weights
-from trainer.sam2_ft.model import CONFIGS, MODEL_CONFIG_NAME, Sam2Spec
+from trainer.sam2_ft.model import CONFIGS, Sam2Spec, load_spec
 from trainer.sam2_ft.model import build_model as build_sam2_model
 from trainer.semantic.labels import class_colors
 
@@ -72,7 +71,10 @@ class UNetHead(torch.nn.Module):
         skips = (fpn_channels, fpn_channels, 0, 0)  # the stride-8 and stride-4 levels, then plain upsampling
         inputs = (fpn_channels, *channels[:-1])
         self.num_classes = num_classes
-        self.blocks = torch.nn.ModuleList(UnetDecoderBlock(i, s, o) for i, s, o in zip(inputs, skips, channels))
+        # No batch norm: each image's logits depend on that image alone, so train and eval agree, batch size and
+        # the split over DDP processes do not change the result, and one image is a valid batch.
+        self.blocks = torch.nn.ModuleList(UnetDecoderBlock(i, s, o, use_norm=False)
+                                          for i, s, o in zip(inputs, skips, channels))
         self.classifier = SegmentationHead(channels[-1], num_classes, kernel_size=3)
 
     def forward(self, fpn: list[torch.Tensor]) -> torch.Tensor:
@@ -129,19 +131,6 @@ def load_into(model: SamUNet, weights: str | Path) -> SamUNet:
     return model
 
 
-def save_spec(spec: SemanticSpec, folder: str | Path) -> Path:
-    path = Path(folder) / MODEL_CONFIG_NAME
-    path.write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
-    return path
-
-
-def load_spec(folder: str | Path) -> SemanticSpec:
-    path = Path(folder) / MODEL_CONFIG_NAME
-    if not path.is_file():
-        raise CheckpointError(f"{path}: missing; a semantic model folder holds {MODEL_CONFIG_NAME} and {WEIGHTS_NAME}")
-    return SemanticSpec.from_dict(yaml.safe_load(path.read_text()) or {}, str(path))
-
-
 class SemanticSegmenter:
     """One RGB image in, a class map out (what the Hub loader returns and the app uses).
 
@@ -187,5 +176,5 @@ class SemanticSegmenter:
 
 def load_folder(folder: str | Path, device: str | torch.device = "cpu") -> SemanticSegmenter:
     """A trained semantic model from a run folder or a pulled Hub repo (model_config.yaml + model.safetensors)."""
-    spec = load_spec(folder)
+    spec = load_spec(folder, SemanticSpec)
     return SemanticSegmenter(build_model(spec, Path(folder) / WEIGHTS_NAME, device=device), spec)

@@ -28,13 +28,16 @@ class SemanticLoss(torch.nn.Module):
         self.dice = DiceLoss("multiclass", from_logits=True)
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        logits = logits.float()
-        loss = logits.new_zeros(())
-        if self.ce_weight:
-            loss = loss + self.ce_weight * F.cross_entropy(logits, labels, weight=self.class_weights)
-        if self.dice_weight:
-            loss = loss + self.dice_weight * self.dice(logits, labels)
-        return loss
+        """Mean over images of each image's loss, so any split of a batch over processes averages alike."""
+        per_image = []
+        for one, truth in zip(logits.float(), labels):
+            loss = one.new_zeros(())
+            if self.ce_weight:
+                loss = loss + self.ce_weight * F.cross_entropy(one[None], truth[None], weight=self.class_weights)
+            if self.dice_weight:  # smp: a class absent from this image adds nothing
+                loss = loss + self.dice_weight * self.dice(one[None], truth[None])
+            per_image.append(loss)
+        return torch.stack(per_image).mean()
 
 
 class SemanticObjective(torch.nn.Module):

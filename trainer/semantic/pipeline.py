@@ -10,14 +10,15 @@ import torch.distributed as dist
 from trainer.data.sample import SegmentationDataset
 from trainer.precision import resolve
 from trainer.runlog import RunDir
-from trainer.sam2_ft.loop import TrainingStopped, run_training
+from trainer.sam2_ft.loop import evaluation, start_or_resume, train_session
+from trainer.sam2_ft.model import save_spec
 from trainer.sam2_ft.pipeline import RunResult, base_weights, default_out, init_world
 from trainer.semantic.batches import resize_dataset
 from trainer.semantic.config import SemanticTrainConfig
 from trainer.semantic.evaluate import METRICS, automatic_baseline, evaluate
 from trainer.semantic.labels import semantic_classes
 from trainer.semantic.loop import SemanticTrainer
-from trainer.semantic.model import SemanticSegmenter, SemanticSpec, build_sam2, from_sam2, load_into, save_spec
+from trainer.semantic.model import SemanticSegmenter, SemanticSpec, build_sam2, from_sam2, load_into
 
 BASELINE = "sam2 automatic mask generator, each mask given the class of its best-matching ground-truth instance"
 
@@ -33,7 +34,8 @@ def run(cfg: SemanticTrainConfig, dataset: SegmentationDataset | None = None) ->
         raise FileNotFoundError(f"{run_dir.path}: nothing to resume (no model.safetensors + state/)")
 
     torch.manual_seed(cfg.seed)  # random init is reproducible
-    sam2 = build_sam2(cfg.size, cfg.image_size, None if cfg.resume else base_weights(cfg), device)  # bad weights fail first
+    # the whole SAM2 (its encoder is ours; the rest makes the baseline); bad weights fail before the data is read
+    sam2 = build_sam2(cfg.size, cfg.image_size, None if cfg.resume else base_weights(cfg), device)
     if dataset is None:
         from trainer.data import load_dataset
 
@@ -50,43 +52,19 @@ def run(cfg: SemanticTrainConfig, dataset: SegmentationDataset | None = None) ->
     trainer = SemanticTrainer(cfg, model, data, precision, world)
     segmenter = SemanticSegmenter(model, spec)
 
-    def eval_now(step: int, phase: str = "eval") -> dict:
-        if not cfg.eval:
-            return {}
-        metrics = evaluate(segmenter, val_set, cfg.eval_images, cfg.progress) if world.main else {}
-        if world.main:
-            run_dir.log({"step": step, "phase": phase, **metrics})
-        if world.size > 1:
-            dist.barrier()
-        return metrics
-
+    eval_now = evaluation(run_dir, world, lambda: evaluate(segmenter, val_set, cfg.eval_images, cfg.progress),
+                          enabled=cfg.eval)
+    logged = {r.get("phase"): r for r in start_or_resume(trainer, run_dir)}
     if cfg.resume:
-        trainer.load(run_dir)
-        if world.main:
-            run_dir.truncate_metrics(trainer.step)
-        logged = {r.get("phase"): r for r in run_dir.read_metrics() if r.get("phase") in ("before", "baseline")}
         before, baseline = logged.get("before", {}), logged.get("baseline", {}).get("baseline", {})
     else:
-        if world.main and run_dir.metrics_path.exists():
-            run_dir.metrics_path.unlink()  # a fresh run in an old folder starts a fresh log
-        before = eval_now(0, "before")
-        baseline = {}
+        before, baseline = eval_now(0, "before"), {}
         if cfg.eval and cfg.baseline and world.main:  # the base SAM2, before its encoder trains (--freeze none)
             baseline = automatic_baseline(sam2, val_set, spec.class_names, cfg.eval_images, cfg.auto_points_per_side,
                                           cfg.auto_pred_iou_thresh, cfg.auto_stability_thresh, cfg.progress)
             run_dir.log({"step": 0, "phase": "baseline", "baseline": baseline})
     del sam2  # only its image encoder (inside `model`) is trained
-
-    until = min(cfg.steps, trainer.step + cfg.stop_after) if cfg.stop_after else cfg.steps
-    status, timing = "finished", {"train_time_s": 0.0, "images_per_s": 0.0}
-    try:
-        timing = run_training(trainer, run_dir, until, on_eval=eval_now)
-        trainer.save(run_dir)
-    except TrainingStopped as err:
-        status = "stopped"
-        print(f"warning: {err}")
-    if status == "finished" and trainer.step < cfg.steps:
-        status = "paused"
+    status, timing = train_session(trainer, run_dir, on_eval=eval_now)
     after = eval_now(trainer.step, "after") if status == "finished" else {}
 
     summary = {}
