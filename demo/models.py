@@ -162,22 +162,35 @@ def resolve_precision(name: str) -> prec.Precision:
         return prec.resolve(name, device())
 
 
-def detect(ref: str, image: np.ndarray, score_threshold: float, precision_name: str) -> dict[str, Any]:
-    """Detectron2 instances for one image: {masks, boxes, class_ids, scores, class_names} (model cached)."""
+def _loaded(kind: str, label: str, ref: str) -> tuple[Any, threading.Lock]:
+    """A cached Detectron2 / semantic model (loaded on first use) and the lock that serialises its use."""
     ref = (ref or "").strip()
     if not ref:
-        raise ValueError("pick a Detectron2 model: none in the local hub yet (python -m trainer push RUN --repo "
+        raise ValueError(f"pick a {label} model: none in the local hub yet (python -m trainer push RUN --repo "
                          "local:owner/name), or type a folder / Hub id")
-    key = ("detectron2", ref)
+    key = (kind, ref)
     with _load_lock:
         entry = _models.get(key)
         if entry is None:
-            entry = (_load(ref, "detectron2", device()), threading.Lock())
+            entry = (_load(ref, kind, device()), threading.Lock())
             _models.put(key, entry)
-    segmenter, lock = entry
+    return entry
+
+
+def detect(ref: str, image: np.ndarray, score_threshold: float, precision_name: str) -> dict[str, Any]:
+    """Detectron2 instances for one image: {masks, boxes, class_ids, scores, class_names} (model cached)."""
+    segmenter, lock = _loaded("detectron2", "Detectron2", ref)
     with lock:  # precision is an attribute of the shared segmenter: set and use it under one lock
         segmenter.precision = resolve_precision(precision_name)
         return segmenter.predict(image, score_threshold=score_threshold)
+
+
+def segment_classes(ref: str, image: np.ndarray, precision_name: str) -> tuple[np.ndarray, list[str], list[str]]:
+    """A semantic model's class map for one image (H x W class indices), its class names and colours."""
+    segmenter, lock = _loaded("semantic", "semantic", ref)
+    with lock:
+        segmenter.precision = resolve_precision(precision_name)
+        return segmenter.predict(image), segmenter.class_names, segmenter.colors
 
 
 def predict_prompt(handle: Sam2Handle, image: np.ndarray, key: str, precision_name: str,

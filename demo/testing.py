@@ -46,6 +46,30 @@ def make_d2_repo(folder: str | Path, class_names: tuple[str, ...] = ("vessel", "
     return folder
 
 
+def make_semantic_repo(folder: str | Path, class_names: tuple[str, ...] = ("vessel", "liquid"),
+                       image_size: int = 128, seed: int = 1) -> Path:
+    """A semantic model folder (sam2 tiny encoder + UNet head, random init): model_config.yaml + model.safetensors.
+
+    The classifier's bias is zeroed: a random head's bias alone would give one class everywhere; without it the
+    image's features decide, so the class map is mixed (seed 1: background and both classes on the test scene)."""
+    import torch
+
+    from trainer.checkpoint import WEIGHTS_NAME, save_weights
+    from trainer.sam2_ft.model import save_spec
+    from trainer.semantic.labels import semantic_classes
+    from trainer.semantic.model import SemanticSpec, build_model
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    spec = SemanticSpec(semantic_classes(list(class_names)), "tiny", image_size)
+    model = build_model(spec)
+    torch.nn.init.zeros_(model.head.classifier[0].bias)
+    save_weights(model.state_dict(), folder / WEIGHTS_NAME)
+    save_spec(spec, folder)
+    return folder
+
+
 def synthetic_image(path: str | Path, size: int = 128) -> str:
     """A small synthetic RGB PNG (from the kit's synthetic vessel scenes)."""
     from trainer.data.synthetic import make_dataset
@@ -83,8 +107,10 @@ def offline_env(hub: str | Path, image_size: int = 256) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def running_app(root: str | Path, with_d2: bool = True, image_size: int = 256) -> Iterator[dict]:
-    """A local hub under `root` (random-init sam2 "me/sam2-ft", detectron2 "me/d2-ft"), env set, the app served.
+def running_app(root: str | Path, with_d2: bool = True, image_size: int = 256,
+                with_semantic: bool = True) -> Iterator[dict]:
+    """A local hub under `root` (random-init sam2 "me/sam2-ft", detectron2 "me/d2-ft", semantic "me/semantic-ft"),
+    env set, the app served.
 
     Yields {"url", "hub", "image"}; the environment is restored afterwards.
     """
@@ -98,6 +124,8 @@ def running_app(root: str | Path, with_d2: bool = True, image_size: int = 256) -
         make_sam2_repo(hub / "me" / "sam2-ft", image_size=image_size, seed=1)
         if with_d2:
             make_d2_repo(hub / "me" / "d2-ft")
+        if with_semantic:
+            make_semantic_repo(hub / "me" / "semantic-ft")
         image = synthetic_image(root / "scene.png")
         models.clear_caches()
         from demo.ui import build_app

@@ -52,3 +52,35 @@ def test_upload_click_two_points_and_read_the_score(tmp_path):
     assert len(points) == 2 and [p[2] for p in points] == [1, 1]
     for (x, y, _), (fx, fy) in zip(points, AIMS):
         assert abs(x - fx * 128) <= 3 and abs(y - fy * 128) <= 3
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (apt-get install chromium)")
+def test_semantic_tab_colours_every_pixel_and_shows_the_legend(tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from demo.testing import running_app
+
+    with running_app(tmp_path / "app", with_d2=False) as app, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(app["url"], wait_until="domcontentloaded")
+            page.get_by_role("tab", name="Semantic").click()
+            page.locator("#semantic-upload input[type=file]").set_input_files(app["image"])
+            page.locator("#semantic-upload").get_by_text("scene.png").wait_for(timeout=30_000)
+            page.locator("#semantic-run").click()
+            value = "() => document.querySelector('#semantic-info textarea').value"
+            page.wait_for_function(f"({value})().includes('inference')", timeout=90_000)
+            page.locator("#semantic-overlay img").wait_for(timeout=30_000)
+            text = page.locator("#semantic-info textarea").input_value()
+            rows = page.locator("#semantic-legend .segkit-legend-row").all_inner_texts()
+            swatch = page.locator("#semantic-legend .segkit-swatch").nth(1).evaluate(
+                "el => getComputedStyle(el).backgroundColor")
+            page.screenshot(path=str(tmp_path / "semantic_tab.png"), full_page=True)
+        finally:
+            browser.close()
+    assert "2 of 2 classes found" in text and text.endswith("fp32")
+    assert [row.split(" — ")[0] for row in rows] == ["background", "vessel", "liquid"]
+    assert all(row.endswith("%") for row in rows)
+    assert swatch == "rgb(31, 119, 180)"  # vessel: the first class colour (#1f77b4)
+    assert (tmp_path / "semantic_tab.png").stat().st_size > 10_000
