@@ -47,24 +47,27 @@ def make_d2_repo(folder: str | Path, class_names: tuple[str, ...] = ("vessel", "
 
 
 def make_semantic_repo(folder: str | Path, class_names: tuple[str, ...] = ("vessel", "liquid"),
-                       image_size: int = 128, seed: int = 1) -> Path:
+                       image_size: int = 128, seed: int = 0) -> Path:
     """A semantic model folder (sam2 tiny encoder + UNet head, random init): model_config.yaml + model.safetensors.
 
-    The classifier's bias is zeroed: a random head's bias alone would give one class everywhere; without it the
-    image's features decide, so the class map is mixed (seed 1: background and both classes on the test scene)."""
+    A random head's class map is one class everywhere (its bias outweighs the features); its bias is set so each
+    class's logits are centred on a synthetic scene, so the map varies with the image as a trained model's does."""
     import torch
 
     from trainer.checkpoint import WEIGHTS_NAME, save_weights
+    from trainer.data.synthetic import make_dataset
     from trainer.sam2_ft.model import save_spec
     from trainer.semantic.labels import semantic_classes
-    from trainer.semantic.model import SemanticSpec, build_model
+    from trainer.semantic.model import SemanticSegmenter, SemanticSpec, build_model
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     spec = SemanticSpec(semantic_classes(list(class_names)), "tiny", image_size)
     model = build_model(spec)
-    torch.nn.init.zeros_(model.head.classifier[0].bias)
+    logits = SemanticSegmenter(model, spec).logits([make_dataset(1, image_size, seed=0)[0].image])[0]
+    with torch.no_grad():
+        model.head.classifier[0].bias -= logits.flatten(1).median(1).values
     save_weights(model.state_dict(), folder / WEIGHTS_NAME)
     save_spec(spec, folder)
     return folder

@@ -50,8 +50,8 @@ def test_bad_data_and_options_are_one_line_errors(tmp_path, capsys):
     truncate(data / "images" / "img_1.png")
     assert main(["semantic", "--data", str(data), "--out", str(tmp_path / "a"), *FAST]) == 2
     assert "img_1.png" in capsys.readouterr().err
-    assert main(["semantic", "--decoder-channels", "64,32", "--out", str(tmp_path / "b"), *FAST]) == 2
-    assert "--decoder-channels: expected 4 positive integers" in capsys.readouterr().err
+    assert main(["semantic", "--decoder-channels", "64", "--out", str(tmp_path / "b"), *FAST]) == 2
+    assert "--decoder-channels: expected 2 to 4 positive integers" in capsys.readouterr().err
     assert main(["semantic", "--resume", "--out", str(tmp_path / "nothing")]) == 2
     assert "nothing to resume" in capsys.readouterr().err
     sam2_run = tmp_path / "sam2_run"
@@ -67,8 +67,8 @@ WORKER = textwrap.dedent("""
     from trainer.semantic.config import SemanticTrainConfig
     from trainer.semantic.pipeline import run
 
-    cfg = SemanticTrainConfig(image_size=128, no_pretrained=True, batch_size=4, steps=2, warmup_steps=0, eval=False,
-                              overlays=0, progress=False, save_every=0, out=sys.argv[1])
+    cfg = SemanticTrainConfig(image_size=128, no_pretrained=True, batch_size=4, steps=2, warmup_steps=0, lr=1e-4,
+                              eval=False, overlays=0, progress=False, save_every=0, out=sys.argv[1])
     print(run(cfg, make_dataset(6, 128, seed=2)).status)
 """)
 
@@ -76,7 +76,10 @@ WORKER = textwrap.dedent("""
 def test_two_processes_match_one(tmp_path):
     from test_sam2_ddp import one_and_two_processes
 
-    a, _ = one_and_two_processes(tmp_path, WORKER)
+    # Adam's first steps are about lr x sign(gradient): for the rare near-zero gradient, float rounding (two half
+    # batches summed vs one batch) moves an update by a few % of lr (1.6e-6 seen at lr 1e-4); a missing sync would
+    # flip whole updates (2e-4)
+    a, _ = one_and_two_processes(tmp_path, WORKER, atol=1e-5)
     assert (tmp_path / "two" / "summary.json").is_file() and (tmp_path / "two" / "state").is_dir()
     # the comparison means something only if training moved the head (same seeded init)
     from trainer.semantic.model import SemanticSpec, build_model

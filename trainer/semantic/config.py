@@ -42,8 +42,9 @@ class SemanticTrainConfig:
     freeze: str = field(default="image_encoder", metadata={
         "help": "image_encoder: train the head only (encoder features cached); none: train everything",
         "choices": FREEZE_CHOICES})
-    decoder_channels: str = field(default="128,64,32,16", metadata={
-        "help": "channels of the 4 UNet decoder blocks (strides 8, 4, 2, 1)"})
+    decoder_channels: str = field(default="128,64,32", metadata={
+        "help": "channels of the UNet decoder blocks at strides 8, 4 (with the FPN skips), then 2, 1 (2 to 4 blocks; "
+                "logits are upsampled from the last one)"})
     # Recipe
     ce_weight: float = field(default=1.0, metadata={"help": "weight of the cross-entropy term"})
     dice_weight: float = field(default=1.0, metadata={"help": "weight of the (multiclass) Dice term"})
@@ -93,8 +94,8 @@ class SemanticTrainConfig:
             values = [int(v) for v in self.decoder_channels.split(",")]
         except ValueError:
             values = []
-        if len(values) != 4 or min(values) < 1:
-            raise ValueError(f"--decoder-channels: expected 4 positive integers like 128,64,32,16, "
+        if not 2 <= len(values) <= 4 or min(values) < 1:
+            raise ValueError(f"--decoder-channels: expected 2 to 4 positive integers like 128,64,32, "
                              f"got {self.decoder_channels!r}")
         return values
 

@@ -37,7 +37,7 @@ class SemanticSpec:
     class_names: list[str]  # background first
     size: str = "tiny"
     image_size: int = 1024
-    decoder_channels: list[int] = field(default_factory=lambda: [128, 64, 32, 16])
+    decoder_channels: list[int] = field(default_factory=lambda: [128, 64, 32])
     kind: str = "semantic"
 
     @property
@@ -57,28 +57,39 @@ class SemanticSpec:
         if not isinstance(names, list) or len(names) < 2:
             raise CheckpointError(f"{source}: class_names must list background and at least one class")
         return cls(class_names=[str(n) for n in names], size=data["size"], image_size=int(data["image_size"]),
-                   decoder_channels=[int(c) for c in data.get("decoder_channels", [128, 64, 32, 16])])
+                   decoder_channels=[int(c) for c in data.get("decoder_channels", [128, 64, 32])])
 
 
 class UNetHead(torch.nn.Module):
-    """FPN levels [stride 4, 8, 16] -> logits (B x classes x S x S), built from smp's UNet decoder blocks."""
+    """FPN levels [stride 4, 8, 16] -> per-class logits (B x classes x S x S).
+
+    The stride-8 and stride-4 levels are first projected to 64 and 32 channels (1x1 convs, the sizes of sam2's own
+    mask-decoder projections conv_s1/conv_s0): concatenated at 256 channels they made the head heavier than the
+    encoder. Then smp's UnetDecoderBlocks upsample from stride 16, one per entry of `channels` (the first two take
+    the projected skips, later ones only upsample), and smp's SegmentationHead upsamples the rest of the way.
+    """
+
+    SKIPS = (64, 32)  # projected channels of the stride-8 and stride-4 levels
 
     def __init__(self, num_classes: int, channels: list[int], fpn_channels: int = 256):
         super().__init__()
         from segmentation_models_pytorch.base.heads import SegmentationHead
         from segmentation_models_pytorch.decoders.unet.decoder import UnetDecoderBlock
 
-        skips = (fpn_channels, fpn_channels, 0, 0)  # the stride-8 and stride-4 levels, then plain upsampling
-        inputs = (fpn_channels, *channels[:-1])
         self.num_classes = num_classes
+        self.project = torch.nn.ModuleList(torch.nn.Conv2d(fpn_channels, c, kernel_size=1) for c in self.SKIPS)
+        skips = (*self.SKIPS, 0, 0)[:len(channels)]
+        inputs = (fpn_channels, *channels[:-1])
         # No batch norm: each image's logits depend on that image alone, so train and eval agree, batch size and
         # the split over DDP processes do not change the result, and one image is a valid batch.
         self.blocks = torch.nn.ModuleList(UnetDecoderBlock(i, s, o, use_norm=False)
                                           for i, s, o in zip(inputs, skips, channels))
-        self.classifier = SegmentationHead(channels[-1], num_classes, kernel_size=3)
+        self.classifier = SegmentationHead(channels[-1], num_classes, kernel_size=3,
+                                           upsampling=16 // 2 ** len(channels))
 
     def forward(self, fpn: list[torch.Tensor]) -> torch.Tensor:
-        x, skips = fpn[2], (fpn[1], fpn[0], None, None)
+        x = fpn[2]
+        skips = [project(level) for project, level in zip(self.project, (fpn[1], fpn[0]))] + [None, None]
         for block, skip in zip(self.blocks, skips):
             height, width = skip.shape[-2:] if skip is not None else (2 * x.shape[-2], 2 * x.shape[-1])
             x = block(x, height, width, skip_connection=skip)

@@ -48,8 +48,13 @@ class SemanticObjective(torch.nn.Module):
         self.cache = cache  # only with a frozen image encoder
 
     def encode(self, items: list[Item]) -> Encoded:
+        """The encoder's FPN levels (cached when it is frozen; its positional encodings are not needed here)."""
         device = next(self.model.parameters()).device
-        run = lambda rows: encode_images(self.model, preprocess(self.model, [items[r].image for r in rows]).to(device))
+
+        def run(rows: list[int]) -> Encoded:
+            batch = preprocess(self.model, [items[r].image for r in rows]).to(device)
+            return {"backbone_fpn": encode_images(self.model, batch)["backbone_fpn"]}
+
         if self.cache is not None:
             return self.cache.get_batch([it.cache_key for it in items], run)
         trains_encoder = any(p.requires_grad for p in self.model.image_encoder.parameters())
