@@ -34,11 +34,13 @@ class Sam2TrainConfig:
     freeze: str = field(default="image_encoder", metadata={
         "help": f"comma list of parts to freeze: {', '.join(FREEZABLE)} (or 'none')"})
     # Recipe
-    loss: str = field(default="focal_dice_iou", metadata={
-        "help": "sam2's focal+dice+IoU (20:1:1), the LabPics tutorial's BCE+IoU, or the HF/MONAI Dice+CE",
+    loss: str = field(default="dice_bce_iou", metadata={
+        "help": "dice+BCE+IoU-head MSE (default; learns every prompt type from random init too), sam2's "
+                "focal+dice+IoU (20:1:1), the LabPics tutorial's BCE+IoU, or the HF/MONAI/FedSAM Dice+CE",
         "choices": ("focal_dice_iou", "bce_iou", "dice_ce", "dice_bce_iou")})
-    prompts: str = field(default="point,points,box,mask", metadata={
-        "help": f"prompt types drawn each step: {', '.join(PROMPT_TYPES)}"})
+    prompts: str = field(default="point,points,box", metadata={
+        "help": f"prompt types drawn each step, from {', '.join(PROMPT_TYPES)} (mask: the model's own "
+                "prediction fed back with its point)"})
     correction_clicks: int = field(default=1, metadata={
         "help": "corrective clicks per step, each sampled from the previous prediction's error region"})
     steps: int = field(default=200, metadata={"help": "optimizer steps"})
