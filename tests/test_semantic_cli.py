@@ -31,7 +31,7 @@ def test_learns_on_builtin_data_and_writes_every_artifact(tmp_path, capsys):
     assert summary["kind"] == "semantic" and summary["main_metric"] == "miou"
     assert summary["classes"] == [{"name": "background", "color": "#000000"}, {"name": "coin", "color": "#1f77b4"}]
     baseline = summary["baseline"]
-    assert set(baseline["metrics"]) >= {"miou", "pixel_accuracy"} and baseline["pred_iou_thresh"] == 0.0
+    assert set(baseline["metrics"]) >= {"miou", "pixel_accuracy"} and (baseline["pred_iou_thresh"], baseline["stability_score_thresh"]) == (0.0, 0.0)
     assert summary["recipe"]["freeze"] == ["image_encoder"]
     spec = yaml.safe_load((out / "model_config.yaml").read_text())
     assert spec["kind"] == "semantic" and spec["class_names"] == ["background", "coin"]
@@ -94,5 +94,5 @@ def test_help_lists_the_recipe_flags(capsys):
         main(["semantic", "--help"])
     text = capsys.readouterr().out
     for option in ("--freeze", "--ce-weight", "--dice-weight", "--class-weights", "--grad-accum", "--precision",
-                   "--resume", "--push-to", "--auto-pred-iou-thresh", "--decoder-channels"):
+                   "--resume", "--push-to", "--auto-iou-thresh", "--decoder-channels"):
         assert option in text, option

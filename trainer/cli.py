@@ -17,7 +17,9 @@ COMMAND_MODULES = (
     "trainer.sam2_ft.cli",     # sam2
     "trainer.d2_ft.cli",       # detectron2
     "trainer.semantic.cli",    # semantic
-    "hub_cards.cli",           # push
+    "trainer.evaluate",        # evaluate
+    "trainer.quickstart",      # quickstart
+    "hub_cards.cli",           # push, pull
 )
 
 

@@ -18,7 +18,7 @@ from trainer.precision import default_device, resolve
 from trainer.runlog import RunDir
 from trainer.sam2_ft.batches import resize_dataset
 from trainer.sam2_ft.config import Sam2TrainConfig
-from trainer.sam2_ft.evaluate import METRICS, evaluate
+from trainer.sam2_ft.evaluate import METRICS, auto_thresholds, evaluate
 from trainer.sam2_ft.loop import Trainer, World, evaluation, start_or_resume, train_session
 from trainer.sam2_ft.model import HUB_IDS, Sam2Spec, build_model, save_spec
 
@@ -85,7 +85,7 @@ def run(cfg: Sam2TrainConfig, dataset: SegmentationDataset | None = None) -> Run
                       world)
 
     eval_now = evaluation(run_dir, world, enabled=cfg.eval, keys=METRICS, measure=lambda: evaluate(
-        model, val_set, cfg.eval_images, cfg.auto_points_per_side, cfg.seed, cfg.progress))
+        model, val_set, cfg.eval_images, cfg.auto_points_per_side, cfg.seed, cfg.progress, auto_thresholds(cfg)))
     logged = start_or_resume(trainer, run_dir)
     before = next((r for r in logged if r.get("phase") == "before"), {}) if cfg.resume else eval_now(0, "before")
     status, timing = train_session(trainer, run_dir, on_eval=eval_now)

@@ -74,15 +74,16 @@ def baseline_labels(auto_masks: np.ndarray, truth: np.ndarray, class_ids: np.nda
 
 
 def automatic_baseline(sam2: torch.nn.Module, dataset: SegmentationDataset, class_names: list[str],
-                       max_images: int = 0, points_per_side: int = 16, pred_iou_thresh: float = 0.0,
-                       stability_score_thresh: float = 0.0, progress: bool = True) -> dict[str, float]:
-    """The promptless SAM2 baseline (SAM2AutomaticMaskGenerator), scored like the semantic model."""
+                       max_images: int = 0, points_per_side: int = 16, thresholds: dict[str, float] | None = None,
+                       progress: bool = True) -> dict[str, float]:
+    """The promptless SAM2 baseline (SAM2AutomaticMaskGenerator), scored like the semantic model. `thresholds`:
+    its pred_iou_thresh / stability_score_thresh (the SAM2 trainer's lax evaluation ones: see auto_thresholds)."""
     from trainer.sam2_ft.evaluate import inference_mode
     from trainer.sam2_ft.model import make_mask_generator
 
     with inference_mode(sam2):
         generator = make_mask_generator(sam2, points_per_side=points_per_side, points_per_batch=64,
-                                        pred_iou_thresh=pred_iou_thresh, stability_score_thresh=stability_score_thresh)
+                                        **(thresholds or {}))
 
         def predict(sample: Sample) -> np.ndarray:
             auto = [m["segmentation"] for m in generator.generate(sample.image)]

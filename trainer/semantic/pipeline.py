@@ -10,6 +10,7 @@ import torch.distributed as dist
 from trainer.data.sample import SegmentationDataset
 from trainer.precision import resolve
 from trainer.runlog import RunDir
+from trainer.sam2_ft.evaluate import auto_thresholds
 from trainer.sam2_ft.loop import evaluation, start_or_resume, train_session
 from trainer.sam2_ft.model import save_spec
 from trainer.sam2_ft.pipeline import RunResult, base_weights, default_out, init_world
@@ -61,7 +62,7 @@ def run(cfg: SemanticTrainConfig, dataset: SegmentationDataset | None = None) ->
         before, baseline = eval_now(0, "before"), {}
         if cfg.eval and cfg.baseline and world.main:  # the base SAM2, before its encoder trains (--freeze none)
             baseline = automatic_baseline(sam2, val_set, spec.class_names, cfg.eval_images, cfg.auto_points_per_side,
-                                          cfg.auto_pred_iou_thresh, cfg.auto_stability_thresh, cfg.progress)
+                                          auto_thresholds(cfg), cfg.progress)
             run_dir.log({"step": 0, "phase": "baseline", "baseline": baseline})
     del sam2  # only its image encoder (inside `model`) is trained
     status, timing = train_session(trainer, run_dir, on_eval=eval_now)
@@ -101,8 +102,7 @@ def write_artifacts(cfg: SemanticTrainConfig, run_dir: RunDir, segmenter: Semant
                    "steps": cfg.steps, "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "lr": cfg.lr,
                    "weight_decay": cfg.weight_decay, "hflip": cfg.hflip, "seed": cfg.seed},
         "metrics": {"before": _pick(before), "after": _pick(after)},
-        "baseline": {"method": BASELINE, "points_per_side": cfg.auto_points_per_side,
-                     "pred_iou_thresh": cfg.auto_pred_iou_thresh, "stability_score_thresh": cfg.auto_stability_thresh,
+        "baseline": {"method": BASELINE, "points_per_side": cfg.auto_points_per_side, **auto_thresholds(cfg),
                      "metrics": _pick(baseline)} if baseline else {},
         "main_metric": "miou",
         "train_time_s": round(timing["train_time_s"], 2),
