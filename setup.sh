@@ -5,7 +5,8 @@
 # detectron2 0.6 declares iopath<0.1.10 while sam2 needs >=0.1.10; 0.1.10 serves both (the tests run both), so that
 # stale pin is dropped from detectron2's wheel metadata before installing: no resolver error, `pip check` clean.
 # Idempotent: a stamp of the requirement files skips everything when nothing changed.
-# Env: VENV (default .venv), PYTHON (python3.11), VENDOR (a folder with detectron2's wheel / source, ../shared/vendor).
+# Env: VENV (default .venv), PYTHON (python3.11), VENDOR (a folder with detectron2's wheel / source, ../shared/vendor),
+# D2_SOURCE (what pip builds detectron2 from when VENDOR has no usable wheel: default the vendored source, else git).
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3.11}
@@ -25,8 +26,8 @@ fi
 pip() { "$VENV/bin/python" -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 pip install -q "pip==26.3"
 
-# A wheel of detectron2 @ D2_COMMIT: the vendored one when torch matches, else built from the vendored source, else
-# from upstream git (a Space: needs git and a compiler); then the same metadata fix for all three.
+# A wheel of detectron2 @ D2_COMMIT: the vendored one when torch matches, else built from D2_SOURCE, the vendored
+# source, or upstream git (a Space: needs git and a compiler); then the same metadata fix for all of them.
 detectron2_wheel() {
   local out=$1 torch_ver wheel source
   torch_ver=$("$VENV/bin/python" -c "import torch; print(torch.__version__.split('+')[0])")
@@ -34,8 +35,8 @@ detectron2_wheel() {
   if [ -n "$wheel" ] && [ "$torch_ver" = "$D2_TORCH" ]; then
     cp "$wheel" "$out/"
   else
-    source="$VENDOR/detectron2-${D2_COMMIT:0:7}.tar.gz"
-    [ -f "$source" ] || source="git+https://github.com/facebookresearch/detectron2.git@$D2_COMMIT"
+    source=${D2_SOURCE:-$VENDOR/detectron2-${D2_COMMIT:0:7}.tar.gz}
+    [ -n "${D2_SOURCE:-}" ] || [ -f "$source" ] || source="git+https://github.com/facebookresearch/detectron2.git@$D2_COMMIT"
     echo "setup:   building detectron2 from $source (a few minutes)"
     pip wheel -q --no-deps --no-build-isolation -w "$out" "$source"
   fi
