@@ -100,3 +100,12 @@ def test_every_tab_brings_scans_to_rgb(app):
                                api_name="/compare")[:2]]
     for image in outputs:
         assert _shown(image).std() > 20
+
+
+def test_errors_name_no_server_path(app):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as info:  # the message names the local hub folder it looked in
+        app["client"].predict(handle_file(app["files"]["scan16.png"]), "nobody/missing", api_name="/load_image")
+    message = str(info.value)
+    assert "nobody/missing: not in the local hub (hub)" in message and str(app["hub"]) not in message
