@@ -16,7 +16,9 @@ COMMAND_MODULES = (
     "trainer.data.cli",        # validate-data, make-sample-data
     "trainer.sam2_ft.cli",     # sam2
     "trainer.d2_ft.cli",       # detectron2
-    "hub_cards.cli",           # push
+    "trainer.evaluate",        # evaluate
+    "trainer.quickstart",      # quickstart
+    "hub_cards.cli",           # push, pull
 )
 
 
