@@ -28,10 +28,6 @@ def _last_part(path: str) -> str:
     return PurePosixPath(path.replace("\\", "/")).name or path.strip("/\\~:") or "."
 
 
-def is_absolute(value: str) -> bool:
-    return bool(_ABSOLUTE.fullmatch(value))
-
-
 def dataset_name(path: str | None) -> str:
     """How a card names a dataset: "builtin", a Hub dataset id as is, else the folder's name (for a COCO json
     file its folder, not "annotations.json")."""
@@ -68,8 +64,8 @@ def scrub(text: str, known: Iterable[tuple[str, str]] = ()) -> str:
     home = os.path.expanduser("~")
     if home not in ("", "/"):
         pairs.append((home, "~"))
-    for local, name in sorted(pairs, key=lambda pair: -len(pair[0])):
-        text = text.replace(local, name)
+    for local, name in sorted(pairs, key=lambda pair: -len(pair[0])):  # whole path parts only: not /root in /rootfs
+        text = re.sub(re.escape(local) + r"(?![\w.-])", lambda _: name, text)
     return _ABSOLUTE.sub(lambda m: _last_part(m.group(0)), text)
 
 
