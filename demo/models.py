@@ -232,12 +232,14 @@ def predict_prompt(handle: Sam2Handle, image: np.ndarray, key: str, precision_na
             predictor.reset_predictor()
             predictor._features, predictor._orig_hw = state["_features"], state["_orig_hw"]
             predictor._is_image_set, predictor._is_batch = True, False
+        # One click is ambiguous (part or whole?): sam2 advises its 3 masks; show the best-scored one when one is asked
+        single_click = box is None and points is not None and len(points) == 1
         start = time.perf_counter()
         with precision.autocast():
             masks, scores, _ = predictor.predict(point_coords=points, point_labels=labels, box=box,
-                                                 multimask_output=multimask)
+                                                 multimask_output=multimask or single_click)
         decode_ms = (time.perf_counter() - start) * 1000
-    order = np.argsort(-scores)
+    order = np.argsort(-scores)[:None if multimask else 1]
     return PromptResult(masks[order] > 0, scores[order], embed_ms, decode_ms, cached=embed_ms == 0.0)
 
 

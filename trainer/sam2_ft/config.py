@@ -43,7 +43,7 @@ class Sam2TrainConfig:
                 "prediction fed back with its point)"})
     correction_clicks: int = field(default=1, metadata={
         "help": "corrective clicks per step, each sampled from the previous prediction's error region"})
-    steps: int = field(default=200, metadata={"help": "optimizer steps"})
+    steps: int = field(default=300, metadata={"help": "optimizer steps"})
     batch_size: int = field(default=2, metadata={"help": "images per step (global, across processes)"})
     grad_accum: int = field(default=1, metadata={"help": "micro-batches accumulated per optimizer step"})
     lr: float = field(default=1e-5, metadata={"help": "AdamW learning rate"})
