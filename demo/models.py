@@ -79,6 +79,17 @@ class Sam2Handle:
     note: str
     predictor: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    normalization: str | None = None  # recorded at training time; uploads are brought to uint8 RGB the same way
+
+
+@dataclass
+class D2Handle:
+    """One loaded Detectron2 (or semantic) segmenter; the lock guards its precision attribute during a prediction."""
+
+    ref: str
+    segmenter: Any
+    normalization: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass
@@ -127,16 +138,19 @@ def _load_base(dev: torch.device) -> tuple[torch.nn.Module, Any, str]:
             f"⚠️ RANDOM-INIT sam2.1 tiny ({reason}): masks are meaningless, for wiring/speed only")
 
 
-def _load(ref: str, kind: str, dev: torch.device) -> Any:
+def _load(ref: str, kind: str, dev: torch.device) -> tuple[Any, str | None]:
+    """(what the kind's loader returns, the recorded input normalisation); sam2 gives (model, spec, note)."""
     if kind == "sam2" and ref == BASE_REF:
-        return _load_base(dev)
-    from hub_cards import load_model
+        return _load_base(dev), None
+    from hub_cards import load_model, pull
+    from hub_cards.fetch import recorded_normalization
 
-    loaded = load_model(ref, kind=kind, device=str(dev))
+    folder = pull(ref, kind=kind)
+    loaded = load_model(folder, kind=kind, device=str(dev))
     if kind == "sam2":
         model, spec = loaded
-        return model, spec, f"{ref} (sam2.1 {spec.size}, image size {spec.image_size})"
-    return loaded
+        loaded = model, spec, f"{ref} (sam2.1 {spec.size}, image size {spec.image_size})"
+    return loaded, recorded_normalization(folder)
 
 
 def get_sam2(ref: str) -> Sam2Handle:
@@ -148,8 +162,8 @@ def get_sam2(ref: str) -> Sam2Handle:
     with _load_lock:  # two users picking the same new model load it once
         handle = _models.get(key)
         if handle is None:
-            model, spec, note = _load(ref, "sam2", device())
-            handle = Sam2Handle(ref, model.eval(), spec, note)
+            (model, spec, note), normalization = _load(ref, "sam2", device())
+            handle = Sam2Handle(ref, model.eval(), spec, note, normalization=normalization)
             handle.predictor = make_predictor(handle.model)
             _models.put(key, handle)
     return handle
@@ -162,35 +176,55 @@ def resolve_precision(name: str) -> prec.Precision:
         return prec.resolve(name, device())
 
 
-def _loaded(kind: str, label: str, ref: str) -> tuple[Any, threading.Lock]:
-    """A cached Detectron2 / semantic model (loaded on first use) and the lock that serialises its use."""
+def detectron2_missing() -> str | None:
+    """Why Detectron2 cannot run here (it is optional: a Space without it still serves the SAM2 tabs), or None."""
+    try:
+        import detectron2  # noqa: F401
+    except ImportError as err:
+        return f"Detectron2 is not installed on this server ({err}); the SAM2 tabs work without it"
+    return None
+
+
+def get_detectron2(ref: str) -> D2Handle:
+    """The loaded Detectron2 segmenter for `ref` (cached with the SAM2 models)."""
+    missing = detectron2_missing()
+    if missing:
+        raise ValueError(missing)
+    return _segmenter("detectron2", "Detectron2", ref)
+
+
+def get_semantic(ref: str) -> D2Handle:
+    """The loaded semantic segmenter (SAM2 encoder + UNet head) for `ref`, cached with the other models."""
+    return _segmenter("semantic", "semantic", ref)
+
+
+def _segmenter(kind: str, label: str, ref: str) -> D2Handle:
     ref = (ref or "").strip()
     if not ref:
         raise ValueError(f"pick a {label} model: none in the local hub yet (python -m trainer push RUN --repo "
                          "local:owner/name), or type a folder / Hub id")
     key = (kind, ref)
     with _load_lock:
-        entry = _models.get(key)
-        if entry is None:
-            entry = (_load(ref, kind, device()), threading.Lock())
-            _models.put(key, entry)
-    return entry
+        handle = _models.get(key)
+        if handle is None:
+            segmenter, normalization = _load(ref, kind, device())
+            handle = D2Handle(ref, segmenter, normalization)
+            _models.put(key, handle)
+    return handle
 
 
-def detect(ref: str, image: np.ndarray, score_threshold: float, precision_name: str) -> dict[str, Any]:
-    """Detectron2 instances for one image: {masks, boxes, class_ids, scores, class_names} (model cached)."""
-    segmenter, lock = _loaded("detectron2", "Detectron2", ref)
-    with lock:  # precision is an attribute of the shared segmenter: set and use it under one lock
-        segmenter.precision = resolve_precision(precision_name)
-        return segmenter.predict(image, score_threshold=score_threshold)
+def detect(handle: D2Handle, image: np.ndarray, score_threshold: float, precision_name: str) -> dict[str, Any]:
+    """Detectron2 instances for one image: {masks, boxes, class_ids, scores, class_names}."""
+    with handle.lock:  # precision is an attribute of the shared segmenter: set and use it under one lock
+        handle.segmenter.precision = resolve_precision(precision_name)
+        return handle.segmenter.predict(image, score_threshold=score_threshold)
 
 
-def segment_classes(ref: str, image: np.ndarray, precision_name: str) -> tuple[np.ndarray, list[str], list[str]]:
-    """A semantic model's class map for one image (H x W class indices), its class names and colours."""
-    segmenter, lock = _loaded("semantic", "semantic", ref)
-    with lock:
-        segmenter.precision = resolve_precision(precision_name)
-        return segmenter.predict(image), segmenter.class_names, segmenter.colors
+def segment_classes(handle: D2Handle, image: np.ndarray, precision_name: str) -> np.ndarray:
+    """A semantic model's class map for one image: H x W indices into handle.segmenter.class_names."""
+    with handle.lock:
+        handle.segmenter.precision = resolve_precision(precision_name)
+        return handle.segmenter.predict(image)
 
 
 def predict_prompt(handle: Sam2Handle, image: np.ndarray, key: str, precision_name: str,

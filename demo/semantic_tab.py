@@ -29,10 +29,12 @@ def legend(class_names: list[str], colors: list[str], shares: np.ndarray) -> str
 @user_errors
 def segment(path: str | None, model_ref: str, precision: str) -> tuple[np.ndarray, str, str]:
     """(class map over the image, legend HTML, "N classes | inference ms | render ms | precision")."""
-    image = load_image(path)
+    handle = models.get_semantic(model_ref)
+    image = load_image(path, handle.normalization)
     start = time.perf_counter()
-    labels, names, colors = models.segment_classes(model_ref, image, precision)
+    labels = models.segment_classes(handle, image, precision)
     infer_ms = (time.perf_counter() - start) * 1000
+    names, colors = handle.segmenter.class_names, handle.segmenter.colors
     start = time.perf_counter()
     overlay = colorize(image, labels, colors)
     shares = np.bincount(labels.ravel(), minlength=len(names)) / labels.size

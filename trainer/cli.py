@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from trainer import quiet
+
+    quiet.install()  # before torch / sam2 / detectron2 are imported: their import-time warnings are known ones
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
