@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "trainer.data.cli",        # validate-data, make-sample-data
     "trainer.sam2_ft.cli",     # sam2
     "trainer.d2_ft.cli",       # detectron2
+    "trainer.federated.cli",   # federated
     "hub_cards.cli",           # push
 )
 

@@ -1,0 +1,121 @@
+"""Every option of `python -m trainer federated`: the SAM2 trainer's options (one source of defaults) plus the
+federation's. Defaults follow the FedSAM write-up: image and prompt encoders frozen, box prompts, Dice + CE.
+
+The same config travels to Flower apps started by `flwr run` as the run config (`to_run_config`: flat
+`key-name = value` pairs, the form pyproject.toml's [tool.flwr.app.config] and `--run-config` take).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from trainer import options
+from trainer.sam2_ft.config import Sam2TrainConfig
+
+STRATEGIES = ("fedavg", "fedprox", "fedadam")
+SPLITS = ("iid", "by-class", "dirichlet:ALPHA")
+HIDDEN = {"cli": False}  # sam2 options that rounds replace (steps = rounds x local steps; every round is saved)
+
+
+@dataclass
+class FederatedConfig(Sam2TrainConfig):
+    # The write-up's recipe (redefined sam2 fields keep their place and flag, with new defaults)
+    freeze: str = field(default="image_encoder,prompt_encoder", metadata={
+        "help": "comma list of parts to freeze: image_encoder, prompt_encoder, mask_decoder (or 'none')"})
+    loss: str = field(default="dice_ce", metadata={
+        "help": "sam2's focal+dice+IoU (20:1:1), the LabPics tutorial's BCE+IoU, or the HF/MONAI Dice+CE",
+        "choices": ("focal_dice_iou", "bce_iou", "dice_ce")})
+    prompts: str = field(default="box", metadata={"help": "prompt types drawn each step: point, points, box, mask"})
+    correction_clicks: int = field(default=0, metadata={"help": "corrective clicks per step"})
+    warmup_steps: int = field(default=0, metadata={"help": "linear warm-up local steps before the cosine decay"})
+    auto_points_per_side: int = field(default=0, metadata={
+        "help": "grid of the prompt-free evaluation (0 = off: prompted mIoU only)"})
+    stop_after: int = field(default=0, metadata={
+        "help": "stop this session after N rounds with a resumable checkpoint (0 = run to --rounds)"})
+    steps: int = field(default=0, metadata=HIDDEN)
+    eval_every: int = field(default=0, metadata=HIDDEN)
+    save_every: int = field(default=0, metadata=HIDDEN)
+    log_every: int = field(default=1, metadata=HIDDEN)
+    # Federation
+    client_data: list[str] = field(default_factory=list, metadata={
+        "help": "one site's dataset, any format --data takes; repeat once per client (instead of splitting --data)",
+        "metavar": "PATH"})
+    clients: int = field(default=0, metadata={
+        "help": "number of clients: splits --data into N (0 = one per --client-data, else 2)"})
+    split: str = field(default="iid", metadata={
+        "help": "how --data is split into clients: iid | by-class | dirichlet:ALPHA (label skew, smaller = more)"})
+    rounds: int = field(default=3, metadata={"help": "federated rounds"})
+    local_steps: int = field(default=10, metadata={"help": "optimizer steps each client trains per round"})
+    strategy: str = field(default="fedavg", metadata={"help": "Flower strategy aggregating the clients' updates",
+                                                      "choices": STRATEGIES})
+    fraction_train: float = field(default=1.0, metadata={"help": "share of the clients trained each round"})
+    proximal_mu: float = field(default=0.01, metadata={"help": "FedProx: weight of the proximal term"})
+    server_lr: float = field(default=1e-3, metadata={"help": "FedAdam: server learning rate (eta)"})
+    client_cpus: float = field(default=1.0, metadata={"help": "simulation: CPU cores per client"})
+    client_gpus: float = field(default=0.0, metadata={"help": "simulation: GPUs per client (e.g. 0.5: two share one)"})
+
+    @property
+    def num_clients(self) -> int:
+        return len(self.client_data) or self.clients or 2
+
+    @property
+    def dirichlet_alpha(self) -> float | None:
+        """ALPHA of --split dirichlet:ALPHA (None for the other splits)."""
+        if not self.split.startswith("dirichlet"):
+            return None
+        try:
+            alpha = float(self.split.partition(":")[2])
+        except ValueError:
+            alpha = -1.0
+        if alpha <= 0:
+            raise ValueError(f"--split {self.split}: expected dirichlet:ALPHA with ALPHA > 0, e.g. dirichlet:0.5")
+        return alpha
+
+    def validate(self) -> "FederatedConfig":
+        if self.client_data and self.clients not in (0, len(self.client_data)):
+            raise ValueError(f"--clients {self.clients} but {len(self.client_data)} --client-data given; "
+                             "give one --client-data per client, or --clients N to split --data")
+        if self.split not in SPLITS[:2] and self.dirichlet_alpha is None:
+            raise ValueError(f"--split: unknown split {self.split!r}; choose from {', '.join(SPLITS)}")
+        for name in ("rounds", "local_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+        if not 0 < self.fraction_train <= 1:
+            raise ValueError(f"--fraction-train must be in (0, 1], got {self.fraction_train}")
+        self.clients = self.num_clients
+        self.steps = self.rounds * self.local_steps  # each client's schedule spans the whole run
+        super().validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "federated", **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FederatedConfig":
+        return options.from_dict(cls, data)
+
+    # Flower run config (flat scalars) ----------------------------------------------------------------------------
+    def to_run_config(self) -> dict[str, bool | int | float | str]:
+        """Scalar fields as `flwr run --run-config` keys; lists are comma-joined, None is left out."""
+        out: dict[str, bool | int | float | str] = {}
+        for name, value in asdict(self).items():
+            if isinstance(value, list):
+                value = ",".join(value)
+            if value is not None:
+                out[name.replace("_", "-")] = value
+        return out
+
+    @classmethod
+    def from_run_config(cls, run_config: dict[str, Any]) -> "FederatedConfig":
+        """The config of a `flwr run` (pyproject.toml's [tool.flwr.app.config] + --run-config overrides)."""
+        known = {f.name: f for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in run_config.items():
+            name = key.replace("-", "_")
+            if name not in known:
+                raise ValueError(f"run config: unknown key {key!r}")
+            if known[name].default_factory is list:
+                value = [v for v in str(value).split(",") if v]
+            values[name] = None if value == "" else value
+        return cls(**values).validate()
