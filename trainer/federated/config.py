@@ -15,6 +15,7 @@ from trainer.sam2_ft.config import Sam2TrainConfig
 
 STRATEGIES = ("fedavg", "fedprox", "fedadam")
 SPLITS = ("iid", "by-class", "dirichlet:ALPHA")
+SIMULATION_ONLY = ("client_cpus", "client_gpus", "overlays", "push_to")  # what the CLI's driver does, not the apps
 HIDDEN = {"cli": False}  # sam2 options that rounds replace (steps = rounds x local steps; every round is saved)
 
 
@@ -97,14 +98,13 @@ class FederatedConfig(Sam2TrainConfig):
 
     # Flower run config (flat scalars) ----------------------------------------------------------------------------
     def to_run_config(self) -> dict[str, bool | int | float | str]:
-        """Scalar fields as `flwr run --run-config` keys; lists are comma-joined, None is left out."""
-        out: dict[str, bool | int | float | str] = {}
-        for name, value in asdict(self).items():
-            if isinstance(value, list):
-                value = ",".join(value)
-            if value is not None:
-                out[name.replace("_", "-")] = value
-        return out
+        """Every field as a Flower run config key (Flower accepts overrides of declared keys only: pyproject.toml
+        declares all of them); lists are comma-joined, None is ""."""
+        def scalar(value: Any) -> bool | int | float | str:
+            return ",".join(value) if isinstance(value, list) else ("" if value is None else value)
+
+        return {f.name.replace("_", "-"): scalar(getattr(self, f.name)) for f in fields(self)
+                if f.metadata.get("cli", True) and f.name not in SIMULATION_ONLY}
 
     @classmethod
     def from_run_config(cls, run_config: dict[str, Any]) -> "FederatedConfig":

@@ -6,6 +6,7 @@ The simulation builds it with the run's options (`make_server_app(cfg, ...)`); `
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import torch
@@ -23,7 +24,7 @@ def make_server_app(cfg: FederatedConfig | None = None, model: torch.nn.Module |
     @app.main()
     def main(grid: Grid, context: Context) -> None:
         run_cfg = cfg if cfg is not None else FederatedConfig.from_run_config(dict(context.run_config))
-        run_cfg.out = run_cfg.out or "runs/federated"
+        run_cfg.out = run_cfg.out or f"runs/federated-{time.strftime('%Y%m%d-%H%M%S')}"
         run_federation(grid, run_cfg, model, dataset)
 
     return app
