@@ -60,8 +60,7 @@ def local_model(cfg: FederatedConfig) -> tuple[torch.nn.Module, str]:
     device = torch.device(cfg.device) if cfg.device else default_device()
     key = json.dumps([cfg.size, cfg.image_size, str(base_weights(cfg)), cfg.seed, cfg.freeze, str(device)])
     if key not in _MODELS:
-        with quiet():
-            model = build(cfg, base_weights(cfg), device)
+        model = build(cfg, base_weights(cfg), device)
         trainable_names(model, cfg.frozen)
         _MODELS[key] = (model, frozen_fingerprint(model))
     return _MODELS[key]
@@ -76,9 +75,8 @@ def local_site(cfg: FederatedConfig, context: Context) -> tuple[Site, list]:
                                                                 "split", "seed", "val_fraction", "image_size")}
     key = json.dumps([index, data_path, fields], default=str)
     if key not in _SITES:
-        with quiet():
-            site = load_site(cfg, index, str(data_path) if data_path else None)
-            _SITES[key] = (site, resize_dataset(site.train, cfg.image_size, progress=False))
+        site = load_site(cfg, index, str(data_path) if data_path else None)
+        _SITES[key] = (site, resize_dataset(site.train, cfg.image_size, progress=False))
     return _SITES[key]
 
 
@@ -100,19 +98,21 @@ def make_client_app(cfg: FederatedConfig | None = None) -> ClientApp:
     @app.train()
     def train(message: Message, context: Context) -> Message:
         run_cfg = run_config_of(context, cfg)
-        site, data = local_site(run_cfg, context)
-        model = _global_model(run_cfg, message)
-        config = message.content["config"]
-        metrics = local_train(run_cfg, model, data, resolve(run_cfg.precision, next(model.parameters()).device),
-                              int(config["server-round"]), float(config.get("proximal-mu", 0.0)))
+        with quiet():
+            site, data = local_site(run_cfg, context)
+            model = _global_model(run_cfg, message)
+            config = message.content["config"]
+            metrics = local_train(run_cfg, model, data, resolve(run_cfg.precision, next(model.parameters()).device),
+                                  int(config["server-round"]), float(config.get("proximal-mu", 0.0)))
         return _reply(message, {"arrays": ArrayRecord(trainable_state(model)),
                                 "metrics": MetricRecord({**metrics, CLIENT_KEY: site.index})})
 
     @app.evaluate()
     def evaluate(message: Message, context: Context) -> Message:
         run_cfg = run_config_of(context, cfg)
-        site, _ = local_site(run_cfg, context)
-        metrics = local_evaluate(run_cfg, _global_model(run_cfg, message), site.val)
+        with quiet():
+            site, _ = local_site(run_cfg, context)
+            metrics = local_evaluate(run_cfg, _global_model(run_cfg, message), site.val)
         return _reply(message, {"metrics": MetricRecord({**metrics, CLIENT_KEY: site.index})})
 
     return app

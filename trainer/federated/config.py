@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from trainer import options
 from trainer.sam2_ft.config import Sam2TrainConfig
 
 STRATEGIES = ("fedavg", "fedprox", "fedadam")
@@ -91,10 +90,6 @@ class FederatedConfig(Sam2TrainConfig):
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "federated", **asdict(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "FederatedConfig":
-        return options.from_dict(cls, data)
 
     # Flower run config (flat scalars) ----------------------------------------------------------------------------
     def to_run_config(self) -> dict[str, bool | int | float | str]:
