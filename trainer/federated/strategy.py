@@ -4,7 +4,7 @@
   schedules and FedAdam's bias correction see the run's true round;
 - every reply handed to an observer before aggregation (per-client metrics, errors, bytes);
 - metric aggregation that leaves out the client index (the weighted mean of the rest is Flower's own);
-- the server-side optimizer state of FedAdam saved and restored with the run.
+- the server-side optimizer state of FedAdam saved and restored with the run; its float64 result sent as float32.
 
 Aggregation itself is Flower's: FedAvg weights each client's arrays by its `num-examples`.
 """
@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx
 from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
@@ -51,6 +51,9 @@ class RunRounds:
         replies = list(replies)
         arrays, metrics = super().aggregate_train(server_round + self.round_offset, replies)  # type: ignore[misc]
         self._observe("train", server_round, replies, metrics)
+        if arrays is not None:  # FedOpt steps in float64; the model, and what travels to the clients, stays float32
+            arrays = ArrayRecord({k: Array(a.numpy().astype(np.float32) if a.dtype == "float64" else a.numpy())
+                                  for k, a in arrays.items()})
         return arrays, metrics
 
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
