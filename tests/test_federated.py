@@ -174,7 +174,7 @@ def test_client_trains_the_trainable_parts_and_replies_only_arrays_and_numbers(s
 
 
 def test_fedprox_pulls_the_local_update_towards_the_global_model(sites, flower_task):
-    cfg = _cfg(sites, local_steps=3)
+    cfg = _cfg(sites)
     model, _ = local_model(cfg)
     start = {k: v.clone() for k, v in trainable_state(model).items()}
     app = make_client_app(cfg)
