@@ -16,8 +16,8 @@ from demo.images import example_paths, load_image
 def generate(path: str | None, model_ref: str, precision: str, points_per_side: float, pred_iou_thresh: float,
              stability_score_thresh: float, min_area: float) -> tuple[np.ndarray, str]:
     """(colored overlay of all masks, "N masks | generate ms | render ms")."""
-    image = load_image(path)
     handle = models.get_sam2(model_ref)
+    image = load_image(path, handle.normalization)
     start = time.perf_counter()
     masks = models.generate_masks(handle, image, precision, points_per_side=int(points_per_side),
                                   pred_iou_thresh=float(pred_iou_thresh),

@@ -203,3 +203,4 @@ def write_hf(tmp_path: Path, n_images: int = 3, size: int = 64, style: str = "ma
     root = tmp_path / "hf"
     datasets.Dataset.from_dict(rows, features=datasets.Features(features)).save_to_disk(str(root))
     return root
+

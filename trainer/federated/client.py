@@ -19,7 +19,7 @@ from trainer.data.sample import SegmentationDataset
 from trainer.federated.config import FederatedConfig
 from trainer.precision import Precision
 from trainer.sam2_ft.batches import Resized
-from trainer.sam2_ft.evaluate import METRICS, evaluate
+from trainer.sam2_ft.evaluate import METRICS, auto_thresholds, evaluate
 from trainer.sam2_ft.loop import Trainer, lr_lambda, set_trainable
 
 PROMPTED = tuple(m for m in METRICS if not m.startswith("auto_"))
@@ -103,7 +103,8 @@ def local_train(cfg: FederatedConfig, model: torch.nn.Module, data: list[tuple[i
 
 def local_evaluate(cfg: FederatedConfig, model: torch.nn.Module, val: SegmentationDataset) -> dict[str, float]:
     """The global model's prompted mIoU on this site's validation split (+ prompt-free metrics if asked)."""
-    metrics = evaluate(model, val, cfg.eval_images, cfg.auto_points_per_side, cfg.seed, progress=False)
+    metrics = evaluate(model, val, cfg.eval_images, cfg.auto_points_per_side, cfg.seed, progress=False,
+                       thresholds=auto_thresholds(cfg))
     names = METRICS if cfg.auto_points_per_side > 0 else PROMPTED
     # weight = objects evaluated, so the weighted mean over clients is the pooled mIoU over every object
     return {**{k: float(metrics[k]) for k in names}, "num-examples": int(metrics["num_objects"])}

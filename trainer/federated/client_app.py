@@ -13,15 +13,14 @@ ClientApp process serves many messages): every round overwrites the trainable pa
 
 from __future__ import annotations
 
-import contextlib
 import json
-import warnings
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from trainer import quiet
 from trainer.federated.client import (frozen_fingerprint, load_trainable, local_evaluate, local_train,
                                       trainable_names, trainable_state)
 from trainer.federated.config import FederatedConfig
@@ -33,16 +32,8 @@ _MODELS: dict[str, tuple[torch.nn.Module, str]] = {}
 _SITES: dict[str, tuple[Site, list]] = {}
 
 
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """Libraries' deprecation notices (torch.jit, pycocotools): every simulation actor would print its own copy."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", FutureWarning)
-        yield
-
-
 def run_config_of(context: Context, cfg: FederatedConfig | None) -> FederatedConfig:
+    quiet.install()  # a Ray actor or Flower's ClientApp process: the project's filters for known library warnings
     return cfg if cfg is not None else FederatedConfig.from_run_config(dict(context.run_config))
 
 
@@ -98,21 +89,19 @@ def make_client_app(cfg: FederatedConfig | None = None) -> ClientApp:
     @app.train()
     def train(message: Message, context: Context) -> Message:
         run_cfg = run_config_of(context, cfg)
-        with quiet():
-            site, data = local_site(run_cfg, context)
-            model = _global_model(run_cfg, message)
-            config = message.content["config"]
-            metrics = local_train(run_cfg, model, data, resolve(run_cfg.precision, next(model.parameters()).device),
-                                  int(config["server-round"]), float(config.get("proximal-mu", 0.0)))
+        site, data = local_site(run_cfg, context)
+        model = _global_model(run_cfg, message)
+        config = message.content["config"]
+        metrics = local_train(run_cfg, model, data, resolve(run_cfg.precision, next(model.parameters()).device),
+                              int(config["server-round"]), float(config.get("proximal-mu", 0.0)))
         return _reply(message, {"arrays": ArrayRecord(trainable_state(model)),
                                 "metrics": MetricRecord({**metrics, CLIENT_KEY: site.index})})
 
     @app.evaluate()
     def evaluate(message: Message, context: Context) -> Message:
         run_cfg = run_config_of(context, cfg)
-        with quiet():
-            site, _ = local_site(run_cfg, context)
-            metrics = local_evaluate(run_cfg, _global_model(run_cfg, message), site.val)
+        site, _ = local_site(run_cfg, context)
+        metrics = local_evaluate(run_cfg, _global_model(run_cfg, message), site.val)
         return _reply(message, {"metrics": MetricRecord({**metrics, CLIENT_KEY: site.index})})
 
     return app

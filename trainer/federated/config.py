@@ -18,21 +18,24 @@ SIMULATION_ONLY = ("client_cpus", "client_gpus", "overlays", "push_to")  # what 
 HIDDEN = {"cli": False}  # sam2 options that rounds replace (steps = rounds x local steps; every round is saved)
 
 
+def sam2_option(name: str, default: Any, help: str | None = None) -> Any:
+    """The SAM2 trainer's option `name` with another default; its help (unless given) and choices kept."""
+    metadata = {f.name: f for f in fields(Sam2TrainConfig)}[name].metadata
+    return field(default=default, metadata={**metadata, **({"help": help} if help else {})})
+
+
 @dataclass
 class FederatedConfig(Sam2TrainConfig):
-    # The write-up's recipe (redefined sam2 fields keep their place and flag, with new defaults)
-    freeze: str = field(default="image_encoder,prompt_encoder", metadata={
-        "help": "comma list of parts to freeze: image_encoder, prompt_encoder, mask_decoder (or 'none')"})
-    loss: str = field(default="dice_ce", metadata={
-        "help": "sam2's focal+dice+IoU (20:1:1), the LabPics tutorial's BCE+IoU, or the HF/MONAI Dice+CE",
-        "choices": ("focal_dice_iou", "bce_iou", "dice_ce")})
-    prompts: str = field(default="box", metadata={"help": "prompt types drawn each step: point, points, box, mask"})
-    correction_clicks: int = field(default=0, metadata={"help": "corrective clicks per step"})
-    warmup_steps: int = field(default=0, metadata={"help": "linear warm-up local steps before the cosine decay"})
-    auto_points_per_side: int = field(default=0, metadata={
-        "help": "grid of the prompt-free evaluation (0 = off: prompted mIoU only)"})
-    stop_after: int = field(default=0, metadata={
-        "help": "stop this session after N rounds with a resumable checkpoint (0 = run to --rounds)"})
+    # The write-up's recipe: sam2 options with other defaults (same place, flag, help and choices)
+    freeze: str = sam2_option("freeze", "image_encoder,prompt_encoder")
+    loss: str = sam2_option("loss", "dice_ce")
+    prompts: str = sam2_option("prompts", "box")
+    correction_clicks: int = sam2_option("correction_clicks", 0)
+    warmup_steps: int = sam2_option("warmup_steps", 0)
+    auto_points_per_side: int = sam2_option("auto_points_per_side", 0, "grid of the prompt-free evaluation "
+                                                                       "(0 = off: prompted mIoU only)")
+    stop_after: int = sam2_option("stop_after", 0, "stop this session after N rounds with a resumable checkpoint "
+                                                   "(0 = run to --rounds)")
     steps: int = field(default=0, metadata=HIDDEN)
     eval_every: int = field(default=0, metadata=HIDDEN)
     save_every: int = field(default=0, metadata=HIDDEN)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 from trainer.data.sample import DataError, SegmentationDataset
 from trainer.federated.config import FederatedConfig
@@ -24,9 +23,10 @@ class Site:
 
 
 def site_label(path: str) -> str:
-    """A short name for a dataset path: its folder (a COCO json's folder), or 'builtin' / a Hub id's name."""
-    p = Path(path)
-    return (p.parent.name if p.suffix else p.name) or str(path)
+    """A client's public name: its dataset named as the model card names datasets (folder, 'builtin', Hub id)."""
+    from hub_cards.public import dataset_name
+
+    return dataset_name(path)
 
 
 def site_names(cfg: FederatedConfig) -> list[str]:
