@@ -66,6 +66,21 @@ def baseline_rows(kind: Kind, summary: Mapping[str, Any]) -> list[tuple[str, str
             for name in [*kind.metrics, *sorted(k for k in baseline if k not in kind.metrics)] if name in baseline]
 
 
+def federated_rows(summary: Mapping[str, Any]) -> tuple[list[tuple[str, str]], list[tuple[str, ...]]]:
+    """The federated recipe and each client's box / 1-point mIoU before -> after ([] for other runs)."""
+    fed = summary.get("federated") or {}
+    if not fed:
+        return [], []
+    recipe = [(key.replace("_", " "), _fmt(fed[key])) for key in (
+        "framework", "strategy", "clients", "split", "rounds", "rounds_done", "local_steps", "fraction_train",
+        "proximal_mu", "server_lr", "trainable_parameters", "total_parameters", "update_bytes", "model_bytes")
+        if key in fed]
+    clients = [(str(c.get("client")), _fmt(c.get("num_train")), _fmt(c.get("num_val_objects")),
+                *(f"{_fmt(c.get('before', {}).get(m))} → {_fmt(c.get('after', {}).get(m))}"
+                  for m in ("miou_box", "miou_1pt"))) for c in fed.get("per_client", [])]
+    return recipe, clients
+
+
 def card_data(summary: Mapping[str, Any], model_name: str, license: str = DEFAULT_LICENSE) -> ModelCardData:
     """YAML metadata: library, task, base model and datasets (only real Hub ids), tags, eval results."""
     kind = get_kind(summary.get("kind"), "summary.json")
@@ -95,6 +110,7 @@ def build_card(summary: Mapping[str, Any], repo_id: str, curves: str | None = "c
     base = summary.get("base_model") or "random init"
     base_id = hub_id_or_none(base)
     recipe = summary.get("recipe") or {}
+    federated_recipe, federated_clients = federated_rows(summary)
     return ModelCard.from_template(
         card_data(summary, repo_id.split("/")[-1], license),
         template_path=str(TEMPLATE),
@@ -109,6 +125,8 @@ def build_card(summary: Mapping[str, Any], repo_id: str, curves: str | None = "c
         + [("train time (s)", _fmt(summary.get("train_time_s")))],
         main_metric=summary.get("main_metric", kind.main_metric),
         metric_rows=metric_rows(kind, summary.get("metrics") or {}),
+        federated_recipe=federated_recipe,
+        federated_clients=federated_clients,
         curves=curves,
         overlays=overlays or [],
         usage=kind.usage.format(repo_id=repo_id),
