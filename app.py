@@ -2,7 +2,11 @@
 
 import os
 
-from demo.ui import build_app, launch_kwargs
+from trainer import quiet
+
+quiet.install()  # known-harmless third-party warnings, before torch / sam2 / detectron2 load
+
+from demo.ui import build_app, launch_kwargs  # noqa: E402
 
 demo = build_app()
 

@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# One-command install of the real stack into .venv (Python 3.11).
-# Order matters: torch -> detectron2 -> sam2 -> the rest. One pip call asking for detectron2 and
-# sam2 together fails to resolve (detectron2 pins iopath<0.1.10, sam2 needs >=0.1.10; 0.1.10 works for both).
+# One-command install of the real stack into .venv (Python 3.11); the Space's Dockerfile runs this same script.
+# Every version is pinned in requirements-stack.txt / requirements.txt (plus sam2 and the detectron2 commit below);
+# detectron2 and sam2 go in last with --no-deps, so nothing unpinned comes in through them.
+# detectron2 0.6 declares iopath<0.1.10 while sam2 needs >=0.1.10; 0.1.10 serves both (the tests run both), so that
+# stale pin is dropped from detectron2's wheel metadata before installing: no resolver error, `pip check` clean.
 # Idempotent: a stamp of the requirement files skips everything when nothing changed.
+# Env: VENV (default .venv), PYTHON (python3.11), VENDOR (a folder with detectron2's wheel / source, ../shared/vendor),
+# D2_SOURCE (what pip builds detectron2 from when VENDOR has no usable wheel: default the vendored source, else git).
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3.11}
 VENV=${VENV:-.venv}
 VENDOR=${VENDOR:-../shared/vendor}
 D2_COMMIT=02b5c4e295e990042a714712c21dc79b731e8833
+D2_TORCH=2.14.1   # the vendored wheel's C++ ABI matches this torch only
+SAM2=sam2==1.1.0
 
 stamp_now=$(cat setup.sh requirements.txt requirements-stack.txt | sha256sum | cut -d' ' -f1)
 if [ -f "$VENV/.setup-stamp" ] && [ "$(cat "$VENV/.setup-stamp")" = "$stamp_now" ]; then
@@ -20,29 +26,52 @@ fi
 pip() { "$VENV/bin/python" -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 pip install -q "pip==26.3"
 
+# A wheel of detectron2 @ D2_COMMIT: the vendored one when torch matches, else built from D2_SOURCE, the vendored
+# source, or upstream git (a Space: needs git and a compiler); then the same metadata fix for all of them.
+detectron2_wheel() {
+  local out=$1 torch_ver wheel source
+  torch_ver=$("$VENV/bin/python" -c "import torch; print(torch.__version__.split('+')[0])")
+  wheel=$(ls "$VENDOR"/detectron2-0.6-cp311-*.whl 2>/dev/null | head -1 || true)
+  if [ -n "$wheel" ] && [ "$torch_ver" = "$D2_TORCH" ]; then
+    cp "$wheel" "$out/"
+  else
+    source=${D2_SOURCE:-$VENDOR/detectron2-${D2_COMMIT:0:7}.tar.gz}
+    [ -n "${D2_SOURCE:-}" ] || [ -f "$source" ] || source="git+https://github.com/facebookresearch/detectron2.git@$D2_COMMIT"
+    echo "setup:   building detectron2 from $source (a few minutes)"
+    pip wheel -q --no-deps --no-build-isolation -w "$out" "$source"
+  fi
+  wheel=$(ls "$out"/detectron2-*.whl)
+  "$VENV/bin/python" -m wheel unpack -d "$out/unpacked" "$wheel" >/dev/null
+  sed -i 's/^Requires-Dist: iopath.*/Requires-Dist: iopath>=0.1.7/' "$out"/unpacked/*/*.dist-info/METADATA
+  rm "$wheel"
+  "$VENV/bin/python" -m wheel pack -d "$out" "$out"/unpacked/* >/dev/null   # rewrites RECORD
+}
+
+# Installed, importable, and consistent with its (fixed) metadata: nothing to do.
+detectron2_ready() {
+  local problems
+  problems=$("$VENV/bin/python" -m pip check 2>/dev/null || true)
+  "$VENV/bin/python" -c "import detectron2._C" 2>/dev/null && ! grep -q "^detectron2 " <<<"$problems"
+}
+
 echo "setup: [1/4] torch + build tools"
 pip install -q -r requirements-stack.txt
 
-echo "setup: [2/4] detectron2 @ ${D2_COMMIT:0:7}"
-if ! "$VENV/bin/python" -c "import detectron2._C" 2>/dev/null; then
-  wheel=$(ls "$VENDOR"/detectron2-0.6-cp311-*.whl 2>/dev/null | head -1 || true)
-  torch_ver=$("$VENV/bin/python" -c "import torch; print(torch.__version__.split('+')[0])")
-  if [ -n "$wheel" ] && [ "$torch_ver" = "2.14.1" ]; then
-    pip install -q "$wheel"               # built from the same commit against torch 2.14.1
-  elif [ -f "$VENDOR/detectron2-02b5c4e.tar.gz" ]; then
-    pip install -q --no-build-isolation "$VENDOR/detectron2-02b5c4e.tar.gz"
-  else
-    pip install -q --no-build-isolation "git+https://github.com/facebookresearch/detectron2.git@$D2_COMMIT"
-  fi
-fi
-
-echo "setup: [3/4] sam2 (CPU build, no CUDA extension)"
-SAM2_BUILD_CUDA=0 pip install -q --no-build-isolation "sam2==1.1.0"
-echo "setup: (pip's 'detectron2 requires iopath<0.1.10' line is expected: 0.1.10 serves both, tests import and run both)"
-
-echo "setup: [4/4] app, hub, data, test dependencies"
+echo "setup: [2/4] pinned dependencies (app, hub, data, tests, and those of detectron2 and sam2)"
 pip install -q -r requirements.txt
 
+echo "setup: [3/4] detectron2 @ ${D2_COMMIT:0:7}"
+if ! detectron2_ready; then
+  work=$(mktemp -d)
+  detectron2_wheel "$work"
+  pip install -q --no-deps --force-reinstall "$work"/detectron2-*.whl
+  rm -rf "$work"
+fi
+
+echo "setup: [4/4] $SAM2 (CPU build, no CUDA extension)"
+SAM2_BUILD_CUDA=0 pip install -q --no-deps --no-build-isolation "$SAM2"
+
+"$VENV/bin/python" -m pip check
 "$VENV/bin/python" -c "import sam2, detectron2, detectron2._C, gradio, huggingface_hub, datasets, pycocotools, matplotlib"
 echo "$stamp_now" > "$VENV/.setup-stamp"
 echo "setup: done ($VENV)"

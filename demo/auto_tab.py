@@ -18,8 +18,8 @@ def generate(path: str | None, model_ref: str, precision: str, points_per_side: 
              stability_score_thresh: float, min_area: float,
              progress: gr.Progress = gr.Progress()) -> tuple[np.ndarray, str]:
     """(colored overlay of all masks, "N masks | generate ms | render ms")."""
-    image = load_image(path)
     handle = models.get_sam2(model_ref)
+    image = load_image(path, handle.normalization)
     progress(0.0, desc="image embedding")
     start = time.perf_counter()
     masks = models.generate_masks(handle, image, precision, points_per_side=int(points_per_side),

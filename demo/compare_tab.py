@@ -15,15 +15,15 @@ from demo.prompt_tab import click
 def compare(path: str | None, prompts_json: str, model_a: str, model_b: str,
             precision: str) -> tuple[np.ndarray, np.ndarray, str]:
     """(overlay A, overlay B, "IoU agreement ..."); no prompt yet = a centre point."""
-    image = load_image(path)
-    prompts = P.parse(prompts_json, image.shape)
+    handles = [models.get_sam2(ref) for ref in (model_a, model_b)]
+    images = [load_image(path, handle.normalization) for handle in handles]  # each model sees its own input
+    prompts = P.parse(prompts_json, images[0].shape)
     if prompts.empty:
-        prompts = P.Prompts(points=[[image.shape[1] / 2, image.shape[0] / 2, 1]])
+        prompts = P.Prompts(points=[[images[0].shape[1] / 2, images[0].shape[0] / 2, 1]])
     coords, labels, box = prompts.arrays()
-    key = image_key(image)
     results, overlays = [], []
-    for ref in (model_a, model_b):
-        result = models.predict_prompt(models.get_sam2(ref), image, key, precision, coords, labels, box, False)
+    for handle, image in zip(handles, images):
+        result = models.predict_prompt(handle, image, image_key(image), precision, coords, labels, box, False)
         results.append(result)
         overlays.append(render.mask_overlay(image, result.masks[0], **prompts.draw_kwargs()))
     agreement = render.iou(results[0].masks[0], results[1].masks[0])

@@ -17,9 +17,10 @@ COLUMNS = ["#", "class", "score", "area (px)"]
 @user_errors
 def detect(path: str | None, model_ref: str, precision: str, score_threshold: float) -> tuple[np.ndarray, list, str]:
     """(overlay with boxes and "class score" labels, one row per instance, summary)."""
-    image = load_image(path)
+    handle = models.get_detectron2(model_ref)
+    image = load_image(path, handle.normalization)
     start = time.perf_counter()
-    out = models.detect(model_ref, image, float(score_threshold), precision)
+    out = models.detect(handle, image, float(score_threshold), precision)
     infer_ms = (time.perf_counter() - start) * 1000
     labels = [f"{name} {score:.2f}" for name, score in zip(out["class_names"], out["scores"])]
     overlay = render.instances_overlay(image, list(out["masks"]), out["boxes"], labels)
@@ -30,6 +31,10 @@ def detect(path: str | None, model_ref: str, precision: str, score_threshold: fl
 
 def build(precision: gr.Radio) -> None:
     choices = models.local_models("detectron2")
+    missing = models.detectron2_missing()
+    if missing:
+        gr.Markdown(f"⚠️ **{missing}.** Install it with `./setup.sh` (see the README's Installing section).",
+                    elem_id="d2-missing")
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             model = gr.Dropdown(choices, value=choices[0] if choices else None, label="Detectron2 model",
@@ -38,7 +43,7 @@ def build(precision: gr.Radio) -> None:
             gr.Examples([[p] for p in example_paths().values()], inputs=[upload],
                         example_labels=list(example_paths()), label="Examples")
             threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="Score threshold")
-            run = gr.Button("Detect", variant="primary")
+            run = gr.Button("Detect", variant="primary", interactive=missing is None)
             info = gr.Textbox(label="Result", interactive=False, elem_id="d2-info")
         with gr.Column(scale=2):
             overlay = gr.Image(label="Instances", interactive=False, format="jpeg", buttons=["download", "fullscreen"])

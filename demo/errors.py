@@ -1,4 +1,7 @@
-"""Turn the kit's one-line errors into Gradio error popups, so a bad upload or model never takes the app down."""
+"""Turn the kit's one-line errors into Gradio error popups, so a bad upload or model never takes the app down.
+
+Visitors see no server path: messages go through hub_cards.public.scrub (the log keeps the full text).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from typing import Any, Callable
 import gradio as gr
 
 from demo.images import UploadError
+from hub_cards.public import scrub
 from trainer.checkpoint import CheckpointError
 from trainer.precision import PrecisionError
 
@@ -26,9 +30,9 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except gr.Error:
             raise
         except USER_ERRORS as err:
-            raise gr.Error(str(err), print_exception=False) from None
+            raise gr.Error(scrub(str(err)), print_exception=False) from None
         except Exception as err:  # a bug: keep the app up, say what happened, keep the traceback in the log
             log.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error(f"internal error: {type(err).__name__}: {err}", print_exception=False) from None
+            raise gr.Error(scrub(f"internal error: {type(err).__name__}: {err}"), print_exception=False) from None
 
     return wrapper

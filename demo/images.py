@@ -1,7 +1,10 @@
 """Uploaded images in, checked RGB arrays out: the one gate for untrusted files (clear one-line errors).
 
-Images are downscaled so the longest side is <= max_side; the returned array is both what is shown and what the
-predictor sees, so a click's pixel coordinates are the predictor's coordinates.
+Files are decoded by the data layer (16-bit, float and single-channel scans keep their values) and brought to uint8
+RGB the way training did: the normalisation recorded in the picked model's folder, else the data layer's own choice
+(uint8 as is, anything else percentile-stretched). Images are then downscaled so the longest side is <= max_side; the
+returned array is both what is shown and what the predictor sees, so a click's pixel coordinates are the
+predictor's coordinates.
 """
 
 from __future__ import annotations
@@ -13,7 +16,11 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
+
+from trainer.data.normalize import CHANNEL_ONLY, apply_normalization, to_uint8_rgb
+from trainer.data.readers.images import read_image
+from trainer.data.sample import DataError
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_PIXELS = 50_000_000  # refuse before decoding: a 100000x100000 PNG header would otherwise eat the Space's RAM
@@ -28,8 +35,26 @@ def max_side() -> int:
     return int(os.environ.get("SEGKIT_MAX_SIDE", "1024"))
 
 
-def load_image(path: str | Path | None, limit: int | None = None) -> np.ndarray:
-    """HxWx3 uint8 RGB, EXIF-rotated, longest side <= limit (default SEGKIT_MAX_SIDE or 1024)."""
+def load_image(path: str | Path | None, normalization: str | None = None, limit: int | None = None) -> np.ndarray:
+    """HxWx3 uint8 RGB as the model sees it, EXIF-rotated, longest side <= limit (default SEGKIT_MAX_SIDE or 1024)."""
+    return load_upload(path, normalization, limit)[0]
+
+
+def load_upload(path: str | Path | None, normalization: str | None = None,
+                limit: int | None = None) -> tuple[np.ndarray, str]:
+    """(image as in `load_image`, what was done to it: "" for a plain RGB photo, else e.g. "uint16 grayscale,
+    percentile_0.5_99.5 stretch")."""
+    raw = read_upload(path)
+    if normalization and normalization not in (*CHANNEL_ONLY, "auto"):
+        image, name = apply_normalization(raw, normalization), normalization  # what this model was trained with
+    else:  # channel fixes only, or nothing recorded: the data layer decides per image as it did in training
+        image, name = to_uint8_rgb(raw)
+    how = "" if name in CHANNEL_ONLY else f"{raw.dtype} {_channels(raw)}, {name} stretch"
+    return downscale(image, limit or max_side()), how
+
+
+def read_upload(path: str | Path | None) -> np.ndarray:
+    """The decoded file, any dtype and channel count (the data layer's reader), after the size checks."""
     if path is None or str(path) == "":
         raise UploadError("no image: upload one or pick an example")
     path = Path(path)
@@ -40,21 +65,24 @@ def load_image(path: str | Path | None, limit: int | None = None) -> np.ndarray:
         raise UploadError(f"{name}: file is {path.stat().st_size / 2**20:.0f} MB; the limit is "
                           f"{MAX_FILE_BYTES // 2**20} MB")
     try:
-        with Image.open(path) as im:
+        with Image.open(path) as im:  # the header only: refuse huge images before decoding them
             width, height = im.size
-            if width * height > MAX_PIXELS:
-                raise UploadError(f"{name}: {width}x{height} pixels is too large (limit {MAX_PIXELS // 10**6} MP)")
-            im.load()
-            rgb = ImageOps.exif_transpose(im).convert("RGB")
-    except UploadError:
-        raise
     except Image.DecompressionBombError:  # PIL refuses the header itself past 2x its own pixel limit
         raise UploadError(f"{name}: image is too large (limit {MAX_PIXELS // 10**6} MP)") from None
     except UnidentifiedImageError:
-        raise UploadError(f"{name}: not an image file (PNG, JPEG, WebP, ...)") from None
+        raise UploadError(f"{name}: not an image file (PNG, JPEG, WebP, TIFF, ...)") from None
     except (OSError, ValueError, SyntaxError) as err:
         raise UploadError(f"{name}: corrupt or truncated image ({err})") from None
-    return downscale(np.asarray(rgb), limit or max_side())
+    if width * height > MAX_PIXELS:
+        raise UploadError(f"{name}: {width}x{height} pixels is too large (limit {MAX_PIXELS // 10**6} MP)")
+    try:
+        return read_image(path)
+    except DataError as err:
+        raise UploadError(f"{name}: {err.problem}") from None
+
+
+def _channels(raw: np.ndarray) -> str:
+    return {1: "grayscale", 2: "grayscale + alpha", 3: "RGB", 4: "RGBA"}[1 if raw.ndim == 2 else raw.shape[2]]
 
 
 def downscale(image: np.ndarray, limit: int) -> np.ndarray:

@@ -79,6 +79,17 @@ class Sam2Handle:
     note: str
     predictor: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    normalization: str | None = None  # recorded at training time; uploads are brought to uint8 RGB the same way
+
+
+@dataclass
+class D2Handle:
+    """One loaded Detectron2 segmenter; the lock guards its precision attribute during a prediction."""
+
+    ref: str
+    segmenter: Any
+    normalization: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass
@@ -127,16 +138,19 @@ def _load_base(dev: torch.device) -> tuple[torch.nn.Module, Any, str]:
             f"⚠️ RANDOM-INIT sam2.1 tiny ({reason}): masks are meaningless, for wiring/speed only")
 
 
-def _load(ref: str, kind: str, dev: torch.device) -> Any:
+def _load(ref: str, kind: str, dev: torch.device) -> tuple[Any, str | None]:
+    """(what the kind's loader returns, the recorded input normalisation); sam2 gives (model, spec, note)."""
     if kind == "sam2" and ref == BASE_REF:
-        return _load_base(dev)
-    from hub_cards import load_model
+        return _load_base(dev), None
+    from hub_cards import load_model, pull
+    from hub_cards.fetch import recorded_normalization
 
-    loaded = load_model(ref, kind=kind, device=str(dev))
+    folder = pull(ref, kind=kind)
+    loaded = load_model(folder, kind=kind, device=str(dev))
     if kind == "sam2":
         model, spec = loaded
-        return model, spec, f"{ref} (sam2.1 {spec.size}, image size {spec.image_size})"
-    return loaded
+        loaded = model, spec, f"{ref} (sam2.1 {spec.size}, image size {spec.image_size})"
+    return loaded, recorded_normalization(folder)
 
 
 def get_sam2(ref: str) -> Sam2Handle:
@@ -148,8 +162,8 @@ def get_sam2(ref: str) -> Sam2Handle:
     with _load_lock:  # two users picking the same new model load it once
         handle = _models.get(key)
         if handle is None:
-            model, spec, note = _load(ref, "sam2", device())
-            handle = Sam2Handle(ref, model.eval(), spec, note)
+            (model, spec, note), normalization = _load(ref, "sam2", device())
+            handle = Sam2Handle(ref, model.eval(), spec, note, normalization=normalization)
             handle.predictor = make_predictor(handle.model)
             _models.put(key, handle)
     return handle
@@ -162,22 +176,39 @@ def resolve_precision(name: str) -> prec.Precision:
         return prec.resolve(name, device())
 
 
-def detect(ref: str, image: np.ndarray, score_threshold: float, precision_name: str) -> dict[str, Any]:
-    """Detectron2 instances for one image: {masks, boxes, class_ids, scores, class_names} (model cached)."""
+def detectron2_missing() -> str | None:
+    """Why Detectron2 cannot run here (it is optional: a Space without it still serves the SAM2 tabs), or None."""
+    try:
+        import detectron2  # noqa: F401
+    except ImportError as err:
+        return f"Detectron2 is not installed on this server ({err}); the SAM2 tabs work without it"
+    return None
+
+
+def get_detectron2(ref: str) -> D2Handle:
+    """The loaded Detectron2 segmenter for `ref` (cached with the SAM2 models)."""
+    missing = detectron2_missing()
+    if missing:
+        raise ValueError(missing)
     ref = (ref or "").strip()
     if not ref:
         raise ValueError("pick a Detectron2 model: none in the local hub yet (python -m trainer push RUN --repo "
                          "local:owner/name), or type a folder / Hub id")
     key = ("detectron2", ref)
     with _load_lock:
-        entry = _models.get(key)
-        if entry is None:
-            entry = (_load(ref, "detectron2", device()), threading.Lock())
-            _models.put(key, entry)
-    segmenter, lock = entry
-    with lock:  # precision is an attribute of the shared segmenter: set and use it under one lock
-        segmenter.precision = resolve_precision(precision_name)
-        return segmenter.predict(image, score_threshold=score_threshold)
+        handle = _models.get(key)
+        if handle is None:
+            segmenter, normalization = _load(ref, "detectron2", device())
+            handle = D2Handle(ref, segmenter, normalization)
+            _models.put(key, handle)
+    return handle
+
+
+def detect(handle: D2Handle, image: np.ndarray, score_threshold: float, precision_name: str) -> dict[str, Any]:
+    """Detectron2 instances for one image: {masks, boxes, class_ids, scores, class_names}."""
+    with handle.lock:  # precision is an attribute of the shared segmenter: set and use it under one lock
+        handle.segmenter.precision = resolve_precision(precision_name)
+        return handle.segmenter.predict(image, score_threshold=score_threshold)
 
 
 def predict_prompt(handle: Sam2Handle, image: np.ndarray, key: str, precision_name: str,
@@ -201,12 +232,14 @@ def predict_prompt(handle: Sam2Handle, image: np.ndarray, key: str, precision_na
             predictor.reset_predictor()
             predictor._features, predictor._orig_hw = state["_features"], state["_orig_hw"]
             predictor._is_image_set, predictor._is_batch = True, False
+        # One click is ambiguous (part or whole?): sam2 advises its 3 masks; show the best-scored one when one is asked
+        single_click = box is None and points is not None and len(points) == 1
         start = time.perf_counter()
         with precision.autocast():
             masks, scores, _ = predictor.predict(point_coords=points, point_labels=labels, box=box,
-                                                 multimask_output=multimask)
+                                                 multimask_output=multimask or single_click)
         decode_ms = (time.perf_counter() - start) * 1000
-    order = np.argsort(-scores)
+    order = np.argsort(-scores)[:None if multimask else 1]
     return PromptResult(masks[order] > 0, scores[order], embed_ms, decode_ms, cached=embed_ms == 0.0)
 
 

@@ -10,18 +10,19 @@ import numpy as np
 
 from demo import models, prompts as P, render
 from demo.errors import user_errors
-from demo.images import example_paths, image_key, load_image
+from demo.images import example_paths, image_key, load_image, load_upload
 
 HINT = "Click on the image to add a point."
 
 
 @user_errors
-def show_image(path: str | None) -> tuple[Any, str, list, str]:
-    """A new image: shown as uploaded (downscaled), prompts cleared."""
+def show_image(path: str | None, model_ref: str) -> tuple[Any, str, list, str]:
+    """A new image: shown as the model sees it (8-bit RGB, downscaled), prompts cleared."""
     if path is None:
         return None, "", [], "Upload an image or pick an example."
-    image = load_image(path)
-    return image, "", [], f"{image.shape[1]}x{image.shape[0]} image. Computing its embedding..."
+    image, how = load_upload(path, models.get_sam2(model_ref).normalization)
+    how = f" ({how})" if how else ""
+    return image, "", [], f"{image.shape[1]}x{image.shape[0]} image{how}. Computing its embedding..."
 
 
 @user_errors
@@ -29,8 +30,8 @@ def embed(path: str | None, model_ref: str, precision: str) -> str:
     """Precompute the image embedding so the first click only decodes."""
     if path is None:
         return "Upload an image or pick an example."
-    image = load_image(path)
     handle = models.get_sam2(model_ref)
+    image = load_image(path, handle.normalization)
     ms = models.ensure_embedding(handle, image, image_key(image), precision)
     took = f"embedding {ms:.0f} ms" if ms else "embedding cached"
     return f"{image.shape[1]}x{image.shape[0]} image, {took}. {HINT}"
@@ -42,11 +43,11 @@ def segment(path: str | None, prompts_json: str, model_ref: str, precision: str,
     """(overlay, mask PNG, candidate masks with scores, info with scores and per-stage latency)."""
     if path is None:
         return None, None, [], "Upload an image or pick an example."
-    image = load_image(path)
+    handle = models.get_sam2(model_ref)
+    image = load_image(path, handle.normalization)
     prompts = P.parse(prompts_json, image.shape)
     if prompts.empty:
         return render.draw_prompts(image, **prompts.draw_kwargs()), None, [], HINT
-    handle = models.get_sam2(model_ref)
     coords, labels, box = prompts.arrays()
     result = models.predict_prompt(handle, image, image_key(image), precision, coords, labels, box, bool(multimask))
     start = time.perf_counter()
@@ -102,7 +103,7 @@ def build(model: gr.Dropdown, precision: gr.Radio) -> None:
 
     seg_inputs = [upload, prompts_box, model, precision, multimask]
     seg_outputs = [canvas, mask, candidates, info]
-    upload.change(show_image, [upload], [canvas, prompts_box, history, info], api_name="load_image") \
+    upload.change(show_image, [upload, model], [canvas, prompts_box, history, info], api_name="load_image") \
         .then(embed, [upload, model, precision], [info], api_name="embed")
     canvas.select(click, [prompts_box, history, mode], [prompts_box, history], api_visibility="private") \
         .then(segment, seg_inputs, seg_outputs, api_name="segment")

@@ -73,7 +73,8 @@ def build_app() -> gr.Blocks:
             refresh = gr.Button("↻ refresh", size="sm", scale=0, min_width=90, elem_id="refresh-models")
             precision = gr.Radio(precision_choices(str(device)), value="fp32", label="Precision",
                                  info=precision_info(str(device)), scale=4)
-        note = gr.Markdown(f"**Device:** `{device}` · loading the model...", label="model",
+        note = gr.Markdown(f"**Device:** `{device}` · loading the model (a first start downloads the base "
+                           f"model, about 150 MB)...", label="model",
                            elem_classes="segkit-note")
         with gr.Tabs():
             with gr.Tab("Prompt"):

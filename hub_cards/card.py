@@ -10,6 +10,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from hub_cards.kinds import METRIC_LABELS, Kind, get_kind
+from hub_cards.public import dataset_name
 
 TEMPLATE = Path(__file__).parent / "templates" / "modelcard.md"
 DEFAULT_LICENSE = "apache-2.0"
@@ -35,10 +36,8 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else ("–" if value is None else str(value))
 
 
-def _dataset_label(path: Any) -> str:
-    """A short name for a local dataset: its folder (a COCO json's folder, not "annotations.json")."""
-    p = Path(str(path or "custom"))
-    return (p.parent.name if p.suffix else p.name) or "custom"
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "es" if noun.endswith(("s", "x", "sh", "ch")) else "s")
 
 
 def metric_rows(kind: Kind, metrics: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str, str, str]]:
@@ -61,7 +60,7 @@ def card_data(summary: Mapping[str, Any], model_name: str, license: str = DEFAUL
     dataset_id = hub_id_or_none(dataset.get("path"))
     after = (summary.get("metrics") or {}).get("after") or {}
     evals = [EvalResult(task_type=kind.pipeline_tag, dataset_type=dataset_id or "custom",
-                        dataset_name=dataset_id or _dataset_label(dataset.get("path")),
+                        dataset_name=dataset_id or dataset_name(dataset.get("path")),
                         dataset_split="validation", metric_type=name, metric_name=METRIC_LABELS.get(name, name),
                         metric_value=float(after[name]))
              for name in kind.metrics if isinstance(after.get(name), (int, float))]
@@ -79,6 +78,7 @@ def build_card(summary: Mapping[str, Any], repo_id: str, curves: str | None = "c
     kind = get_kind(summary.get("kind"), "summary.json")
     dataset = summary.get("dataset") or {}
     classes = dataset.get("class_names") or []
+    data_line = f"`{dataset_name(dataset.get('path'))}`" if dataset.get("path") else "a custom dataset"
     base = summary.get("base_model") or "random init"
     base_id = hub_id_or_none(base)
     recipe = summary.get("recipe") or {}
@@ -87,10 +87,10 @@ def build_card(summary: Mapping[str, Any], repo_id: str, curves: str | None = "c
         template_path=str(TEMPLATE),
         title=repo_id.split("/")[-1],
         kind=kind.name,
-        dataset_line=f"`{dataset.get('path', 'a custom dataset')}` ({len(classes)} classes: {', '.join(map(str, classes))})"
-        if classes else f"`{dataset.get('path', 'a custom dataset')}`",
+        dataset_line=f"{data_line} ({_count(len(classes), 'class')}: {', '.join(map(str, classes))})"
+        if classes else data_line,
         base_model_line=f"[{base_id}](https://huggingface.co/{base_id})" if base_id else f"`{base}`",
-        dataset_rows=[(k, _fmt(v)) for k, v in dataset.items() if k != "class_names"]
+        dataset_rows=[("dataset" if k == "path" else k, _fmt(v)) for k, v in dataset.items() if k != "class_names"]
         + [("classes", ", ".join(map(str, classes)))],
         recipe_rows=[(k, _fmt(v)) for k, v in recipe.items()]
         + [("train time (s)", _fmt(summary.get("train_time_s")))],

@@ -33,6 +33,25 @@ def load_model(ref: str | Path, kind: str | None = None, device: str = "cpu", re
     return folder_kind(folder).load(folder, device)
 
 
+def recorded_normalization(folder: str | Path) -> str | None:
+    """How the model's training images were brought to uint8 RGB (trainer.data.normalize names), if recorded:
+    model_config.yaml's `normalization`, else summary.json's dataset.normalization; None when neither says."""
+    import json
+
+    import yaml
+
+    folder = Path(folder)
+    try:
+        config = yaml.safe_load((folder / MODEL_CONFIG_NAME).read_text()) or {}
+        if isinstance(config, dict) and isinstance(config.get("normalization"), str):
+            return config["normalization"]
+        summary = json.loads((folder / "summary.json").read_text())
+        name = (summary.get("dataset") or {}).get("normalization")
+        return name if isinstance(name, str) else None
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        return None
+
+
 def _local_folder(ref: str, revision: str | None) -> Path | None:
     if ref.startswith(("file:", "local:")):
         return revision_dir(parse_target(ref)[1], revision)

@@ -18,6 +18,7 @@ from huggingface_hub.errors import HfHubHTTPError
 from hub_cards.card import build_card
 from hub_cards.kinds import CARD_NAME, REQUIRED_FILES, HubError, check_folder
 from hub_cards.local import local_hub_dir, parse_target, publish, revision_dir
+from hub_cards.public import dataset_name, scrub_folder, scrub_value
 
 COPIED = (*REQUIRED_FILES, "config.yaml", "summary.json", "curves.png")
 MAX_OVERLAYS = 4
@@ -49,7 +50,10 @@ def _check_weights(path: Path) -> None:
 
 def stage_run(run_dir: str | Path, out_dir: str | Path, repo_id: str | None = None,
               max_overlays: int = MAX_OVERLAYS) -> Path:
-    """Build the repo folder for a run: weights, configs, metrics.json, summary, curves, a few overlays, README.md."""
+    """Build the repo folder for a run: weights, configs, metrics.json, summary, curves, a few overlays, README.md.
+
+    The staged text names no local path (hub_cards.public): the dataset by its name, other paths by their last part.
+    """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     summary = read_summary(run_dir)
     check_folder(run_dir, expected=summary.get("kind"))
@@ -64,13 +68,26 @@ def stage_run(run_dir: str | Path, out_dir: str | Path, repo_id: str | None = No
     for image in overlays:
         (out_dir / "overlays").mkdir(exist_ok=True)
         shutil.copy2(image, out_dir / "overlays" / image.name)
+    known = _known_paths(run_dir, summary)
+    summary = scrub_value(summary, known)
     after = (summary.get("metrics") or {}).get("after") or {}
     (out_dir / "metrics.json").write_text(json.dumps(after, indent=2))
     card = build_card(summary, repo_id or f"local/{run_dir.name}",
                       curves="curves.png" if (out_dir / "curves.png").is_file() else None,
                       overlays=[f"overlays/{p.name}" for p in overlays])
     card.save(out_dir / CARD_NAME)
+    scrub_folder(out_dir, known)
     return out_dir
+
+
+def _known_paths(run_dir: Path, summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """Local paths the staged files may hold and their public names: the dataset (as given and resolved), the run."""
+    data = str((summary.get("dataset") or {}).get("path") or "")
+    pairs = [(str(run_dir.resolve()), run_dir.resolve().name)]
+    if data:
+        name = dataset_name(data)
+        pairs += [(data, name), (str(Path(data).expanduser().resolve()), name)]
+    return [(local, name) for local, name in pairs if local != name]
 
 
 def commit_message(summary: dict[str, Any]) -> str:

@@ -58,13 +58,35 @@ def test_box_surrounds_the_mask_within_the_jitter():
     assert (moved <= size * 0.1 + 1e-4).all() and (moved > 0).any()
 
 
-def test_mask_prompt_is_low_res_logits_plus_a_positive_point():
+def test_mask_prompt_is_the_models_own_prediction_never_the_ground_truth(monkeypatch):
+    """A mask prompt made from the target lets the model learn to copy it; SAM feeds back its own logits."""
+    from trainer.data.synthetic import make_dataset
+    from trainer.sam2_ft import objective
+    from trainer.sam2_ft.batches import make_items, resize_dataset
+    from trainer.sam2_ft.model import Sam2Spec, build_model
+
     m = _masks()
-    p = prompts.sample_prompts("mask", m, torch.Generator().manual_seed(0))
-    assert p.mask_input.shape == (3, 1, 16, 16)
-    assert set(p.mask_input.unique().tolist()) <= {-prompts.MASK_PROMPT_LOGIT, prompts.MASK_PROMPT_LOGIT}
-    assert (p.mask_input > 0).flatten(1).any(1).all()  # shifted, not lost
-    assert p.labels.tolist() == [[1]] * 3 and _at(m, p.coords).all()
+    first = prompts.sample_prompts("mask", m, torch.Generator().manual_seed(0))
+    assert first.mask_input is None and first.labels.tolist() == [[1]] * 3 and _at(m, first.coords).all()
+
+    torch.manual_seed(0)
+    model = build_model(Sam2Spec("tiny", 64), train=True)
+    data = resize_dataset(make_dataset(1, 64, seed=2), 64, progress=False)
+    items = make_items(data, [0], step=0, seed=0, max_objects=4, hflip=False)
+    calls = []
+    real = objective.decode
+
+    def recording(model, feats, coords, labels, mask_input, multimask):
+        out = real(model, feats, coords, labels, mask_input, multimask)
+        calls.append((mask_input, multimask, out))
+        return out
+
+    monkeypatch.setattr(objective, "decode", recording)
+    loss = objective.Sam2Objective(model, "dice_bce_iou")(items, "mask")
+    assert torch.isfinite(loss)
+    (no_mask, multi, (low_res, iou)), (fed_back, single, _) = calls
+    assert no_mask is None and multi and not single
+    torch.testing.assert_close(fed_back, objective.best_mask(low_res, iou))
 
 
 def test_corrective_click_lands_in_the_error_region():
@@ -94,15 +116,22 @@ def test_losses_prefer_the_right_mask_and_pick_the_best_of_several(name):
     low_bad = losses.LOSSES[name](bad, iou, gt)
     assert low_good.shape == (2,) and (low_good < low_bad).all()
     three = losses.LOSSES[name](torch.cat([bad, good, bad], 1), torch.ones(2, 3), gt)
-    if name == "focal_dice_iou":  # IoU head is supervised on all three candidates
+    if name in ("focal_dice_iou", "dice_bce_iou"):  # IoU head is supervised on all three candidates
         assert (three > low_good).all()
     else:
         assert torch.allclose(three, low_good, atol=1e-5)
 
 
-def test_mask_loss_upsamples_low_res_logits_and_backpropagates():
-    gt = _masks()
+@pytest.mark.parametrize("name", list(losses.LOSSES))
+def test_mask_loss_is_taken_at_the_decoders_resolution_and_backpropagates(name):
+    gt = _masks()  # 64 x 64
     logits = torch.zeros(3, 1, 16, 16, requires_grad=True)
-    loss = losses.mask_loss("focal_dice_iou", logits, torch.zeros(3, 1, requires_grad=True), gt)
+    loss = losses.mask_loss(name, logits, torch.zeros(3, 1, requires_grad=True), gt)
     loss.sum().backward()
     assert loss.shape == (3,) and torch.isfinite(loss).all() and logits.grad.abs().sum() > 0
+    target = losses.downsample_targets(gt, (16, 16))
+    assert target.shape == (3, 1, 16, 16) and target.min() >= 0 and target.max() <= 1
+    torch.testing.assert_close(target.mean((1, 2, 3)), gt.float().mean((1, 2, 3)))  # area kept: soft edges
+    # the right mask at low resolution scores better than the wrong one
+    right = (target > 0.5).float() * 16 - 8
+    assert (losses.mask_loss(name, right, torch.ones(3, 1), gt) < losses.mask_loss(name, -right, torch.ones(3, 1), gt)).all()

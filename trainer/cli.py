@@ -16,7 +16,9 @@ COMMAND_MODULES = (
     "trainer.data.cli",        # validate-data, make-sample-data
     "trainer.sam2_ft.cli",     # sam2
     "trainer.d2_ft.cli",       # detectron2
-    "hub_cards.cli",           # push
+    "trainer.evaluate",        # evaluate
+    "trainer.quickstart",      # quickstart
+    "hub_cards.cli",           # push, pull
 )
 
 
@@ -38,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from trainer import quiet
+
+    quiet.install()  # before torch / sam2 / detectron2 are imported: their import-time warnings are known ones
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -65,3 +65,23 @@ def draw_overlays(segmenter, dicts: list[dict[str, Any]], metadata, folder: str 
         Image.fromarray(drawn).save(path)
         paths.append(path)
     return paths
+
+
+def evaluate_folder(folder: str | Path, dataset, device: str = "cpu") -> dict[str, Any]:
+    """`python -m trainer evaluate` for a detectron2 model folder: COCO AP on `dataset` (images cached as PNG in a
+    temporary folder so detectron2's own loader and COCOEvaluator run unchanged)."""
+    import tempfile
+
+    from trainer.d2_ft.model import load_folder
+    from trainer.d2_ft.register import dataset_dicts, register
+
+    segmenter = load_folder(folder, device)
+    if list(dataset.class_names) != list(segmenter.class_names):
+        raise ValueError(f"{dataset.root or 'dataset'}: classes {list(dataset.class_names)} differ from the "
+                         f"model's {segmenter.class_names}; class ids would not line up")
+    with tempfile.TemporaryDirectory(prefix="segkit-eval-") as tmp:
+        dicts = dataset_dicts(dataset, Path(tmp) / "images", desc="caching images")
+        name = register("segkit_evaluate", dicts, segmenter.class_names)
+        cfg = segmenter.cfg.clone()
+        cfg.DATALOADER.NUM_WORKERS = 0  # one pass over the images: worker processes cost more than they save
+        return coco_metrics(cfg, segmenter.model, name, Path(tmp) / "eval")

@@ -130,6 +130,9 @@ def worker(plan: Plan) -> None:
     from trainer.d2_ft.loop import D2Trainer
     from trainer.d2_ft.register import register
 
+    from trainer import quiet
+
+    quiet.install()  # a launched worker process does not inherit the fx logging filter
     c, run, main = plan.config, RunDir(plan.run_path), comm.is_main_process()
     if comm.get_world_size() > 1 and plan.device == "cpu":  # processes share the cores instead of oversubscribing
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // comm.get_local_size()))

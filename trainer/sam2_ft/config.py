@@ -38,14 +38,16 @@ class Sam2TrainConfig:
     grad_checkpointing: bool = field(default=False, metadata={
         "help": "recompute the image encoder's activations in backward (less memory when it trains)"})
     # Recipe
-    loss: str = field(default="focal_dice_iou", metadata={
-        "help": "sam2's focal+dice+IoU (20:1:1), the LabPics tutorial's BCE+IoU, or the HF/MONAI Dice+CE",
-        "choices": ("focal_dice_iou", "bce_iou", "dice_ce")})
-    prompts: str = field(default="point,points,box,mask", metadata={
-        "help": f"prompt types drawn each step: {', '.join(PROMPT_TYPES)}"})
+    loss: str = field(default="dice_bce_iou", metadata={
+        "help": "dice+BCE+IoU-head MSE (default; learns every prompt type from random init too), sam2's "
+                "focal+dice+IoU (20:1:1), the LabPics tutorial's BCE+IoU, or the HF/MONAI/FedSAM Dice+CE",
+        "choices": ("focal_dice_iou", "bce_iou", "dice_ce", "dice_bce_iou")})
+    prompts: str = field(default="point,points,box", metadata={
+        "help": f"prompt types drawn each step, from {', '.join(PROMPT_TYPES)} (mask: the model's own "
+                "prediction fed back with its point)"})
     correction_clicks: int = field(default=1, metadata={
         "help": "corrective clicks per step, each sampled from the previous prediction's error region"})
-    steps: int = field(default=200, metadata={"help": "optimizer steps"})
+    steps: int = field(default=300, metadata={"help": "optimizer steps"})
     batch_size: int = field(default=2, metadata={"help": "images per step (global, across processes)"})
     grad_accum: int = field(default=1, metadata={"help": "micro-batches accumulated per optimizer step"})
     lr: float = field(default=1e-5, metadata={"help": "AdamW learning rate"})
@@ -69,6 +71,10 @@ class Sam2TrainConfig:
     log_every: int = field(default=1, metadata={"help": "log metrics every N steps"})
     eval_images: int = field(default=8, metadata={"help": "validation images used by the evaluation (0 = all)"})
     auto_points_per_side: int = field(default=16, metadata={"help": "grid of the prompt-free evaluation"})
+    auto_iou_thresh: float = field(default=0.5, metadata={
+        "help": "prompt-free evaluation: keep masks whose predicted IoU reaches this (sam2's generator: 0.8)"})
+    auto_stability_thresh: float = field(default=0.8, metadata={
+        "help": "prompt-free evaluation: keep masks whose stability score reaches this (sam2's generator: 0.95)"})
     overlays: int = field(default=4, metadata={"help": "validation overlays drawn at the end"})
     push_to: str | None = field(default=None, metadata={"help": "Hub repo id or file:PATH to push the run to"})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 ... (default: cuda if available)"})

@@ -11,10 +11,12 @@ Without prompts: the automatic mask generator's masks; each ground-truth mask ma
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import torch
+import yaml
 from tqdm import tqdm
 
 from trainer.data.sample import SegmentationDataset
@@ -80,15 +82,24 @@ def predict(predictor, gt: torch.Tensor, kind: str, seed: int = 0) -> tuple[np.n
     return best, *pts
 
 
+def auto_thresholds(cfg) -> dict[str, float]:
+    """The automatic mask generator's filters for evaluation. sam2's defaults (predicted IoU 0.8, stability 0.95)
+    keep only confident masks, which drops every mask of a young (e.g. random-init) model and reads 0; evaluation
+    uses laxer ones, recorded in the run config."""
+    return {"pred_iou_thresh": cfg.auto_iou_thresh, "stability_score_thresh": cfg.auto_stability_thresh}
+
+
 def evaluate(model: torch.nn.Module, dataset: SegmentationDataset, max_images: int = 0, points_per_side: int = 16,
-             seed: int = 0, progress: bool = True) -> dict:
-    """Metrics over (the first max_images of) `dataset`; per class as well when it has class names."""
+             seed: int = 0, progress: bool = True, thresholds: dict[str, float] | None = None) -> dict:
+    """Metrics over (the first max_images of) `dataset`; per class as well when it has class names.
+    `thresholds`: the automatic mask generator's pred_iou_thresh / stability_score_thresh (sam2's defaults if None)."""
     n_images = len(dataset) if max_images <= 0 else min(max_images, len(dataset))
     ious: dict[str, list[float]] = {k: [] for k in ("miou_1pt", "miou_3pt", "miou_box", "auto")}
     classes: list[int] = []
     with inference_mode(model):
         predictor = make_predictor(model)
-        generator = make_mask_generator(model, points_per_side=points_per_side, points_per_batch=64)
+        generator = make_mask_generator(model, points_per_side=points_per_side, points_per_batch=64,
+                                        **(thresholds or {}))
         for index in tqdm(range(n_images), desc="evaluating", disable=not progress, leave=False):
             sample = dataset[index]
             keep = sample.masks.reshape(len(sample.masks), -1).any(1)
@@ -121,3 +132,17 @@ def _summarise(ious: dict[str, list[float]], select: np.ndarray) -> dict[str, fl
     return {"miou_1pt": mean(arrays["miou_1pt"]), "miou_3pt": mean(arrays["miou_3pt"]),
             "miou_box": mean(arrays["miou_box"]), "auto_mean_best_iou": mean(arrays["auto"]),
             "auto_recall50": mean((arrays["auto"] >= 0.5).astype(np.float64))}
+
+
+def evaluate_folder(folder: str | Path, dataset: SegmentationDataset, device: str = "cpu") -> dict:
+    """`python -m trainer evaluate` for a SAM2 model folder: every image of `dataset`, the evaluation settings of
+    the run that made the model when its config.yaml is there (else the defaults)."""
+    from trainer.sam2_ft.config import Sam2TrainConfig
+    from trainer.sam2_ft.model import load_folder
+
+    cfg = Sam2TrainConfig()
+    saved = Path(folder) / "config.yaml"
+    if saved.is_file():
+        cfg = Sam2TrainConfig.from_dict(yaml.safe_load(saved.read_text()) or {})
+    model, _ = load_folder(folder, device)
+    return evaluate(model, dataset, 0, cfg.auto_points_per_side, cfg.seed, cfg.progress, auto_thresholds(cfg))

@@ -5,6 +5,7 @@ masks, as sam2's own training does.
     focal_dice_iou  sam2's training loss: 20 x focal + 1 x dice + 1 x MSE(predicted IoU, actual IoU)
     bce_iou         the LabPics tutorial: BCE + 0.05 x IoU-prediction error
     dice_ce         the HF / MONAI DiceCELoss recipe: dice + BCE (no IoU head supervision)
+    dice_bce_iou    dice + BCE + MSE(predicted IoU, actual IoU): dice_ce's mask terms, sam2's IoU-head term
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def dice(logits: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
 def actual_iou(logits: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     """IoU of the thresholded prediction with the ground truth, per mask (N x M); no gradient."""
     pred = (logits.detach() > 0).flatten(2)
-    target = gt.flatten(2) > 0.5
+    target = gt.flatten(2) >= 0.5  # soft (down-sampled) targets: a pixel belongs where the object covers half
     inter = (pred & target).sum(-1).float()
     union = (pred | target).sum(-1).float()
     return inter / union.clamp(min=1)
@@ -53,6 +54,13 @@ def bce_iou(logits: torch.Tensor, iou_pred: torch.Tensor, gt: torch.Tensor) -> t
     return bce.gather(1, best)[:, 0] + 0.05 * score
 
 
+def dice_bce_iou(logits: torch.Tensor, iou_pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    target = gt.expand_as(logits)
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(2).mean(-1)
+    iou_loss = F.mse_loss(iou_pred.float(), actual_iou(logits, target), reduction="none").mean(1)
+    return _best(dice(logits, target) + bce) + iou_loss
+
+
 def dice_ce(logits: torch.Tensor, iou_pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     target = gt.expand_as(logits)
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(2).mean(-1)
@@ -63,10 +71,21 @@ LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Ten
     "focal_dice_iou": focal_dice_iou,
     "bce_iou": bce_iou,
     "dice_ce": dice_ce,
+    "dice_bce_iou": dice_bce_iou,
 }
 
 
+def downsample_targets(gt: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Ground-truth masks (N x 1 x H x W) as soft targets at the decoder's low-res size: the share of each low-res
+    pixel the object covers (area interpolation), so thin parts still pull on their pixels."""
+    if tuple(gt.shape[-2:]) == tuple(size):
+        return gt.float()
+    return F.interpolate(gt.float(), size=size, mode="area")
+
+
 def mask_loss(name: str, low_res_logits: torch.Tensor, iou_pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """Per-object loss at ground-truth resolution: the decoder's low-res logits are upsampled first (as sam2)."""
-    logits = F.interpolate(low_res_logits.float(), size=gt.shape[-2:], mode="bilinear", align_corners=False)
-    return LOSSES[name](logits, iou_pred, gt.float())
+    """Per-object loss at the decoder's own resolution (S/4): the targets are down-sampled, not the logits
+    up-sampled per object (sam2's training upsamples; at 1024 px that is 16x the pixels, per object, for the same
+    gradient direction). `gt` may already be down-sampled (downsample_targets) to share the work across clicks."""
+    target = downsample_targets(gt, low_res_logits.shape[-2:])
+    return LOSSES[name](low_res_logits.float(), iou_pred, target)

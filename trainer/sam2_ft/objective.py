@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from trainer.sam2_ft.batches import Item
 from trainer.sam2_ft.feature_cache import FeatureCache
 from trainer.sam2_ft.forward import decode, encode_images, image_features, preprocess
-from trainer.sam2_ft.losses import mask_loss
+from trainer.sam2_ft.losses import downsample_targets, mask_loss
 from trainer.sam2_ft.prompts import Prompts, corrective_click, sample_prompts
 
 
@@ -38,26 +38,36 @@ class Sam2Objective(torch.nn.Module):
         owner = torch.cat([torch.full((len(it.masks),), i) for i, it in enumerate(items)]).to(device)
         feats = feats.select(owner)
         gt = torch.cat([it.masks for it in items]).to(device)
-        prompts = Prompts.cat([sample_prompts(kind, it.masks, it.generator) for it in items])
-        prompts = Prompts(prompts.coords.to(device), prompts.labels.to(device),
-                          None if prompts.mask_input is None else prompts.mask_input.to(device), prompts.multimask)
+        prompts = Prompts.cat([sample_prompts(kind, it.masks, it.generator) for it in items]).to(device)
+        low_res_size = (self.model.image_size // 4,) * 2
+        target = downsample_targets(gt, low_res_size)  # once, shared by every click
+
+        if kind == "mask":  # the model's own prediction from the point comes back as the mask prompt (SAM's way)
+            with torch.no_grad():
+                low_res, iou = decode(self.model, feats, prompts.coords, prompts.labels, None, True)
+            prompts.mask_input, prompts.multimask = best_mask(low_res, iou), False
 
         per_object = []
         for click in range(self.correction_clicks + 1):
             if click:  # next click from the error region of the previous prediction, which is also the mask prompt
-                best = low_res.gather(1, iou.argmax(1)[:, None, None, None].expand(-1, 1, *low_res.shape[-2:]))
-                pred = F.interpolate(best.detach().float(), size=gt.shape[-2:], mode="bilinear") > 0
+                best = best_mask(low_res, iou)
+                pred = F.interpolate(best.float(), size=gt.shape[-2:], mode="bilinear") > 0
                 clicks = [corrective_click(gt[owner == i].cpu(), pred[owner == i].cpu(), it.generator)
                           for i, it in enumerate(items)]
-                coords = torch.cat([c for c, _ in clicks]).to(device)
-                labels = torch.cat([lab for _, lab in clicks]).to(device)
-                prompts = prompts.add_points(coords, labels)
-                prompts.mask_input = best.detach().clamp(-32, 32)
+                prompts = prompts.add_points(torch.cat([c for c, _ in clicks]).to(device),
+                                             torch.cat([lab for _, lab in clicks]).to(device))
+                prompts.mask_input = best
             low_res, iou = decode(self.model, feats, prompts.coords, prompts.labels, prompts.mask_input,
                                   prompts.multimask)
-            per_object.append(mask_loss(self.loss, low_res, iou, gt))
+            per_object.append(mask_loss(self.loss, low_res, iou, target))
 
         per_object = torch.stack(per_object).mean(0)
         per_image = torch.zeros(len(items), device=device).index_add(0, owner, per_object)
         counts = torch.bincount(owner, minlength=len(items)).clamp(min=1)
         return (per_image / counts).mean()
+
+
+def best_mask(low_res: torch.Tensor, iou: torch.Tensor) -> torch.Tensor:
+    """Each object's highest-scoring candidate (N x 1 x h x w logits), detached: what a user would see and refine."""
+    index = iou.argmax(1)[:, None, None, None].expand(-1, 1, *low_res.shape[-2:])
+    return low_res.gather(1, index).detach().float().clamp(-32, 32)

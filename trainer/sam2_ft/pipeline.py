@@ -18,7 +18,7 @@ from trainer.precision import default_device, resolve
 from trainer.runlog import RunDir
 from trainer.sam2_ft.batches import resize_dataset
 from trainer.sam2_ft.config import Sam2TrainConfig
-from trainer.sam2_ft.evaluate import METRICS, evaluate
+from trainer.sam2_ft.evaluate import METRICS, auto_thresholds, evaluate
 from trainer.sam2_ft.loop import Trainer, TrainingStopped, World, run_training
 from trainer.sam2_ft.model import HUB_IDS, Sam2Spec, build_model, save_spec
 
@@ -87,8 +87,8 @@ def run(cfg: Sam2TrainConfig, dataset: SegmentationDataset | None = None) -> Run
     def eval_now(step: int, phase: str = "eval") -> dict:
         if not cfg.eval:
             return {}
-        metrics = evaluate(model, val_set, cfg.eval_images, cfg.auto_points_per_side, cfg.seed,
-                           cfg.progress) if world.main else {}
+        metrics = evaluate(model, val_set, cfg.eval_images, cfg.auto_points_per_side, cfg.seed, cfg.progress,
+                           auto_thresholds(cfg)) if world.main else {}
         if world.main:
             run_dir.log({"step": step, "phase": phase, **{k: metrics[k] for k in METRICS}})
         if world.size > 1:

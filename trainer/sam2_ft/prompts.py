@@ -13,9 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-
-MASK_PROMPT_LOGIT = 10.0  # magnitude of the logits a mask prompt is written as (predictions clamp at 32)
 
 
 @dataclass
@@ -28,6 +25,10 @@ class Prompts:
     def add_points(self, coords: torch.Tensor, labels: torch.Tensor) -> "Prompts":
         return Prompts(torch.cat([self.coords, coords], 1), torch.cat([self.labels, labels], 1), self.mask_input,
                        multimask=False)
+
+    def to(self, device: torch.device) -> "Prompts":
+        mask = None if self.mask_input is None else self.mask_input.to(device)
+        return Prompts(self.coords.to(device), self.labels.to(device), mask, self.multimask)
 
     @staticmethod
     def cat(parts: list["Prompts"]) -> "Prompts":
@@ -93,20 +94,6 @@ def box_prompt(box: torch.Tensor) -> Prompts:
     return Prompts(box.view(-1, 2, 2), labels.contiguous())
 
 
-def sample_mask_prompt(masks: torch.Tensor, generator: torch.Generator, max_shift: float = 0.1) -> Prompts:
-    """A coarse low-res mask (shifted by up to max_shift of the image) plus one positive point inside the object."""
-    h, w = masks.shape[-2:]
-    low = F.interpolate(masks.float(), size=(h // 4, w // 4), mode="area") > 0.5
-    shifted = []
-    for row in low:
-        dy, dx = (torch.randint(-int(max_shift * h / 4), int(max_shift * h / 4) + 1, (2,), generator=generator)
-                  .tolist())
-        shifted.append(torch.roll(row, shifts=(dy, dx), dims=(1, 2)))
-    logits = (torch.stack(shifted).float() * 2 - 1) * MASK_PROMPT_LOGIT
-    point = sample_points(masks, 1, 0, generator)
-    return Prompts(point.coords, point.labels, logits, multimask=False)
-
-
 def corrective_click(gt: torch.Tensor, pred: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """One click per object in the error region of `pred`: positive in false negatives, negative in false
     positives (sam2's sample_random_points_from_errors, seeded from `generator`)."""
@@ -120,13 +107,14 @@ def corrective_click(gt: torch.Tensor, pred: torch.Tensor, generator: torch.Gene
 
 def sample_prompts(kind: str, masks: torch.Tensor, generator: torch.Generator, n_pos: int = 2,
                    n_neg: int = 1) -> Prompts:
-    """One prompt of `kind` per object: point | points | box | mask."""
-    if kind == "point":
+    """One prompt of `kind` per object: point | points | box | mask.
+
+    "mask" starts as one point here; the objective then feeds the model's own prediction back as the mask prompt
+    (as SAM and sam2 train it). A mask prompt made from the ground truth would let the model learn to copy it."""
+    if kind in ("point", "mask"):
         return sample_points(masks, 1, 0, generator)
     if kind == "points":
         return sample_points(masks, n_pos, n_neg, generator)
     if kind == "box":
         return sample_box(masks, generator)
-    if kind == "mask":
-        return sample_mask_prompt(masks, generator)
     raise ValueError(f"unknown prompt type {kind!r}")
