@@ -1,11 +1,12 @@
-"""Our automatic mask generator against sam2's own, on a real random-init sam2.1 tiny (256 px) on CPU."""
+"""Our point decoder, click prediction and automatic mask generator against sam2's own (random-init sam2.1 tiny, 256 px)."""
 
 import numpy as np
 import pytest
 import torch
 from skimage import data
 
-from trainer.sam2_ft.automatic import FastMaskGenerator, PointDecoder
+from trainer.sam2_ft.automatic import FastMaskGenerator
+from trainer.sam2_ft.point_decoder import PointDecoder, predict
 from trainer.sam2_ft.evaluate import iou_matrix
 from trainer.sam2_ft.model import Sam2Spec, build_model, make_mask_generator, make_predictor
 
@@ -27,34 +28,53 @@ def image():
 def test_point_decoder_matches_sam2s_mask_decoder(model, image, multimask):
     predictor = make_predictor(model)
     decoder = model.sam_mask_decoder
-    saved = decoder.dynamic_multimask_via_stability
-    decoder.dynamic_multimask_via_stability = False  # a single mask is token 0, as PointDecoder documents
+    assert decoder.dynamic_multimask_via_stability  # an inference build: one mask may fall back to the best of 3
     torch.manual_seed(1)
-    coords, labels = torch.rand(12, 1, 2) * SIZE, torch.ones(12, 1, dtype=torch.int)
-    try:
-        with torch.inference_mode():
-            predictor.set_image(image)
-            features = predictor._features
-            sparse, dense = model.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
-            want, want_iou, _, _ = decoder(image_embeddings=features["image_embed"],
-                                           image_pe=model.sam_prompt_encoder.get_dense_pe(),
-                                           sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                                           multimask_output=multimask, repeat_image=True,
-                                           high_res_features=features["high_res_feats"])
-            ours = PointDecoder(model, features["image_embed"], features["high_res_feats"])
-            got, got_iou, rows = ours(coords, labels, multimask)
-            threshold = float(want_iou.max(1).values.median())
-            some, _, some_rows = ours(coords, labels, multimask, min_iou=threshold)
-    finally:
-        decoder.dynamic_multimask_via_stability = saved
+    coords, labels = torch.rand(12, 2, 2) * SIZE, torch.tensor([[1, 0]] * 12, dtype=torch.int)
+    with torch.inference_mode():
+        predictor.set_image(image)
+        features = predictor._features
+        sparse, dense = model.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
+        want, want_iou, _, _ = decoder(image_embeddings=features["image_embed"],
+                                       image_pe=model.sam_prompt_encoder.get_dense_pe(),
+                                       sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                                       multimask_output=multimask, repeat_image=True,
+                                       high_res_features=features["high_res_feats"])
+        ours = PointDecoder(model, features["image_embed"], features["high_res_feats"])
+        got, got_iou, rows = ours(coords, labels, multimask)
+        threshold = float(want_iou.max(1).values.median())
+        some, _, some_rows = ours(coords, labels, multimask, min_iou=threshold) if multimask else (None, None, None)
     assert got.shape == want.shape == (12, 3 if multimask else 1, SIZE // 4, SIZE // 4)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(got_iou, want_iou, atol=1e-6, rtol=1e-5)
     assert rows.tolist() == list(range(12))
-    # the mask head ran only for prompts with a mask above the IoU threshold
-    assert some_rows.tolist() == torch.nonzero((want_iou > threshold).any(1))[:, 0].tolist()
-    assert 0 < len(some_rows) < 12
-    torch.testing.assert_close(some, want[some_rows], atol=1e-5, rtol=1e-4)
+    if multimask:  # the mask head ran only for prompts with a mask above the IoU threshold
+        assert some_rows.tolist() == torch.nonzero((want_iou > threshold).any(1))[:, 0].tolist()
+        assert 0 < len(some_rows) < 12
+        torch.testing.assert_close(some, want[some_rows], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("prompt", [dict(point_coords=np.array([[90, 60]]), point_labels=np.array([1])),
+                                    dict(point_coords=np.array([[90, 60], [20, 100]]), point_labels=np.array([1, 0])),
+                                    dict(box=np.array([30, 20, 150, 120]), point_coords=np.array([[90, 60]]),
+                                         point_labels=np.array([1]))])
+def test_click_prediction_matches_sam2s_predictor(model, image, prompt):
+    predictor = make_predictor(model)
+    multimask = len(prompt["point_labels"]) == 1
+    with torch.inference_mode():
+        predictor.set_image(image)
+        want, want_scores, _ = predictor.predict(**prompt, multimask_output=multimask)
+        features = predictor._features
+        decoder = PointDecoder(model, features["image_embed"], features["high_res_feats"])
+        got, scores = predict(predictor, decoder, prompt["point_coords"], prompt["point_labels"], prompt.get("box"),
+                              multimask)
+        best, best_score = predict(predictor, decoder, prompt["point_coords"], prompt["point_labels"],
+                                   prompt.get("box"), multimask, top=1)
+    order = np.argsort(-want_scores)
+    np.testing.assert_allclose(scores, want_scores[order], atol=1e-5)
+    assert got.shape == want.shape == (len(order), *image.shape[:2])
+    assert ((want[order] > 0) != got).mean() < 1e-4
+    assert best.shape == (1, *image.shape[:2]) and np.array_equal(best[0], got[0]) and best_score[0] == scores[0]
 
 
 def _masks(model, image, stock: bool, **kwargs) -> list[dict]:
