@@ -1,24 +1,31 @@
 """SAM2 training speed, as ratios against a baseline measured in the same run (random-init sam2.1 tiny, CPU).
 
-    python bench/bench_sam2_speed.py tutorial    our trainer vs the LabPics tutorial loop (images/s)
+    python bench/bench_sam2_speed.py tutorial    our trainer vs the LabPics tutorial loop (images/s) at 1024 px with
+                                                 every object of each image, and the validation mIoU of both after
+                                                 the same number of steps
     python bench/bench_sam2_speed.py cache       epochs with the feature cache vs recomputing the encoder
     python bench/bench_sam2_speed.py precision   fp32 vs bf16 train step
     python bench/bench_sam2_speed.py all
 
-Each section takes well under 3 minutes at --image-size 256 on 2 CPU cores.
+`tutorial` runs at --image-size 1024 unless given (about 10 minutes on 2 free cores); the others at 256 (well
+under 3 minutes each).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import warnings
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from trainer.data.synthetic import make_dataset
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+from trainer.data.sample import SegmentationDataset
+from trainer.data.synthetic import CLASS_NAMES, make_dataset, make_scene
 from trainer.precision import resolve
 from trainer.sam2_ft.batches import resize_dataset
 from trainer.sam2_ft.config import Sam2TrainConfig
@@ -33,14 +40,15 @@ def model(size: int) -> torch.nn.Module:
     return build_model(Sam2Spec("tiny", size), train=True)
 
 
-def tutorial_loop(dataset, size: int) -> Callable[[], int]:
+def tutorial_loop(dataset, size: int, lr: float = 1e-5) -> tuple[Callable[[], int], torch.nn.Module]:
     """The LabPics SAM2 fine-tuning tutorial's loop, faithfully: one image per step, the image encoder recomputed
-    every step through predictor.set_image (under no_grad), one random point per object, BCE + 0.05 x |IoU error|,
-    AdamW(lr 1e-5, wd 4e-5) over all parameters. Returns a callable doing one step (-> images processed)."""
+    every step through predictor.set_image (under no_grad), one random point per object (every object of the
+    image), BCE + 0.05 x |IoU error|, AdamW(lr 1e-5, wd 4e-5) over all parameters. Returns (a callable doing one
+    step -> images processed, the model)."""
     predictor = make_predictor(model(size))
     predictor.model.sam_mask_decoder.train(True)
     predictor.model.sam_prompt_encoder.train(True)
-    optimizer = torch.optim.AdamW(params=predictor.model.parameters(), lr=1e-5, weight_decay=4e-5)
+    optimizer = torch.optim.AdamW(params=predictor.model.parameters(), lr=lr, weight_decay=4e-5)
     rng = np.random.default_rng(0)
 
     def read_batch():
@@ -80,13 +88,13 @@ def tutorial_loop(dataset, size: int) -> Callable[[], int]:
         optimizer.step()
         return 1
 
-    return step
+    return step, predictor.model
 
 
 def ours(dataset, size: int, batch: int = 4, **overrides) -> tuple[Callable[[], int], Trainer]:
     """Our Trainer as a callable doing one optimizer step (-> images processed)."""
-    cfg = Sam2TrainConfig(image_size=size, no_pretrained=True, batch_size=batch, progress=False, max_objects=16,
-                          **overrides)
+    cfg = Sam2TrainConfig(image_size=size, no_pretrained=True, batch_size=batch, progress=False,
+                          **{"max_objects": 16, **overrides})
     trainer = Trainer(cfg, model(size), resize_dataset(dataset, size, progress=False), resolve(cfg.precision, "cpu"))
 
     def step() -> int:
@@ -121,17 +129,44 @@ def compare(baseline: Callable[[], int], others: dict[str, Callable[[], int]], i
 LIKE_TUTORIAL = dict(prompts="point", correction_clicks=0, loss="bce_iou", hflip=False)  # the tutorial: no flips
 
 
-def bench_tutorial(dataset, size: int) -> None:
-    print("[tutorial] baseline = the LabPics tutorial loop (1 image/step, encoder recomputed under no_grad)")
-    cached, trainer = ours(dataset, size, freeze="image_encoder", **LIKE_TUTORIAL)
-    recipe, trainer2 = ours(dataset, size, freeze="image_encoder", hflip=False)
-    for _ in range(len(dataset) // 4):  # fill the caches first: steady state = every epoch after the first
-        cached(), recipe()
-    compare(tutorial_loop(dataset, size), {
-        "ours, frozen encoder + feature cache (same prompts/loss as the tutorial)": cached,
-        "ours, training everything (encoder included, no cache)": ours(dataset, size, freeze="none", **LIKE_TUTORIAL)[0],
-        "ours, default recipe (4 prompt types + 1 corrective click, cache)": recipe,
-    }, images=4, rounds=3)
+def scenes(n: int, size: int, seed: int) -> SegmentationDataset:
+    """Synthetic vessel scenes drawn at `size` (no resize), up to 6 vessels with their liquids: ~7 objects each."""
+    samples = [make_scene(seed * 100_003 + i, size=size, max_vessels=6) for i in range(n)]
+    return SegmentationDataset.from_samples(samples, CLASS_NAMES, root="synthetic", format="synthetic")
+
+
+def miou(model: torch.nn.Module, dataset: SegmentationDataset) -> dict[str, float]:
+    """Validation mIoU with one (most interior) point and with a box per object, through SAM2ImagePredictor."""
+    from trainer.sam2_ft.evaluate import inference_mode, iou_matrix, predict
+
+    ious: dict[str, list[float]] = {"1pt": [], "box": []}
+    with inference_mode(model):
+        predictor = make_predictor(model)
+        for sample in dataset:
+            predictor.set_image(sample.image)
+            for kind in ious:
+                pred, _, _ = predict(predictor, torch.from_numpy(sample.masks), kind)
+                ious[kind].extend(np.diag(iou_matrix(sample.masks, pred)).tolist())
+    return {kind: float(np.mean(v)) for kind, v in ious.items()}
+
+
+def bench_tutorial(dataset, size: int, rounds: int = 3, lr: float = 1e-4) -> None:
+    """Same data, random init, prompts (one point per object, every object), loss (BCE + IoU) and batch (1) on
+    both sides; ours with the frozen encoder's feature cache. Equal step counts, then validation mIoU of both."""
+    val = scenes(2, size, seed=1)
+    objects = [len(s.masks) for s in dataset]
+    print(f"[tutorial] baseline = the LabPics tutorial loop (1 image/step, encoder recomputed under no_grad); "
+          f"{len(dataset)} training images with {np.mean(objects):.1f} objects each (all used), lr {lr}")
+    tutorial, tutorial_model = tutorial_loop(dataset, size, lr)
+    cached, trainer = ours(dataset, size, batch=1, freeze="image_encoder", max_objects=max(objects), lr=lr,
+                           warmup_steps=0, clip_grad=0.0, steps=10_000, **LIKE_TUTORIAL)
+    for _ in range(len(dataset)):  # an epoch each: our cache is filled (steady state = every epoch after the first)
+        tutorial(), cached()
+    compare(tutorial, {"ours, frozen encoder + feature cache (same prompts/loss/batch as the tutorial)": cached},
+            images=len(dataset), rounds=rounds)
+    steps = len(dataset) * (rounds + 1) + 1  # epoch + compare's warm-up step + rounds: the same on both sides
+    print(f"  validation mIoU after {steps} steps each ({len(val)} held-out scenes): "
+          f"tutorial {miou(tutorial_model, val)}, ours {miou(trainer.model, val)}")
 
 
 def bench_cache(dataset, size: int) -> None:
@@ -155,17 +190,23 @@ def bench_precision(dataset, size: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", nargs="?", default="all", choices=["tutorial", "cache", "precision", "all"])
-    parser.add_argument("--image-size", type=int, default=256)
-    parser.add_argument("--images", type=int, default=8)
+    parser.add_argument("--image-size", type=int, default=None, help="default: 1024 for tutorial, 256 otherwise")
+    parser.add_argument("--images", type=int, default=None, help="training images (default: 4 tutorial, 8 others)")
+    parser.add_argument("--rounds", type=int, default=3, help="tutorial: timed rounds of one epoch each")
     args = parser.parse_args()
-    dataset = make_dataset(args.images, args.image_size, seed=0)
-    print(f"machine: {torch.get_num_threads()} torch threads, CPU; sam2.1 tiny random init, {args.image_size}px, "
-          f"{args.images} synthetic images")
-    for name, fn in (("tutorial", bench_tutorial), ("cache", bench_cache), ("precision", bench_precision)):
-        if args.which in (name, "all"):
-            start = time.perf_counter()
-            fn(dataset, args.image_size)
-            print(f"[{name}] bench time {time.perf_counter() - start:.0f}s")
+    print(f"machine: {torch.get_num_threads()} torch threads, CPU; sam2.1 tiny random init")
+    for name in ("tutorial", "cache", "precision"):
+        if args.which not in (name, "all"):
+            continue
+        size = args.image_size or (1024 if name == "tutorial" else 256)
+        start = time.perf_counter()
+        if name == "tutorial":
+            bench_tutorial(scenes(args.images or 4, size, seed=0), size, args.rounds)
+        else:
+            dataset = make_dataset(args.images or 8, size, seed=0)
+            print(f"[{name}] {size}px, {len(dataset)} synthetic images")
+            (bench_cache if name == "cache" else bench_precision)(dataset, size)
+        print(f"[{name}] bench time {time.perf_counter() - start:.0f}s")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Automatic tab: SAM2AutomaticMaskGenerator over a point grid, every mask in its own color."""
+"""Automatic tab: SAM2's automatic mask generator over a point grid (ours: trainer/sam2_ft/automatic.py, same masks,
+several times faster on CPU), a progress bar while it decodes, every mask in its own color."""
 
 from __future__ import annotations
 
@@ -14,15 +15,19 @@ from demo.images import example_paths, load_image
 
 @user_errors
 def generate(path: str | None, model_ref: str, precision: str, points_per_side: float, pred_iou_thresh: float,
-             stability_score_thresh: float, min_area: float) -> tuple[np.ndarray, str]:
+             stability_score_thresh: float, min_area: float,
+             progress: gr.Progress = gr.Progress()) -> tuple[np.ndarray, str]:
     """(colored overlay of all masks, "N masks | generate ms | render ms")."""
     handle = models.get_sam2(model_ref)
     image = load_image(path, handle.normalization)
+    progress(0.0, desc="image embedding")
     start = time.perf_counter()
     masks = models.generate_masks(handle, image, precision, points_per_side=int(points_per_side),
                                   pred_iou_thresh=float(pred_iou_thresh),
                                   stability_score_thresh=float(stability_score_thresh),
-                                  min_mask_region_area=int(min_area))
+                                  min_mask_region_area=int(min_area),
+                                  progress=lambda done, total: progress((done, total), desc="decoding grid points",
+                                                                        unit="points"))
     generate_ms = (time.perf_counter() - start) * 1000
     # min_mask_region_area only fills holes/removes islands; masks themselves smaller than min_area go here
     masks = [m for m in masks if m["area"] >= min_area]

@@ -230,7 +230,10 @@ def segment_classes(handle: D2Handle, image: np.ndarray, precision_name: str) ->
 def predict_prompt(handle: Sam2Handle, image: np.ndarray, key: str, precision_name: str,
                    points: np.ndarray | None, labels: np.ndarray | None, box: np.ndarray | None,
                    multimask: bool) -> PromptResult:
-    """Masks for one prompt; the image embedding is computed once per (image, model, precision) and reused."""
+    """Masks for one prompt, best score first; the image embedding is computed once per (image, model, precision)
+    and reused, and the mask head upsamples only the masks shown."""
+    from trainer.sam2_ft.point_decoder import predict as predict_points
+
     precision = resolve_precision(precision_name)
     cache_key = (key, handle.ref, precision.name)
     predictor = handle.predictor
@@ -241,8 +244,8 @@ def predict_prompt(handle: Sam2Handle, image: np.ndarray, key: str, precision_na
             start = time.perf_counter()
             with precision.autocast():
                 predictor.set_image(image)
+                state = _embedding_state(handle)
             embed_ms = (time.perf_counter() - start) * 1000
-            state = {"_features": predictor._features, "_orig_hw": predictor._orig_hw}
             _embeddings.put(cache_key, state)
         else:  # restore this image's features into the shared predictor (what set_image would have left there)
             predictor.reset_predictor()
@@ -252,11 +255,10 @@ def predict_prompt(handle: Sam2Handle, image: np.ndarray, key: str, precision_na
         single_click = box is None and points is not None and len(points) == 1
         start = time.perf_counter()
         with precision.autocast():
-            masks, scores, _ = predictor.predict(point_coords=points, point_labels=labels, box=box,
-                                                 multimask_output=multimask or single_click)
+            masks, scores = predict_points(predictor, state["decoder"], points, labels, box,
+                                           multimask or single_click, top=None if multimask else 1)
         decode_ms = (time.perf_counter() - start) * 1000
-    order = np.argsort(-scores)[:None if multimask else 1]
-    return PromptResult(masks[order] > 0, scores[order], embed_ms, decode_ms, cached=embed_ms == 0.0)
+    return PromptResult(masks, scores, embed_ms, decode_ms, cached=embed_ms == 0.0)
 
 
 def ensure_embedding(handle: Sam2Handle, image: np.ndarray, key: str, precision_name: str) -> float:
@@ -269,8 +271,19 @@ def ensure_embedding(handle: Sam2Handle, image: np.ndarray, key: str, precision_
         start = time.perf_counter()
         with precision.autocast():
             handle.predictor.set_image(image)
-        _embeddings.put(cache_key, {"_features": handle.predictor._features, "_orig_hw": handle.predictor._orig_hw})
+            _embeddings.put(cache_key, _embedding_state(handle))
         return (time.perf_counter() - start) * 1000
+
+
+def _embedding_state(handle: Sam2Handle) -> dict[str, Any]:
+    """What a click needs of the image the predictor was just set to: its features and size, and the decoder's
+    image-side work done once (trainer/sam2_ft/point_decoder.py)."""
+    from trainer.sam2_ft.point_decoder import PointDecoder
+
+    predictor = handle.predictor
+    features = predictor._features
+    decoder = PointDecoder(handle.model, features["image_embed"][-1:], [f[-1:] for f in features["high_res_feats"]])
+    return {"_features": features, "_orig_hw": predictor._orig_hw, "decoder": decoder}
 
 
 def generate_masks(handle: Sam2Handle, image: np.ndarray, precision_name: str, **amg_kwargs: Any) -> list[dict]:

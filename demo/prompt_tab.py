@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import time
 from typing import Any
 
 import gradio as gr
 import numpy as np
+from PIL import Image
 
 from demo import models, prompts as P, render
 from demo.errors import user_errors
@@ -31,8 +34,8 @@ def embed(path: str | None, model_ref: str, precision: str) -> str:
     if path is None:
         return "Upload an image or pick an example."
     handle = models.get_sam2(model_ref)
-    image = load_image(path, handle.normalization)
-    ms = models.ensure_embedding(handle, image, image_key(image), precision)
+    image, key = shown_image(path, handle.normalization)
+    ms = models.ensure_embedding(handle, image, key, precision)
     took = f"embedding {ms:.0f} ms" if ms else "embedding cached"
     return f"{image.shape[1]}x{image.shape[0]} image, {took}. {HINT}"
 
@@ -44,15 +47,15 @@ def segment(path: str | None, prompts_json: str, model_ref: str, precision: str,
     if path is None:
         return None, None, [], "Upload an image or pick an example."
     handle = models.get_sam2(model_ref)
-    image = load_image(path, handle.normalization)
+    image, key = shown_image(path, handle.normalization)
     prompts = P.parse(prompts_json, image.shape)
     if prompts.empty:
         return render.draw_prompts(image, **prompts.draw_kwargs()), None, [], HINT
     coords, labels, box = prompts.arrays()
-    result = models.predict_prompt(handle, image, image_key(image), precision, coords, labels, box, bool(multimask))
+    result = models.predict_prompt(handle, image, key, precision, coords, labels, box, bool(multimask))
     start = time.perf_counter()
     overlay = render.mask_overlay(image, result.masks[0], **prompts.draw_kwargs())
-    mask_png = result.masks[0].astype(np.uint8) * 255
+    mask_png = Image.fromarray(result.masks[0])  # a 1-bit PNG: 1/8 of the bytes to compress and send
     candidates = [(render.mask_overlay(image, m), f"#{i + 1} {s:.3f}")
                   for i, (m, s) in enumerate(zip(result.masks, result.scores))] if multimask else []
     render_ms = (time.perf_counter() - start) * 1000
@@ -68,6 +71,30 @@ def click(prompts_json: str, history: list, mode: str, evt: gr.SelectData) -> tu
     x, y = evt.index[:2]
     updated = P.add_click(P.parse(prompts_json), float(x), float(y), mode)
     return updated.to_json(), [*history, prompts_json or ""]
+
+
+def click_and_segment(prompts_json: str, history: list, mode: str, path: str | None, model_ref: str, precision: str,
+                      multimask: bool, evt: gr.SelectData) -> tuple:
+    """A click in one round trip: the new prompts, the history, and segment()'s outputs for them."""
+    prompts_json, history = click(prompts_json, history, mode, evt)
+    return prompts_json, history, *segment(path, prompts_json, model_ref, precision, multimask)
+
+
+@functools.lru_cache(maxsize=8)
+def _decoded(path: str, normalization: str | None, modified_ns: int) -> tuple[np.ndarray, str]:
+    image = load_image(path, normalization)
+    image.flags.writeable = False  # shared by every click on this upload
+    return image, image_key(image)
+
+
+def shown_image(path: str, normalization: str | None) -> tuple[np.ndarray, str]:
+    """The upload as shown (decoded, normalised, downscaled) and its content key, decoded once per file, not per
+    click."""
+    try:
+        modified = os.stat(path).st_mtime_ns
+    except OSError:  # missing: load_image says so in its own words
+        modified = -1
+    return _decoded(str(path), normalization, modified)
 
 
 def undo(history: list) -> tuple[str, list]:
@@ -105,11 +132,14 @@ def build(model: gr.Dropdown, precision: gr.Radio) -> None:
     seg_outputs = [canvas, mask, candidates, info]
     upload.change(show_image, [upload, model], [canvas, prompts_box, history, info], api_name="load_image") \
         .then(embed, [upload, model, precision], [info], api_name="embed")
-    canvas.select(click, [prompts_box, history, mode], [prompts_box, history], api_visibility="private") \
-        .then(segment, seg_inputs, seg_outputs, api_name="segment")
+    prompts_box.submit(segment, seg_inputs, seg_outputs, api_name="segment")  # first: it owns the name
+    # a click decodes a cached embedding (~tens of ms): straight to the server, not through the queue's round trips
+    canvas.select(click_and_segment, [prompts_box, history, mode, upload, model, precision, multimask],
+                  [prompts_box, history, *seg_outputs], api_visibility="private", queue=False,
+                  show_progress="minimal")
     undo_btn.click(undo, [history], [prompts_box, history], api_visibility="private") \
         .then(segment, seg_inputs, seg_outputs, api_visibility="private")
     clear_btn.click(lambda: ("", []), None, [prompts_box, history], api_visibility="private") \
         .then(segment, seg_inputs, seg_outputs, api_visibility="private")
     multimask.change(segment, seg_inputs, seg_outputs, api_visibility="private")
-    prompts_box.submit(segment, seg_inputs, seg_outputs, api_visibility="private")
+

@@ -13,9 +13,16 @@ BOX_COLOR = (250, 204, 21)
 
 
 def blend(image: np.ndarray, mask: np.ndarray, color: Sequence[int], alpha: float = 0.5) -> np.ndarray:
-    out = image.astype(np.float32)
-    out[mask] = out[mask] * (1 - alpha) + np.asarray(color, np.float32) * alpha
-    return out.astype(np.uint8)
+    """`color` over the mask's pixels. Only the mask's bounding box is computed, and without boolean gathers: a
+    click's render stays cheap at 1024 px."""
+    out = image.copy()
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if not len(rows):
+        return out
+    box = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    mixed = (image[box] * np.float32(1 - alpha) + np.asarray(color, np.float32) * alpha).astype(np.uint8)
+    np.copyto(out[box], mixed, where=mask[box][..., None])
+    return out
 
 
 def palette(n: int, seed: int = 0) -> np.ndarray:
@@ -43,17 +50,15 @@ def draw_prompts(image: np.ndarray, points: Sequence[Sequence[float]] = (), box:
 
 
 def mask_overlay(image: np.ndarray, mask: np.ndarray | None, **prompts) -> np.ndarray:
-    out = image if mask is None else blend(image, mask, MASK_COLOR)
-    if mask is not None:
-        out = outline(out, mask)
-    return draw_prompts(out, **prompts)
+    out = image if mask is None else outline(blend(image, mask, MASK_COLOR), mask, copy=False)
+    return draw_prompts(out, **prompts) if any(prompts.values()) else out
 
 
-def outline(image: np.ndarray, mask: np.ndarray, color: Sequence[int] = (255, 255, 255)) -> np.ndarray:
+def outline(image: np.ndarray, mask: np.ndarray, color: Sequence[int] = (255, 255, 255),
+            copy: bool = True) -> np.ndarray:
     """A 1-pixel contour so a mask's edge stays visible over similar colors."""
-    edge = mask ^ _erode(mask)
-    out = image.copy()
-    out[edge] = color
+    out = image.copy() if copy else image
+    out[mask ^ _erode(mask)] = color
     return out
 
 

@@ -43,7 +43,7 @@ def test_points_give_mask_and_overlay_of_image_size(app):
     assert models.embedding_cache_size() == size_after_embed  # the click reused the upload's embedding
     image = np.asarray(Image.open(app["image"]))
     assert np.asarray(Image.open(overlay)).shape == image.shape
-    mask_px = np.asarray(Image.open(mask))
+    mask_px = np.asarray(Image.open(mask).convert("L"))  # a 1-bit PNG
     assert mask_px.shape == image.shape[:2] and set(np.unique(mask_px)) <= {0, 255}
     assert candidates == []
     # the overlay shows the prompts: a green dot at the positive point

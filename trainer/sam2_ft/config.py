@@ -33,6 +33,10 @@ class Sam2TrainConfig:
     image_size: int = field(default=1024, metadata={"help": "model input size (multiple of 32)"})
     freeze: str = field(default="image_encoder", metadata={
         "help": f"comma list of parts to freeze: {', '.join(FREEZABLE)} (or 'none')"})
+    lora: int = field(default=0, metadata={
+        "help": "LoRA rank on the frozen image encoder's attention (peft; 0 = off; merged into the saved weights)"})
+    grad_checkpointing: bool = field(default=False, metadata={
+        "help": "recompute the image encoder's activations in backward (less memory when it trains)"})
     # Recipe
     loss: str = field(default="dice_bce_iou", metadata={
         "help": "dice+BCE+IoU-head MSE (default; learns every prompt type from random init too), sam2's "
@@ -54,7 +58,8 @@ class Sam2TrainConfig:
                                                      "choices": ("auto", "fp32", "fp16", "bf16")})
     seed: int = field(default=0, metadata={"help": "seed for split, sampling, prompts"})
     max_bad_steps: int = field(default=5, metadata={"help": "consecutive NaN/inf losses before the run stops"})
-    feature_cache: bool = field(default=True, metadata={"help": "cache image features when the encoder is frozen"})
+    feature_cache: bool = field(default=True, metadata={
+        "help": "cache image features when the encoder is frozen (off with --lora: the encoder changes)"})
     # Run
     out: str | None = field(default=None, metadata={"help": "run folder (default runs/sam2-<timestamp>)"})
     resume: bool = field(default=False, metadata={"help": "continue the run in --out from its last checkpoint"})
@@ -84,6 +89,11 @@ class Sam2TrainConfig:
         return parts
 
     @property
+    def cache_features(self) -> bool:
+        """The encoder's output is cached only when it cannot change: frozen, and no LoRA on it."""
+        return self.feature_cache and "image_encoder" in self.frozen and not self.lora
+
+    @property
     def prompt_types(self) -> list[str]:
         kinds = [p.strip() for p in self.prompts.split(",") if p.strip()]
         unknown = [p for p in kinds if p not in PROMPT_TYPES]
@@ -104,6 +114,14 @@ class Sam2TrainConfig:
             raise ValueError(f"--image-size must be a multiple of 32, got {self.image_size}")
         if self.weights and self.no_pretrained:
             raise ValueError("--weights and --no-pretrained exclude each other")
+        if self.lora < 0:
+            raise ValueError(f"--lora must be >= 0 (0 = off), got {self.lora}")
+        if self.lora and "image_encoder" not in self.frozen:
+            raise ValueError("--lora trains low-rank updates of a frozen image encoder; add image_encoder to --freeze "
+                             "(or drop --lora to train the encoder fully)")
+        if self.grad_checkpointing and "image_encoder" in self.frozen and not self.lora:
+            raise ValueError("--grad-checkpointing saves memory only when the image encoder trains: "
+                             "remove image_encoder from --freeze or use --lora")
         for name in ("steps", "batch_size", "grad_accum", "max_objects"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1")

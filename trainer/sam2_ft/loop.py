@@ -19,6 +19,7 @@ import torch.distributed as dist
 from trainer.checkpoint import STATE_NAME, load_state, rng_state, save_state, save_weights, set_rng_state
 from trainer.precision import Precision
 from trainer.runlog import RunDir
+from trainer.sam2_ft import lora
 from trainer.sam2_ft.batches import Resized, make_items, rank_slice, sample_seed, step_indices
 from trainer.sam2_ft.config import Sam2TrainConfig
 from trainer.sam2_ft.feature_cache import FeatureCache
@@ -38,6 +39,8 @@ def set_trainable(model: torch.nn.Module, frozen: list[str]) -> list[torch.nn.Pa
     for part, attr in PARTS.items():
         if part not in frozen:
             getattr(model, attr).requires_grad_(True)
+    for param in lora.adapter_parameters(model):  # LoRA trains inside a frozen encoder
+        param.requires_grad_(True)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("--freeze: everything is frozen; nothing to train")
@@ -89,11 +92,14 @@ class Trainer:
     def build_objective(self) -> tuple[list[torch.nn.Parameter], torch.nn.Module]:
         """The trainable parameters and the loss module (another trainer overrides this and micro_batch)."""
         cfg = self.cfg
+        if cfg.lora:
+            lora.add_lora(self.model, cfg.lora)
+        if cfg.grad_checkpointing:
+            lora.enable_grad_checkpointing(self.model)
         params = set_trainable(self.model, cfg.frozen)
-        use_cache = cfg.feature_cache and "image_encoder" in cfg.frozen
         device = next(self.model.parameters()).device
         return params, Sam2Objective(self.model, cfg.loss, cfg.correction_clicks,
-                                     FeatureCache(device) if use_cache else None)
+                                     FeatureCache(device) if cfg.cache_features else None)
 
     # One optimizer step ------------------------------------------------------------------------------------------
     def micro_batch(self, micro: int) -> tuple[list, str]:
@@ -151,14 +157,17 @@ class Trainer:
     def save(self, run: RunDir) -> None:
         if not self.world.main:
             return
-        save_weights(self.model.state_dict(), run.weights_path)
+        save_weights(lora.merged_state_dict(self.model), run.weights_path)  # plain sam2 keys, LoRA merged
         save_state({"step": self.step, "optimizer": self.optimizer.state_dict(),
                     "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-                    "bad_in_a_row": self.bad_in_a_row, "rng": rng_state()}, run.state_dir / STATE_NAME)
+                    "bad_in_a_row": self.bad_in_a_row, "rng": rng_state(),
+                    **({"lora": lora.adapter_state(self.model)} if self.cfg.lora else {})}, run.state_dir / STATE_NAME)
 
     def load(self, run: RunDir) -> None:
         """Optimizer/scheduler/scaler/RNG/step from RUN_DIR/state (the weights were loaded with the model)."""
         state = load_state(run.state_dir / STATE_NAME)
+        if self.cfg.lora:  # before the optimizer: its state refers to the adapters
+            lora.restore_adapters(self.model, state.get("lora"))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scheduler.lr_lambdas[0] = lr_lambda(self.cfg.warmup_steps, self.cfg.steps)  # --steps may have grown
