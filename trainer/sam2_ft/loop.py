@@ -154,6 +154,10 @@ class Trainer:
         return {"step": self.step, "loss": loss, "skipped": 1}
 
     # Checkpoints ---------------------------------------------------------------------------------------------------
+    @property
+    def lora_rank(self) -> int:
+        return int(getattr(self.cfg, "lora", 0))  # trainers built on this one (semantic) have no LoRA option
+
     def save(self, run: RunDir) -> None:
         if not self.world.main:
             return
@@ -161,12 +165,12 @@ class Trainer:
         save_state({"step": self.step, "optimizer": self.optimizer.state_dict(),
                     "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
                     "bad_in_a_row": self.bad_in_a_row, "rng": rng_state(),
-                    **({"lora": lora.adapter_state(self.model)} if self.cfg.lora else {})}, run.state_dir / STATE_NAME)
+                    **({"lora": lora.adapter_state(self.model)} if self.lora_rank else {})}, run.state_dir / STATE_NAME)
 
     def load(self, run: RunDir) -> None:
         """Optimizer/scheduler/scaler/RNG/step from RUN_DIR/state (the weights were loaded with the model)."""
         state = load_state(run.state_dir / STATE_NAME)
-        if self.cfg.lora:  # before the optimizer: its state refers to the adapters
+        if self.lora_rank:  # before the optimizer: its state refers to the adapters
             lora.restore_adapters(self.model, state.get("lora"))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
