@@ -81,7 +81,7 @@ def test_sites_from_one_dataset_and_config_errors():
     assert FederatedConfig.from_run_config(cfg.to_run_config()) == cfg  # what `flwr run` hands the apps
     for bad, message in ((dict(split="dirichlet:0"), "ALPHA > 0"), (dict(split="by-site"), "unknown split"),
                          (dict(client_data=["a", "b"], clients=3), "--clients 3 but 2 --client-data"),
-                         (dict(fraction_train=0), "--fraction-train")):
+                         (dict(fraction_train=0), "--fraction-train"), (dict(lora=4), "--lora is not supported")):
         with pytest.raises(ValueError, match=message):
             FederatedConfig(**bad).validate()
 

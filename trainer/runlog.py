@@ -42,7 +42,7 @@ class RunDir:
 
     # Writers ----------------------------------------------------------------------------------------------------
     def write_yaml(self, path: Path, data: Mapping[str, Any]) -> Path:
-        text = yaml.safe_dump(_plain(data), sort_keys=False)
+        text = yaml.safe_dump(_plain(data), sort_keys=False, width=10_000)  # a path stays on one line (grep-able)
         return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
     def write_config(self, config: Mapping[str, Any]) -> Path:

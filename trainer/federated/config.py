@@ -84,6 +84,9 @@ class FederatedConfig(Sam2TrainConfig):
         for name in ("rounds", "local_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+        if self.lora:
+            raise ValueError("--lora is not supported by the federated trainer yet: the sites exchange the trainable "
+                             "weights, not LoRA adapters; train the decoder (the default) or use --freeze none")
         if not 0 < self.fraction_train <= 1:
             raise ValueError(f"--fraction-train must be in (0, 1], got {self.fraction_train}")
         self.clients = self.num_clients
