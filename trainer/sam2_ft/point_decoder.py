@@ -203,7 +203,7 @@ class PointDecoder:
             upscaled = act2(dc2(x) + feat_s0)
         b, c, h, w = upscaled.shape
         pixels = upscaled.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view when channels-last
-        return (pixels @ hyper.transpose(1, 2)).transpose(1, 2).reshape(b, -1, h, w)
+        return (pixels @ hyper.transpose(1, 2)).transpose(1, 2).reshape(b, hyper.shape[1], h, w)
 
 
 def predict(predictor, decoder: PointDecoder, point_coords: np.ndarray | None, point_labels: np.ndarray | None,
