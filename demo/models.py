@@ -84,7 +84,7 @@ class Sam2Handle:
 
 @dataclass
 class D2Handle:
-    """One loaded Detectron2 segmenter; the lock guards its precision attribute during a prediction."""
+    """One loaded Detectron2 (or semantic) segmenter; the lock guards its precision attribute during a prediction."""
 
     ref: str
     segmenter: Any
@@ -190,15 +190,24 @@ def get_detectron2(ref: str) -> D2Handle:
     missing = detectron2_missing()
     if missing:
         raise ValueError(missing)
+    return _segmenter("detectron2", "Detectron2", ref)
+
+
+def get_semantic(ref: str) -> D2Handle:
+    """The loaded semantic segmenter (SAM2 encoder + UNet head) for `ref`, cached with the other models."""
+    return _segmenter("semantic", "semantic", ref)
+
+
+def _segmenter(kind: str, label: str, ref: str) -> D2Handle:
     ref = (ref or "").strip()
     if not ref:
-        raise ValueError("pick a Detectron2 model: none in the local hub yet (python -m trainer push RUN --repo "
+        raise ValueError(f"pick a {label} model: none in the local hub yet (python -m trainer push RUN --repo "
                          "local:owner/name), or type a folder / Hub id")
-    key = ("detectron2", ref)
+    key = (kind, ref)
     with _load_lock:
         handle = _models.get(key)
         if handle is None:
-            segmenter, normalization = _load(ref, "detectron2", device())
+            segmenter, normalization = _load(ref, kind, device())
             handle = D2Handle(ref, segmenter, normalization)
             _models.put(key, handle)
     return handle
@@ -209,6 +218,13 @@ def detect(handle: D2Handle, image: np.ndarray, score_threshold: float, precisio
     with handle.lock:  # precision is an attribute of the shared segmenter: set and use it under one lock
         handle.segmenter.precision = resolve_precision(precision_name)
         return handle.segmenter.predict(image, score_threshold=score_threshold)
+
+
+def segment_classes(handle: D2Handle, image: np.ndarray, precision_name: str) -> np.ndarray:
+    """A semantic model's class map for one image: H x W indices into handle.segmenter.class_names."""
+    with handle.lock:
+        handle.segmenter.precision = resolve_precision(precision_name)
+        return handle.segmenter.predict(image)
 
 
 def predict_prompt(handle: Sam2Handle, image: np.ndarray, key: str, precision_name: str,

@@ -46,6 +46,33 @@ def make_d2_repo(folder: str | Path, class_names: tuple[str, ...] = ("vessel", "
     return folder
 
 
+def make_semantic_repo(folder: str | Path, class_names: tuple[str, ...] = ("vessel", "liquid"),
+                       image_size: int = 128, seed: int = 0) -> Path:
+    """A semantic model folder (sam2 tiny encoder + UNet head, random init): model_config.yaml + model.safetensors.
+
+    A random head's class map is one class everywhere (its bias outweighs the features); its bias is set so each
+    class's logits are centred on a synthetic scene, so the map varies with the image as a trained model's does."""
+    import torch
+
+    from trainer.checkpoint import WEIGHTS_NAME, save_weights
+    from trainer.data.synthetic import make_dataset
+    from trainer.sam2_ft.model import save_spec
+    from trainer.semantic.labels import semantic_classes
+    from trainer.semantic.model import SemanticSegmenter, SemanticSpec, build_model
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    spec = SemanticSpec(semantic_classes(list(class_names)), "tiny", image_size)
+    model = build_model(spec)
+    logits = SemanticSegmenter(model, spec).logits([make_dataset(1, image_size, seed=0)[0].image])[0]
+    with torch.no_grad():
+        model.head.classifier[0].bias -= logits.flatten(1).median(1).values
+    save_weights(model.state_dict(), folder / WEIGHTS_NAME)
+    save_spec(spec, folder)
+    return folder
+
+
 def synthetic_image(path: str | Path, size: int = 128) -> str:
     """A small synthetic RGB PNG (from the kit's synthetic vessel scenes)."""
     from trainer.data.synthetic import make_dataset
@@ -83,8 +110,10 @@ def offline_env(hub: str | Path, image_size: int = 256) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def running_app(root: str | Path, with_d2: bool = True, image_size: int = 256) -> Iterator[dict]:
-    """A local hub under `root` (random-init sam2 "me/sam2-ft", detectron2 "me/d2-ft"), env set, the app served.
+def running_app(root: str | Path, with_d2: bool = True, image_size: int = 256,
+                with_semantic: bool = True) -> Iterator[dict]:
+    """A local hub under `root` (random-init sam2 "me/sam2-ft", detectron2 "me/d2-ft", semantic "me/semantic-ft"),
+    env set, the app served.
 
     Yields {"url", "hub", "image"}; the environment is restored afterwards.
     """
@@ -98,6 +127,8 @@ def running_app(root: str | Path, with_d2: bool = True, image_size: int = 256) -
         make_sam2_repo(hub / "me" / "sam2-ft", image_size=image_size, seed=1)
         if with_d2:
             make_d2_repo(hub / "me" / "d2-ft")
+        if with_semantic:
+            make_semantic_repo(hub / "me" / "semantic-ft")
         image = synthetic_image(root / "scene.png")
         models.clear_caches()
         from demo.ui import build_app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 import torch
 
-from demo import auto_tab, compare_tab, d2_tab, models, prompt_tab
+from demo import auto_tab, compare_tab, d2_tab, models, prompt_tab, semantic_tab
 from demo.errors import user_errors
 from trainer import precision as prec
 
@@ -14,6 +14,8 @@ CSS = """
 #prompt-canvas img { cursor: crosshair; }
 #refresh-models { align-self: center; }
 .segkit-note { font-size: 0.9em; opacity: 0.85; }
+.segkit-legend-row { display: flex; align-items: center; gap: 0.5em; margin: 2px 0; }
+.segkit-swatch { display: inline-block; width: 1em; height: 1em; border-radius: 2px; }
 """
 CONCURRENCY = 2  # a free CPU Space has 2 vCPUs: more parallel model calls only thrash
 
@@ -81,6 +83,8 @@ def build_app() -> gr.Blocks:
                 prompt_tab.build(model, precision)
             with gr.Tab("Automatic"):
                 auto_tab.build(model, precision)
+            with gr.Tab("Semantic"):
+                semantic_tab.build(precision)
             with gr.Tab("Detectron2"):
                 d2_tab.build(precision)
             with gr.Tab("Compare"):

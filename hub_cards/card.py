@@ -40,6 +40,11 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "es" if noun.endswith(("s", "x", "sh", "ch")) else "s")
 
 
+def metric_label(name: str) -> str:
+    """A metric's name in words; per-class IoUs (iou_<class>, semantic models) name their class."""
+    return METRIC_LABELS.get(name) or (f"IoU, class {name[4:]}" if name.startswith("iou_") else name)
+
+
 def metric_rows(kind: Kind, metrics: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str, str, str]]:
     """(label, before, after, change) for the kind's metrics present in the summary, then any others."""
     before, after = metrics.get("before") or {}, metrics.get("after") or {}
@@ -49,8 +54,31 @@ def metric_rows(kind: Kind, metrics: Mapping[str, Mapping[str, Any]]) -> list[tu
     for name in names:
         b, a = before.get(name), after.get(name)
         delta = f"{round(a - b, 4):+.4g}" if isinstance(a, (int, float)) and isinstance(b, (int, float)) else "–"
-        rows.append((f"{METRIC_LABELS.get(name, name)} (`{name}`)", _fmt(b), _fmt(a), delta))
+        rows.append((f"{metric_label(name)} (`{name}`)", _fmt(b), _fmt(a), delta))
     return rows
+
+
+def baseline_rows(kind: Kind, summary: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(label, baseline, this model) for a run that scored a baseline (semantic: SAM2's automatic masks)."""
+    baseline = (summary.get("baseline") or {}).get("metrics") or {}
+    after = (summary.get("metrics") or {}).get("after") or {}
+    return [(f"{metric_label(name)} (`{name}`)", _fmt(baseline[name]), _fmt(after.get(name)))
+            for name in [*kind.metrics, *sorted(k for k in baseline if k not in kind.metrics)] if name in baseline]
+
+
+def federated_rows(summary: Mapping[str, Any]) -> tuple[list[tuple[str, str]], list[tuple[str, ...]]]:
+    """The federated recipe and each client's box / 1-point mIoU before -> after ([] for other runs)."""
+    fed = summary.get("federated") or {}
+    if not fed:
+        return [], []
+    recipe = [(key.replace("_", " "), _fmt(fed[key])) for key in (
+        "framework", "strategy", "clients", "split", "rounds", "rounds_done", "local_steps", "fraction_train",
+        "proximal_mu", "server_lr", "trainable_parameters", "total_parameters", "update_bytes", "model_bytes")
+        if key in fed]
+    clients = [(str(c.get("client")), _fmt(c.get("num_train")), _fmt(c.get("num_val_objects")),
+                *(f"{_fmt(c.get('before', {}).get(m))} → {_fmt(c.get('after', {}).get(m))}"
+                  for m in ("miou_box", "miou_1pt"))) for c in fed.get("per_client", [])]
+    return recipe, clients
 
 
 def card_data(summary: Mapping[str, Any], model_name: str, license: str = DEFAULT_LICENSE) -> ModelCardData:
@@ -82,6 +110,7 @@ def build_card(summary: Mapping[str, Any], repo_id: str, curves: str | None = "c
     base = summary.get("base_model") or "random init"
     base_id = hub_id_or_none(base)
     recipe = summary.get("recipe") or {}
+    federated_recipe, federated_clients = federated_rows(summary)
     return ModelCard.from_template(
         card_data(summary, repo_id.split("/")[-1], license),
         template_path=str(TEMPLATE),
@@ -96,7 +125,12 @@ def build_card(summary: Mapping[str, Any], repo_id: str, curves: str | None = "c
         + [("train time (s)", _fmt(summary.get("train_time_s")))],
         main_metric=summary.get("main_metric", kind.main_metric),
         metric_rows=metric_rows(kind, summary.get("metrics") or {}),
+        federated_recipe=federated_recipe,
+        federated_clients=federated_clients,
         curves=curves,
         overlays=overlays or [],
         usage=kind.usage.format(repo_id=repo_id),
+        classes=[(c.get("name"), c.get("color")) for c in summary.get("classes") or []],
+        baseline=summary.get("baseline") or {},
+        baseline_rows=baseline_rows(kind, summary),
     )

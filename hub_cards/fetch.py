@@ -28,7 +28,8 @@ def pull(ref: str | Path, kind: str | None = None, revision: str | None = None) 
 
 
 def load_model(ref: str | Path, kind: str | None = None, device: str = "cpu", revision: str | None = None) -> Any:
-    """The loaded model: sam2 → (SAM2Base, Sam2Spec); detectron2 → InstanceSegmenter (see hub_cards.kinds)."""
+    """The loaded model: sam2 → (SAM2Base, Sam2Spec); detectron2 → InstanceSegmenter; semantic →
+    SemanticSegmenter (see hub_cards.kinds)."""
     folder = pull(ref, kind, revision)
     return folder_kind(folder).load(folder, device)
 

@@ -79,6 +79,17 @@ out = model.predict(image, score_threshold=0.5)
 print(out["masks"].shape, out["class_names"], out["scores"])
 '''
 
+_SEMANTIC_USAGE = '''\
+import numpy as np
+from PIL import Image
+from hub_cards import load_model
+
+model = load_model("{repo_id}")  # trainer.semantic.model.SemanticSegmenter
+image = np.array(Image.open("your_image.jpg").convert("RGB"))
+labels = model.predict(image)  # H x W class indices into model.class_names (0 = background), no prompts
+print(labels.shape, {{name: float((labels == i).mean()) for i, name in enumerate(model.class_names)}})
+'''
+
 KINDS: dict[str, Kind] = {
     "sam2": Kind("sam2", library_name="sam2", pipeline_tag="mask-generation", main_metric="miou_box",
                  metrics=("miou_box", "miou_1pt", "miou_3pt", "auto_mean_best_iou", "auto_recall50"),
@@ -88,12 +99,17 @@ KINDS: dict[str, Kind] = {
                        main_metric="segm_AP", metrics=("segm_AP", "segm_AP50", "bbox_AP"),
                        loader="trainer.d2_ft.model:load_folder", usage=_D2_USAGE,
                        evaluator="trainer.d2_ft.evaluate:evaluate_folder"),
+    # library "segkit": the weights are sam2's image encoder under an smp-style head; only segkit's loader reads them
+    "semantic": Kind("semantic", library_name="segkit", pipeline_tag="image-segmentation", main_metric="miou",
+                     metrics=("miou", "pixel_accuracy"), loader="trainer.semantic.model:load_folder",
+                     usage=_SEMANTIC_USAGE, evaluator="trainer.semantic.evaluate:evaluate_folder"),
 }
 
 METRIC_LABELS = {
     "miou_box": "mIoU, box prompt", "miou_1pt": "mIoU, 1 point", "miou_3pt": "mIoU, 3 points",
     "auto_mean_best_iou": "automatic masks: mean best IoU", "auto_recall50": "automatic masks: recall@IoU 0.5",
     "segm_AP": "mask AP", "segm_AP50": "mask AP50", "bbox_AP": "box AP",
+    "miou": "mean IoU over classes", "pixel_accuracy": "pixel accuracy",
 }
 
 

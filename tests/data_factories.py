@@ -204,27 +204,3 @@ def write_hf(tmp_path: Path, n_images: int = 3, size: int = 64, style: str = "ma
     datasets.Dataset.from_dict(rows, features=datasets.Features(features)).save_to_disk(str(root))
     return root
 
-
-def discs_dataset(n_images: int = 8, size: int = 128, n_discs: int = 3, seed: int = 0):
-    """Coin-like scenes: `n_discs` same-coloured, non-touching discs on a noisy background, one instance each.
-    Every disc looks alike, so only a model that follows the prompt gets one disc per click."""
-    from trainer.data.sample import Sample, SegmentationDataset
-
-    samples = []
-    yy, xx = np.mgrid[0:size, 0:size]
-    for i in range(n_images):
-        rng = np.random.default_rng(seed * 1000 + i)
-        image = rng.normal(70, 12, size=(size, size, 3))
-        masks: list[np.ndarray] = []
-        while len(masks) < n_discs:
-            r = rng.uniform(size * 0.09, size * 0.16)
-            cy, cx = rng.uniform(r + 2, size - r - 2, size=2)
-            disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
-            grown = (yy - cy) ** 2 + (xx - cx) ** 2 <= (r + 4) ** 2
-            if any((grown & m).any() for m in masks):
-                continue
-            image[disc] = rng.normal(190, 12, size=(int(disc.sum()), 3))
-            masks.append(disc)
-        samples.append(Sample(image=np.clip(image, 0, 255).astype(np.uint8), masks=np.stack(masks),
-                              class_ids=np.zeros(n_discs, np.int64), source=f"discs://{seed}/{i}"))
-    return SegmentationDataset.from_samples(samples, ["disc"], root="discs", format="synthetic")

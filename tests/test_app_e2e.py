@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import struct
 import zlib
 
@@ -86,6 +87,29 @@ def test_detectron2_instances(app):
     assert info.startswith(f"{len(rows)} instances")
     assert all(row[1] in ("vessel", "liquid") and 0 <= row[2] <= 1 for row in rows)
     assert np.asarray(Image.open(overlay)).shape[:2] == (128, 128)
+
+
+def _semantic(app, model: str = "me/semantic-ft", precision: str = "fp32"):
+    return app["client"].predict(handle_file(app["image"]), model, precision, api_name="/semantic")
+
+
+def test_semantic_class_map_legend_and_precision(app):
+    overlay, legend, info = _semantic(app)
+    shares = {name: float(share) for name, share in re.findall(r'data-class="([^"]+)" data-share="([0-9.]+)"', legend)}
+    assert list(shares) == ["background", "vessel", "liquid"] and sum(shares.values()) == pytest.approx(1, abs=1e-3)
+    assert shares["background"] > 0 and shares["vessel"] > 0  # the test model's map is mixed (demo.testing)
+    assert "inference" in info and "render" in info and info.endswith("fp32")
+    image = np.asarray(Image.open(app["image"]).convert("RGB"))
+    shown = np.asarray(Image.open(overlay).convert("RGB"))
+    assert shown.shape == image.shape
+    painted = (shown != image).any(-1).mean()  # every pixel of a class (not background) is painted, nothing else
+    assert painted == pytest.approx(1 - shares["background"], abs=0.01)
+    *_, info = _semantic(app, precision="bf16")
+    assert info.endswith("bf16")
+    with pytest.raises(AppError, match="fp16"):
+        _semantic(app, precision="fp16")
+    with pytest.raises(AppError, match="not a semantic model"):  # a SAM2 repo picked as a semantic model
+        _semantic(app, model="me/sam2-ft")
 
 
 def test_precision_switch(app):

@@ -1,9 +1,12 @@
-"""The Space in a real browser (Debian chromium via playwright): upload, two clicks, a scored mask, a screenshot."""
+"""The Space in a real browser (Debian chromium via playwright): upload, two clicks, a scored mask, a screenshot;
+the Semantic tab's class map and legend."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+from typing import Iterator
 
 import pytest
 
@@ -13,9 +16,9 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 AIMS = ((0.35, 0.4), (0.6, 0.6))  # click positions as fractions of the shown image
 
 
-@pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (apt-get install chromium)")
-def test_upload_click_two_points_and_read_the_score(tmp_path):
+@contextlib.contextmanager
+def app_page(tmp_path) -> Iterator[tuple[dict, object]]:
+    """The app served from a fresh local hub, opened in headless Chromium: (running_app's dict, the page)."""
     sync_api = pytest.importorskip("playwright.sync_api")
     from demo.testing import running_app
 
@@ -24,27 +27,34 @@ def test_upload_click_two_points_and_read_the_score(tmp_path):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(app["url"], wait_until="domcontentloaded")
-            page.locator("input[type=file]").first.set_input_files(app["image"])
-            info = page.locator("#prompt-info textarea")
-            value = "() => document.querySelector('#prompt-info textarea').value"
-            page.wait_for_function(f"({value})().includes('Click on the image')", timeout=60_000)
-            canvas = page.locator("#prompt-canvas img")
-            canvas.wait_for(timeout=30_000)
-            box = canvas.bounding_box()
-            for fx, fy in AIMS:
-                before = canvas.get_attribute("src")
-                canvas.click(position={"x": box["width"] * fx, "y": box["height"] * fy})
-                page.wait_for_function(
-                    f"([before]) => ({value})().startsWith('score') && "
-                    "document.querySelector('#prompt-canvas img').getAttribute('src') !== before",
-                    arg=[before], timeout=60_000)
-            text = info.input_value()
-            page.get_by_text("Prompts (JSON").click()  # the accordion renders its textbox when opened
-            page.locator("#prompt-json textarea").wait_for(timeout=10_000)
-            clicks = page.locator("#prompt-json textarea").input_value()
-            page.screenshot(path=str(tmp_path / "prompt_tab.png"), full_page=True)
+            yield app, page
         finally:
             browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (apt-get install chromium)")
+def test_upload_click_two_points_and_read_the_score(tmp_path):
+    with app_page(tmp_path) as (app, page):
+        page.locator("input[type=file]").first.set_input_files(app["image"])
+        info = page.locator("#prompt-info textarea")
+        value = "() => document.querySelector('#prompt-info textarea').value"
+        page.wait_for_function(f"({value})().includes('Click on the image')", timeout=60_000)
+        canvas = page.locator("#prompt-canvas img")
+        canvas.wait_for(timeout=30_000)
+        box = canvas.bounding_box()
+        for fx, fy in AIMS:
+            before = canvas.get_attribute("src")
+            canvas.click(position={"x": box["width"] * fx, "y": box["height"] * fy})
+            page.wait_for_function(
+                f"([before]) => ({value})().startsWith('score') && "
+                "document.querySelector('#prompt-canvas img').getAttribute('src') !== before",
+                arg=[before], timeout=60_000)
+        text = info.input_value()
+        page.get_by_text("Prompts (JSON").click()  # the accordion renders its textbox when opened
+        page.locator("#prompt-json textarea").wait_for(timeout=10_000)
+        clicks = page.locator("#prompt-json textarea").input_value()
+        page.screenshot(path=str(tmp_path / "prompt_tab.png"), full_page=True)
     assert text.startswith("score ") and "decode" in text and "render" in text
     assert (tmp_path / "prompt_tab.png").stat().st_size > 10_000
     # the clicks landed where aimed, in the image's own pixels (the 128x128 test image is shown unscaled)
@@ -52,3 +62,26 @@ def test_upload_click_two_points_and_read_the_score(tmp_path):
     assert len(points) == 2 and [p[2] for p in points] == [1, 1]
     for (x, y, _), (fx, fy) in zip(points, AIMS):
         assert abs(x - fx * 128) <= 3 and abs(y - fy * 128) <= 3
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (apt-get install chromium)")
+def test_semantic_tab_colours_every_pixel_and_shows_the_legend(tmp_path):
+    with app_page(tmp_path) as (app, page):
+        page.get_by_role("tab", name="Semantic").click()
+        page.locator("#semantic-upload input[type=file]").set_input_files(app["image"])
+        page.locator("#semantic-upload").get_by_text("scene.png").wait_for(timeout=30_000)
+        page.locator("#semantic-run").click()
+        value = "() => document.querySelector('#semantic-info textarea').value"
+        page.wait_for_function(f"({value})().includes('inference')", timeout=90_000)
+        page.locator("#semantic-overlay img").wait_for(timeout=30_000)
+        text = page.locator("#semantic-info textarea").input_value()
+        rows = page.locator("#semantic-legend .segkit-legend-row").all_inner_texts()
+        swatch = page.locator("#semantic-legend .segkit-swatch").nth(1).evaluate(
+            "el => getComputedStyle(el).backgroundColor")
+        page.screenshot(path=str(tmp_path / "semantic_tab.png"), full_page=True)
+    assert "2 of 2 classes found" in text and text.endswith("fp32")
+    assert [row.split(" — ")[0] for row in rows] == ["background", "vessel", "liquid"]
+    assert all(row.endswith("%") for row in rows)
+    assert swatch == "rgb(31, 119, 180)"  # vessel: the first class colour (#1f77b4)
+    assert (tmp_path / "semantic_tab.png").stat().st_size > 10_000

@@ -32,9 +32,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_match_one(tmp_path):
+def one_and_two_processes(tmp_path: Path, worker: str, atol: float = 1e-6) -> tuple[dict, dict]:
+    """Run `worker` (a script taking its run folder) alone and under torchrun with 2 processes; both weights,
+    checked to hold the same keys and values (to float rounding, `atol`)."""
     script = tmp_path / "worker.py"
-    script.write_text(WORKER)
+    script.write_text(worker)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     env.pop("WORLD_SIZE", None)
     one = subprocess.run([sys.executable, str(script), str(tmp_path / "one")], env=env, cwd=ROOT,
@@ -47,7 +49,12 @@ def test_two_processes_match_one(tmp_path):
     a, b = load_weights(tmp_path / "one" / "model.safetensors"), load_weights(tmp_path / "two" / "model.safetensors")
     assert a.keys() == b.keys()
     for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6, msg=key)
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=atol, msg=key)
+    return a, b
+
+
+def test_two_processes_match_one(tmp_path):
+    a, _ = one_and_two_processes(tmp_path, WORKER)
     # the comparison means something only if training moved the encoder and the decoder (same seeded init)
     torch.manual_seed(0)
     init = build_model(Sam2Spec("tiny", 128)).state_dict()

@@ -16,6 +16,8 @@ COMMAND_MODULES = (
     "trainer.data.cli",        # validate-data, make-sample-data
     "trainer.sam2_ft.cli",     # sam2
     "trainer.d2_ft.cli",       # detectron2
+    "trainer.semantic.cli",    # semantic
+    "trainer.federated.cli",   # federated
     "trainer.evaluate",        # evaluate
     "trainer.quickstart",      # quickstart
     "hub_cards.cli",           # push, pull

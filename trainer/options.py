@@ -22,8 +22,11 @@ def _default(f: Field) -> Any:
 
 
 def add_arguments(parser: argparse.ArgumentParser, cls: type, aliases: dict[str, list[str]] | None = None) -> None:
-    """One flag per field of the dataclass `cls` (help and choices from the field's metadata)."""
+    """One flag per field of the dataclass `cls` (help, choices and metavar from the field's metadata; fields with
+    metadata cli=False get no flag). A list field takes several values and may be repeated: `--x A --x B C`."""
     for f in fields(cls):
+        if f.metadata.get("cli", True) is False:
+            continue
         flags = ["--" + f.name.replace("_", "-"), *(aliases or {}).get(f.name, [])]
         default = _default(f)
         help_text = f.metadata.get("help", "")
@@ -33,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, aliases: dict[str,
         elif isinstance(default, bool):
             parser.add_argument(*flags, action=argparse.BooleanOptionalAction, default=None, help=described)
         elif isinstance(default, list):
-            parser.add_argument(*flags, nargs="+", default=None, metavar="KEY VALUE", help=described)
+            parser.add_argument(*flags, nargs="+", action="extend", default=None,
+                                metavar=f.metadata.get("metavar", "KEY VALUE"), help=described)
         else:
             kind = type(default) if default is not None else str
             parser.add_argument(*flags, type=kind, default=None, choices=f.metadata.get("choices"), help=described)

@@ -15,6 +15,7 @@ RECIPES: dict[str, list[str]] = {
     "sam2": ["sam2", "--no-pretrained", "--image-size", "256", "--lr", "1e-3"],
     "detectron2": ["detectron2", "--no-pretrained", "--depth", "18", "--min-size", "256", "--lr", "0.01",
                    "--steps", "60"],
+    "semantic": ["semantic", "--no-pretrained", "--image-size", "128", "--steps", "40", "--auto-points-per-side", "8"],
 }
 HUB_NAMES = {"sam2": "segkit/sam2-quickstart", "detectron2": "segkit/maskrcnn-quickstart",
              "semantic": "segkit/semantic-quickstart"}

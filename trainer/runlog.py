@@ -71,12 +71,15 @@ class RunDir:
         text = json.dumps(_plain(summary), indent=2)
         return atomic_write(self.summary_path, lambda tmp: Path(tmp).write_text(text))
 
-    def plot_curves(self, keys: Iterable[str] | None = None, step_key: str = "step") -> Path:
-        """One panel per numeric metric found in metrics.jsonl (or just `keys`), against the step."""
+    def plot_curves(self, keys: Iterable[str] | None = None, step_key: str = "step",
+                    group_key: str | None = None) -> Path:
+        """One panel per numeric metric found in metrics.jsonl (or just `keys`), against the step; with
+        `group_key`, one line per value of that field in each panel (e.g. per client), with a legend."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
 
         records = self.read_metrics()
         names = list(keys) if keys is not None else sorted(
@@ -85,13 +88,19 @@ class RunDir:
         cols = min(len(names), 3)
         rows = math.ceil(len(names) / cols)
         fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.2 * rows), squeeze=False)
+        groups = sorted({str(r.get(group_key)) for r in records if group_key in r}) if group_key else [None]
         for ax, name in zip(axes.flat, names):
-            pts = [(r[step_key], r[name]) for r in records if name in r and step_key in r and r[name] is not None]
-            if pts:
-                xs, ys = zip(*pts)
-                ax.plot(xs, ys, marker="o" if len(pts) < 20 else None, markersize=3)
+            for group in groups:
+                pts = [(r[step_key], r[name]) for r in records if name in r and step_key in r and r[name] is not None
+                       and (group_key is None or str(r.get(group_key)) == group)]
+                if pts:
+                    xs, ys = zip(*pts)
+                    ax.plot(xs, ys, marker="o" if len(pts) < 20 else None, markersize=3, label=group)
+            if group_key and ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7)
             ax.set_title(name)
             ax.set_xlabel(step_key)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
         for ax in list(axes.flat)[len(names):]:
             ax.axis("off")

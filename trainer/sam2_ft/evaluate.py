@@ -92,14 +92,15 @@ def auto_thresholds(cfg) -> dict[str, float]:
 def evaluate(model: torch.nn.Module, dataset: SegmentationDataset, max_images: int = 0, points_per_side: int = 16,
              seed: int = 0, progress: bool = True, thresholds: dict[str, float] | None = None) -> dict:
     """Metrics over (the first max_images of) `dataset`; per class as well when it has class names.
-    `thresholds`: the automatic mask generator's pred_iou_thresh / stability_score_thresh (sam2's defaults if None)."""
+    `thresholds`: the automatic mask generator's pred_iou_thresh / stability_score_thresh (sam2's defaults if None).
+    points_per_side <= 0 skips the prompt-free metrics (their auto_* values are then 0)."""
     n_images = len(dataset) if max_images <= 0 else min(max_images, len(dataset))
     ious: dict[str, list[float]] = {k: [] for k in ("miou_1pt", "miou_3pt", "miou_box", "auto")}
     classes: list[int] = []
     with inference_mode(model):
         predictor = make_predictor(model)
         generator = make_mask_generator(model, points_per_side=points_per_side, points_per_batch=64,
-                                        **(thresholds or {}))
+                                        **(thresholds or {})) if points_per_side > 0 else None
         for index in tqdm(range(n_images), desc="evaluating", disable=not progress, leave=False):
             sample = dataset[index]
             keep = sample.masks.reshape(len(sample.masks), -1).any(1)
@@ -111,7 +112,7 @@ def evaluate(model: torch.nn.Module, dataset: SegmentationDataset, max_images: i
             for kind in ("1pt", "3pt", "box"):
                 pred, _, _ = predict(predictor, gt, kind, seed=seed + index)
                 ious[f"miou_{kind}"].extend(np.diag(iou_matrix(gt_np, pred)).tolist())
-            auto = [m["segmentation"] for m in generator.generate(sample.image)]
+            auto = [m["segmentation"] for m in generator.generate(sample.image)] if generator else []
             matrix = iou_matrix(gt_np, np.stack(auto) if auto else np.zeros((0, *gt_np.shape[1:]), bool))
             ious["auto"].extend((matrix.max(1) if matrix.shape[1] else np.zeros(len(gt_np))).tolist())
             classes.extend(class_ids.tolist())

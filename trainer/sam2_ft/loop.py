@@ -10,7 +10,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 import torch
@@ -74,16 +74,11 @@ class Trainer:
     precision: Precision
     world: World = field(default_factory=World)
 
+    name: ClassVar[str] = "sam2"  # the progress bar's label
+
     def __post_init__(self) -> None:
         cfg = self.cfg
-        if cfg.lora:
-            lora.add_lora(self.model, cfg.lora)
-        if cfg.grad_checkpointing:
-            lora.enable_grad_checkpointing(self.model)
-        self.params = set_trainable(self.model, cfg.frozen)
-        device = next(self.model.parameters()).device
-        self.objective = Sam2Objective(self.model, cfg.loss, cfg.correction_clicks,
-                                       FeatureCache(device) if cfg.cache_features else None)
+        self.params, self.objective = self.build_objective()
         self.module = self.objective
         if self.world.size > 1:  # unused params: e.g. the box-corner embeddings in a step without boxes
             self.module = torch.nn.parallel.DistributedDataParallel(self.objective, find_unused_parameters=True)
@@ -93,6 +88,18 @@ class Trainer:
         self.scaler = self.precision.grad_scaler()
         self.step = 0
         self.bad_in_a_row = 0
+
+    def build_objective(self) -> tuple[list[torch.nn.Parameter], torch.nn.Module]:
+        """The trainable parameters and the loss module (another trainer overrides this and micro_batch)."""
+        cfg = self.cfg
+        if cfg.lora:
+            lora.add_lora(self.model, cfg.lora)
+        if cfg.grad_checkpointing:
+            lora.enable_grad_checkpointing(self.model)
+        params = set_trainable(self.model, cfg.frozen)
+        device = next(self.model.parameters()).device
+        return params, Sam2Objective(self.model, cfg.loss, cfg.correction_clicks,
+                                     FeatureCache(device) if cfg.cache_features else None)
 
     # One optimizer step ------------------------------------------------------------------------------------------
     def micro_batch(self, micro: int) -> tuple[list, str]:
@@ -110,11 +117,11 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         total = torch.zeros((), device=next(self.model.parameters()).device)
         for micro in range(cfg.grad_accum):
-            items, kind = self.micro_batch(micro)
+            inputs = self.micro_batch(micro)  # the objective's arguments: (items, prompt type) for sam2
             last = micro == cfg.grad_accum - 1  # DDP all-reduces gradients only on the last micro-batch
             with self.module.no_sync() if (self.world.size > 1 and not last) else contextlib.nullcontext():
                 with self.precision.autocast():
-                    loss = self.module(items, kind) / cfg.grad_accum
+                    loss = self.module(*inputs) / cfg.grad_accum
                 self.scaler.scale(loss).backward()
             total += loss.detach().float()
         if self.world.size > 1:
@@ -178,7 +185,7 @@ def run_training(trainer: Trainer, run: RunDir, until: int,
     cfg = trainer.cfg
     images = 0
     start = time.perf_counter()
-    bar = tqdm(total=until, initial=trainer.step, desc="sam2", disable=not (cfg.progress and trainer.world.main),
+    bar = tqdm(total=until, initial=trainer.step, desc=trainer.name, disable=not (cfg.progress and trainer.world.main),
                dynamic_ncols=True)
     try:
         while trainer.step < until:
@@ -198,3 +205,48 @@ def run_training(trainer: Trainer, run: RunDir, until: int,
     elapsed = time.perf_counter() - start
     return {"train_time_s": elapsed, "images_per_s": images / max(elapsed, 1e-9), "images": images}
 
+
+
+# A run's session, shared by the trainers' pipelines ---------------------------------------------------------------
+def evaluation(run: RunDir, world: World, measure: Callable[[], dict], enabled: bool = True,
+               keys: tuple[str, ...] | None = None) -> Callable[..., dict]:
+    """on_eval(step, phase="eval"): rank 0 measures and logs {step, phase, metrics (only `keys` if given)}; the other
+    ranks wait for it."""
+    def eval_now(step: int, phase: str = "eval") -> dict:
+        if not enabled:
+            return {}
+        metrics = measure() if world.main else {}
+        if world.main:
+            run.log({"step": step, "phase": phase, **{k: v for k, v in metrics.items() if keys is None or k in keys}})
+        if world.size > 1:
+            dist.barrier()
+        return metrics
+    return eval_now
+
+
+def start_or_resume(trainer: Trainer, run: RunDir) -> list[dict]:
+    """--resume: optimizer/RNG/step from RUN_DIR/state and metrics.jsonl cut back to that step; otherwise a fresh
+    log. Returns what metrics.jsonl holds now (a resumed run reports its 'before' from there)."""
+    if trainer.cfg.resume:
+        trainer.load(run)
+        if trainer.world.main:
+            run.truncate_metrics(trainer.step)
+    elif trainer.world.main and run.metrics_path.exists():
+        run.metrics_path.unlink()  # a fresh run in an old folder starts a fresh log
+    if trainer.world.size > 1:
+        dist.barrier()
+    return run.read_metrics()
+
+
+def train_session(trainer: Trainer, run: RunDir, on_eval: Callable[..., dict] | None = None) -> tuple[str, dict]:
+    """This session's steps (to --steps, or --stop-after more), then a checkpoint. Returns the status ("finished",
+    "paused" by --stop-after, "stopped" by non-finite losses: last good checkpoint kept) and the timings."""
+    cfg = trainer.cfg
+    until = min(cfg.steps, trainer.step + cfg.stop_after) if cfg.stop_after else cfg.steps
+    try:
+        timing = run_training(trainer, run, until, on_eval=on_eval)
+        trainer.save(run)
+    except TrainingStopped as err:
+        print(f"warning: {err}")
+        return "stopped", {"train_time_s": 0.0, "images_per_s": 0.0}
+    return ("paused" if trainer.step < cfg.steps else "finished"), timing

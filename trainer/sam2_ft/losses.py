@@ -75,17 +75,29 @@ LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Ten
 }
 
 
+MIN_LOSS_SIZE = 64  # below this the decoder's S/4 grid is too coarse for small objects (e.g. 32 px at 128 px input)
+
+
+def loss_size(image_size: int) -> int:
+    """Side of the grid the loss is taken on: the decoder's own S/4 logits (256 at sam2's 1024 px), but at least
+    MIN_LOSS_SIZE (never more than the input) so small-input runs still see object edges."""
+    return max(image_size // 4, min(image_size, MIN_LOSS_SIZE))
+
+
 def downsample_targets(gt: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Ground-truth masks (N x 1 x H x W) as soft targets at the decoder's low-res size: the share of each low-res
-    pixel the object covers (area interpolation), so thin parts still pull on their pixels."""
+    """Ground-truth masks (N x 1 x H x W) as soft targets at the loss size: the share of each pixel the object
+    covers (area interpolation), so thin parts still pull on their pixels."""
     if tuple(gt.shape[-2:]) == tuple(size):
         return gt.float()
     return F.interpolate(gt.float(), size=size, mode="area")
 
 
 def mask_loss(name: str, low_res_logits: torch.Tensor, iou_pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """Per-object loss at the decoder's own resolution (S/4): the targets are down-sampled, not the logits
-    up-sampled per object (sam2's training upsamples; at 1024 px that is 16x the pixels, per object, for the same
-    gradient direction). `gt` may already be down-sampled (downsample_targets) to share the work across clicks."""
-    target = downsample_targets(gt, low_res_logits.shape[-2:])
-    return LOSSES[name](low_res_logits.float(), iou_pred, target)
+    """Per-object loss on the loss_size grid: at sam2's 1024 px that is the decoder's own S/4 logits with the targets
+    down-sampled, not 16x more logits up-sampled per object (sam2's training upsamples to full resolution).
+    `gt` may already be down-sampled (downsample_targets) to share the work across clicks."""
+    size = loss_size(4 * low_res_logits.shape[-1])  # the logits are always S/4
+    logits = low_res_logits.float()
+    if logits.shape[-1] < size:
+        logits = F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=False)
+    return LOSSES[name](logits, iou_pred, downsample_targets(gt, (size, size)))

@@ -119,16 +119,19 @@ def make_mask_generator(model: torch.nn.Module, stock: bool = False, **kwargs: A
 
 
 def save_spec(spec: Sam2Spec, folder: str | Path) -> Path:
+    """model_config.yaml from spec.to_dict() (also for the semantic trainer's spec, built on this encoder)."""
     path = Path(folder) / MODEL_CONFIG_NAME
     path.write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
     return path
 
 
-def load_spec(folder: str | Path) -> Sam2Spec:
+def load_spec(folder: str | Path, spec_cls: type = Sam2Spec) -> Any:
+    """The spec in model_config.yaml, read with spec_cls.from_dict (Sam2Spec, or the semantic SemanticSpec)."""
     path = Path(folder) / MODEL_CONFIG_NAME
     if not path.is_file():
-        raise CheckpointError(f"{path}: missing; a sam2 model folder holds {MODEL_CONFIG_NAME} and {WEIGHTS_NAME}")
-    return Sam2Spec.from_dict(yaml.safe_load(path.read_text()) or {}, str(path))
+        raise CheckpointError(f"{path}: missing; a {spec_cls.kind} model folder holds {MODEL_CONFIG_NAME} and "
+                              f"{WEIGHTS_NAME}")
+    return spec_cls.from_dict(yaml.safe_load(path.read_text()) or {}, str(path))
 
 
 def load_folder(folder: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, Sam2Spec]:

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from trainer.sam2_ft.batches import Item
 from trainer.sam2_ft.feature_cache import FeatureCache
 from trainer.sam2_ft.forward import decode, encode_images, image_features, preprocess
-from trainer.sam2_ft.losses import downsample_targets, mask_loss
+from trainer.sam2_ft.losses import downsample_targets, loss_size, mask_loss
 from trainer.sam2_ft.prompts import Prompts, corrective_click, sample_prompts
 
 
@@ -39,8 +39,8 @@ class Sam2Objective(torch.nn.Module):
         feats = feats.select(owner)
         gt = torch.cat([it.masks for it in items]).to(device)
         prompts = Prompts.cat([sample_prompts(kind, it.masks, it.generator) for it in items]).to(device)
-        low_res_size = (self.model.image_size // 4,) * 2
-        target = downsample_targets(gt, low_res_size)  # once, shared by every click
+        size = loss_size(self.model.image_size)
+        target = downsample_targets(gt, (size, size))  # once, shared by every click
 
         if kind == "mask":  # the model's own prediction from the point comes back as the mask prompt (SAM's way)
             with torch.no_grad():

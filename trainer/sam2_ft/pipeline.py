@@ -19,7 +19,7 @@ from trainer.runlog import RunDir
 from trainer.sam2_ft.batches import resize_dataset
 from trainer.sam2_ft.config import Sam2TrainConfig
 from trainer.sam2_ft.evaluate import METRICS, auto_thresholds, evaluate
-from trainer.sam2_ft.loop import Trainer, TrainingStopped, World, run_training
+from trainer.sam2_ft.loop import Trainer, World, evaluation, start_or_resume, train_session
 from trainer.sam2_ft.model import HUB_IDS, Sam2Spec, build_model, save_spec
 
 
@@ -49,9 +49,9 @@ def init_world(device: str | None) -> tuple[World, torch.device]:
     return World(rank=dist.get_rank() if size > 1 else 0, size=size), dev
 
 
-def default_out(world: World) -> str:
-    """runs/sam2-<timestamp>, the same on every rank."""
-    name = [f"runs/sam2-{time.strftime('%Y%m%d-%H%M%S')}"]
+def default_out(world: World, prefix: str = "sam2") -> str:
+    """runs/<prefix>-<timestamp>, the same on every rank."""
+    name = [f"runs/{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"]
     if world.size > 1:
         dist.broadcast_object_list(name, src=0)
     return name[0]
@@ -84,37 +84,11 @@ def run(cfg: Sam2TrainConfig, dataset: SegmentationDataset | None = None) -> Run
     trainer = Trainer(cfg, model, resize_dataset(train_set, cfg.image_size, cfg.progress and world.main), precision,
                       world)
 
-    def eval_now(step: int, phase: str = "eval") -> dict:
-        if not cfg.eval:
-            return {}
-        metrics = evaluate(model, val_set, cfg.eval_images, cfg.auto_points_per_side, cfg.seed, cfg.progress,
-                           auto_thresholds(cfg)) if world.main else {}
-        if world.main:
-            run_dir.log({"step": step, "phase": phase, **{k: metrics[k] for k in METRICS}})
-        if world.size > 1:
-            dist.barrier()
-        return metrics
-
-    if cfg.resume:
-        trainer.load(run_dir)
-        if world.main:
-            run_dir.truncate_metrics(trainer.step)
-        before = next((r for r in run_dir.read_metrics() if r.get("phase") == "before"), {})
-    else:
-        if world.main and run_dir.metrics_path.exists():
-            run_dir.metrics_path.unlink()  # a fresh run in an old folder starts a fresh log
-        before = eval_now(0, "before")
-
-    until = min(cfg.steps, trainer.step + cfg.stop_after) if cfg.stop_after else cfg.steps
-    status, timing = "finished", {"train_time_s": 0.0, "images_per_s": 0.0}
-    try:
-        timing = run_training(trainer, run_dir, until, on_eval=eval_now)
-        trainer.save(run_dir)
-    except TrainingStopped as err:
-        status = "stopped"
-        print(f"warning: {err}")
-    if status == "finished" and trainer.step < cfg.steps:
-        status = "paused"
+    eval_now = evaluation(run_dir, world, enabled=cfg.eval, keys=METRICS, measure=lambda: evaluate(
+        model, val_set, cfg.eval_images, cfg.auto_points_per_side, cfg.seed, cfg.progress, auto_thresholds(cfg)))
+    logged = start_or_resume(trainer, run_dir)
+    before = next((r for r in logged if r.get("phase") == "before"), {}) if cfg.resume else eval_now(0, "before")
+    status, timing = train_session(trainer, run_dir, on_eval=eval_now)
     after = eval_now(trainer.step, "after") if status == "finished" else {}
 
     summary = {}

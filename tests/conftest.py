@@ -1,0 +1,13 @@
+"""Fixtures several test files share."""
+
+import pytest
+import torch
+
+
+@pytest.fixture
+def one_thread():
+    """Multi-threaded CPU kernels sum in a varying order (two identical runs differ by ~1e-6); one thread is exact."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -1,0 +1,105 @@
+"""`python -m trainer federated`: check every client's data, then run the ServerApp and the ClientApps in Flower's
+Simulation Engine (Ray: one actor per --client-cpus / --client-gpus), then draw overlays of the global model.
+
+The apps are the ones a real deployment runs (SuperLink + SuperNodes, see README); the simulation hands them the
+config directly instead of through a Flower run config.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from trainer.checkpoint import STATE_NAME
+from trainer.federated.config import FederatedConfig
+from trainer.federated.sites import Site, load_sites
+from trainer.runlog import RunDir
+from trainer.sam2_ft.pipeline import RunResult, base_weights, build
+
+
+def run(cfg: FederatedConfig) -> RunResult:
+    cfg.validate()
+    cfg.out = cfg.out or f"runs/federated-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir = RunDir(cfg.out)
+    if cfg.resume and not ((run_dir.state_dir / STATE_NAME).exists() and run_dir.weights_path.exists()):
+        raise FileNotFoundError(f"{run_dir.path}: nothing to resume (no model.safetensors + state/)")
+    sites = load_sites(cfg)  # every client's data is checked before any round; errors name the client and file
+    # bad weights fail here, before Ray starts; the simulation's ServerApp (same process) starts from this model
+    model = build(cfg, run_dir.weights_path if cfg.resume else base_weights(cfg), torch.device("cpu"))
+    simulate(cfg, model, describe(sites))
+    summary = json.loads(run_dir.summary_path.read_text())
+    if summary["status"] == "finished" and cfg.overlays > 0:
+        draw(cfg, run_dir, sites)
+    return RunResult(run_dir.path, summary["status"], summary)
+
+
+def simulate(cfg: FederatedConfig, model: torch.nn.Module, dataset: dict[str, Any]) -> None:
+    """Flower's Simulation Engine: one virtual SuperNode per client."""
+    from flwr.simulation import run_simulation
+
+    from trainer.federated.client_app import make_client_app
+    from trainer.federated.server_app import make_server_app
+
+    logging.getLogger("flwr").setLevel(logging.WARNING)  # rounds are shown by our progress bar
+    for_actors = portable(cfg)  # Ray actors do not share the driver's working directory
+    with environment(ACTOR_ENV):
+        run_simulation(server_app=make_server_app(cfg, model, dataset), client_app=make_client_app(for_actors),
+                       num_supernodes=cfg.num_clients,
+                       backend_config={"client_resources": {"num_cpus": cfg.client_cpus,
+                                                            "num_gpus": cfg.client_gpus}})
+
+
+# Inherited by Ray's actors: no per-actor notice about GPU variables (a user's own setting wins).
+ACTOR_ENV = {"RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0"}
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    added = {k: v for k, v in values.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+def portable(cfg: FederatedConfig) -> FederatedConfig:
+    """The config with local paths made absolute."""
+    def absolute(path: str | None) -> str | None:
+        return str(Path(path).resolve()) if path and Path(path).exists() else path
+
+    return replace(cfg, data=absolute(cfg.data), client_data=[absolute(p) for p in cfg.client_data],
+                   weights=absolute(cfg.weights), out=absolute(cfg.out))
+
+
+def describe(sites: list[Site]) -> dict[str, Any]:
+    """What summary.json says of the data (in a simulation the driver holds every site)."""
+    names: list[str] = []
+    for site in sites:
+        names += [n for n in site.train.class_names if n not in names]
+    first = sites[0].train
+    return {"format": first.format, "class_names": names, "normalization": first.normalization,
+            "num_val": sum(len(site.val) for site in sites)}
+
+
+def draw(cfg: FederatedConfig, run_dir: RunDir, sites: list[Site]) -> None:
+    """overlays/: the base model vs the global model on validation images, taken from each client in turn."""
+    from trainer.sam2_ft.overlays import draw_overlays, predict_for_overlays
+
+    samples = [site.val[i] for i in range(max(map(lambda s: len(s.val), sites))) for site in sites
+               if i < len(site.val)][:cfg.overlays]
+    if not samples:
+        return
+    device = torch.device("cpu")
+    tuned = predict_for_overlays(build(cfg, run_dir.weights_path, device), samples, cfg.seed)
+    base = predict_for_overlays(build(cfg, base_weights(cfg), device), samples, cfg.seed)
+    draw_overlays(samples, base, tuned, run_dir.overlays, titles=("base", "federated (global model)"))

@@ -1,0 +1,52 @@
+"""The SAM2 trainer's loop (optimizer, schedule, precision, accumulation, DDP, NaN guard, checkpoints, resume)
+with the semantic objective plugged in: only what is trained and what a micro-batch holds differ."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+
+from trainer.sam2_ft.batches import rank_slice, step_indices
+from trainer.sam2_ft.feature_cache import FeatureCache
+from trainer.sam2_ft.loop import Trainer
+from trainer.semantic.batches import make_items, pixel_frequencies
+from trainer.semantic.objective import SemanticLoss, SemanticObjective
+
+
+class SemanticTrainer(Trainer):
+    name: ClassVar[str] = "semantic"
+
+    def build_objective(self) -> tuple[list[torch.nn.Parameter], torch.nn.Module]:
+        cfg, model = self.cfg, self.model
+        model.requires_grad_(True)
+        model.image_encoder.requires_grad_(not cfg.frozen)
+        device = next(model.parameters()).device
+        weights = class_weights(cfg.class_weights, self.data, model.head.num_classes)
+        loss = SemanticLoss(cfg.ce_weight, cfg.dice_weight, None if weights is None else weights.to(device))
+        cache = FeatureCache(device) if cfg.feature_cache and cfg.frozen else None
+        return [p for p in model.parameters() if p.requires_grad], SemanticObjective(model, loss, cache)
+
+    def micro_batch(self, micro: int) -> tuple[list]:
+        cfg = self.cfg
+        positions = step_indices(len(self.data), cfg.batch_size, self.step, micro, cfg.grad_accum, cfg.seed)
+        return (make_items(self.data, rank_slice(positions, self.world.rank, self.world.size), self.step, cfg.seed,
+                           cfg.hflip),)
+
+
+def class_weights(spec: str, data: list, num_classes: int) -> torch.Tensor | None:
+    """--class-weights: none | balanced (inverse pixel frequency, mean 1 over the classes present) | 'w0,w1,...'."""
+    if spec == "none":
+        return None
+    if spec == "balanced":
+        freq = pixel_frequencies(data, num_classes)
+        inverse = torch.where(freq > 0, 1 / freq.clamp(min=1e-12), torch.zeros_like(freq))
+        return (inverse / inverse[freq > 0].mean()).float()
+    try:
+        values = [float(v) for v in spec.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != num_classes or min(values, default=-1) < 0:
+        raise ValueError(f"--class-weights: expected none, balanced, or {num_classes} non-negative numbers "
+                         f"(background first), got {spec!r}")
+    return torch.tensor(values)
