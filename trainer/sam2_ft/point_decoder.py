@@ -65,6 +65,9 @@ def _image_to_tokens(attn: torch.nn.Module, q: torch.Tensor | None, k: torch.Ten
     return torch.baddbmm(attn.out_proj.bias, weights.transpose(1, 2), values.reshape(P, H * T, C))
 
 
+HEAD_ROWS = 4  # rows of the S/16 grid per band of the mask head without gradients (16 rows of its 256² output)
+
+
 class PointDecoder:
     """sam2's prompt encoder + mask decoder for many prompts (points, box corners, optional mask input) on ONE
     image, without a copy of the image per prompt. Without a mask input the first transformer layer's image-side
@@ -117,7 +120,7 @@ class PointDecoder:
         queries = layer.norm2(queries + t2i.out_proj(out))
         queries = layer.norm3(queries + layer.mlp(queries))
         out = _image_to_tokens(layer.cross_attn_image_to_token, None, queries + tokens, queries, shared_q=i2t_q)
-        return queries, layer.norm4(keys + out)
+        return queries, layer.norm4(out.add_(keys))  # in place into a fresh result: no new 4096 x C per prompt
 
     def _layer(self, layer: torch.nn.Module, queries: torch.Tensor, keys: torch.Tensor,
                tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,7 +136,7 @@ class PointDecoder:
                                                          keys))
         queries = layer.norm3(queries + layer.mlp(queries))
         out = _image_to_tokens(layer.cross_attn_image_to_token, keys_pe, queries + tokens, queries)
-        return queries, layer.norm4(keys + out)
+        return queries, layer.norm4(out.add_(keys))  # in place into a fresh result: no new 4096 x C per prompt
 
     def _transformer(self, tokens: torch.Tensor, dense: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """sam2's TwoWayTransformer.forward: (tokens out P x T x C, image out P x N x C); `dense` is the prompts'
@@ -173,10 +176,11 @@ class PointDecoder:
         # with gradients every mask token runs, as in sam2: the unused ones get zero gradients, not none, so the
         # optimizer (weight decay, moments) treats them as it does with sam2's decoder
         computed = slice(None) if torch.is_grad_enabled() else chosen
-        iou = decoder.iou_prediction_head(queries[:, first])[:, computed]
+        all_iou = decoder.iou_prediction_head(queries[:, first])
+        iou = all_iou[:, chosen]
         rows = torch.arange(len(queries), device=queries.device)
         if min_iou is not None:
-            rows = rows[(iou[:, chosen] > min_iou).any(1)]
+            rows = rows[(iou > min_iou).any(1)]
             keys = keys[rows]
         tokens_out = queries[rows, first + 1:first + 1 + decoder.num_mask_tokens][:, computed]
         hyper = torch.stack([mlp(tokens_out[:, i]) for i, mlp in
@@ -184,23 +188,39 @@ class PointDecoder:
         src = keys.transpose(1, 2).unflatten(2, self.shape[1:])  # channels-last view, P' x C x h x w
         masks = self._mask_head(src, hyper)
         if computed != chosen:
-            masks, iou = masks[:, chosen], iou[:, chosen]
+            masks = masks[:, chosen]
         if dynamic:  # sam2's own choice between the single-mask token and the best of the three
             masks, iou = decoder._dynamic_multimask_via_stability(masks, iou)
         return masks, iou, rows
 
     def _mask_head(self, src: torch.Tensor, hyper: torch.Tensor) -> torch.Tensor:
         """The end of sam2's MaskDecoder.predict_masks: upscaling with the high-res features, then the
-        hypernetworks, in channels-last; sam2's LayerNorm2d runs as one layer_norm over that layout's channels."""
+        hypernetworks. Without gradients it runs in bands of rows (each input row of the stride-2 transposed
+        convolutions makes its own output rows, so bands are exact): the 128² and 256² activations of a band stay
+        in cache instead of a fresh P x 32 x 256² tensor per call."""
+        if torch.is_grad_enabled() or not self.decoder.use_high_res_features:
+            return self._upscale_and_project(src, hyper, *self.high_res)
+        h = src.shape[2]
+        feat_s0, feat_s1 = self.high_res
+        masks = src.new_empty(len(src), hyper.shape[1], 4 * h, 4 * src.shape[3])
+        for r in range(0, h, HEAD_ROWS):
+            band = slice(r, r + HEAD_ROWS)
+            masks[:, :, 4 * r:4 * (r + HEAD_ROWS)] = self._upscale_and_project(
+                src[:, :, band], hyper, feat_s0[:, :, 4 * r:4 * (r + HEAD_ROWS)], feat_s1[:, :, 2 * r:2 * (r + HEAD_ROWS)])
+        return masks
+
+    def _upscale_and_project(self, src: torch.Tensor, hyper: torch.Tensor, feat_s0: torch.Tensor,
+                             feat_s1: torch.Tensor) -> torch.Tensor:
+        """sam2's upscaling (channels-last; its LayerNorm2d as one layer_norm over the channels) and hypernetwork
+        product for src P x C x rows x w."""
         decoder = self.decoder
         if not decoder.use_high_res_features:
             upscaled = decoder.output_upscaling(src)
         else:
             dc1, ln1, act1, dc2, act2 = decoder.output_upscaling
-            feat_s0, feat_s1 = self.high_res
-            x = (dc1(src) + feat_s1).permute(0, 2, 3, 1)
+            x = dc1(src).add_(feat_s1).permute(0, 2, 3, 1)  # in place: the 128² and 256² maps are the big ones
             x = act1(F.layer_norm(x, x.shape[-1:], ln1.weight, ln1.bias, ln1.eps)).permute(0, 3, 1, 2)
-            upscaled = act2(dc2(x) + feat_s0)
+            upscaled = act2(dc2(x).add_(feat_s0))
         b, c, h, w = upscaled.shape
         pixels = upscaled.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view when channels-last
         return (pixels @ hyper.transpose(1, 2)).transpose(1, 2).reshape(b, hyper.shape[1], h, w)
