@@ -5,7 +5,9 @@
 For each grid: seconds per image for both (same model, image, settings, embedding included), the speed-up, the
 mask counts and their agreement: every stock mask matched to its best mask of ours (mean matched IoU, share >= 0.9)
 and the other way round. `--settings bench` is bench_app_speed.py's (no IoU / stability filter: every grid mask
-reaches NMS, the worst case); `sam2` is sam2's own defaults (predicted IoU > 0.8, stability >= 0.95).
+reaches NMS, the worst case); `sam2` is sam2's own defaults (predicted IoU > 0.8, stability >= 0.95); `no-nms`
+keeps every grid mask (3 per point), so all of them are compared, not only the survivors (a random-init or young
+model's masks all cover most of the image and NMS leaves one).
 Default model: random-init sam2.1 tiny (offline); `--weights` takes a trained checkpoint or run folder.
 """
 
@@ -24,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 warnings.filterwarnings("ignore")
 
 SETTINGS = {"bench": dict(pred_iou_thresh=0.0, stability_score_thresh=0.0),
-            "sam2": dict(pred_iou_thresh=0.8, stability_score_thresh=0.95)}
+            "sam2": dict(pred_iou_thresh=0.8, stability_score_thresh=0.95),
+            "no-nms": dict(pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0)}
 
 
 def agreement(a: list[np.ndarray], b: list[np.ndarray]) -> tuple[float, float]:
@@ -55,6 +58,11 @@ def main() -> None:
     print(f"sam2.1 tiny ({args.weights or 'random init'}), model input {args.image_size}, astronaut "
           f"{image.shape[1]}x{image.shape[0]}, settings {args.settings} {SETTINGS[args.settings]}, "
           f"{torch.get_num_threads()} torch threads, CPU")
+    predictor = make_mask_generator(model).predictor
+    with torch.inference_mode():
+        start = time.perf_counter()
+        predictor.set_image(image)
+    print(f"image embedding (part of every time below, both sides): {time.perf_counter() - start:.1f} s")
     for side in args.sides:
         results = {}
         for name, stock in (("sam2", True), ("ours", False)):

@@ -283,6 +283,7 @@ def _embedding_state(handle: Sam2Handle) -> dict[str, Any]:
     predictor = handle.predictor
     features = predictor._features
     decoder = PointDecoder(handle.model, features["image_embed"][-1:], [f[-1:] for f in features["high_res_feats"]])
+    decoder.precompute()
     return {"_features": features, "_orig_hw": predictor._orig_hw, "decoder": decoder}
 
 

@@ -103,6 +103,11 @@ def test_same_masks_and_records_as_sam2s_generator(model, image, kwargs):
     assert calls and calls[-1][0] == calls[-1][1] and [d for d, _ in calls] == sorted(d for d, _ in calls)
 
 
+def test_no_mask_passing_the_filters_gives_no_records(model, image):
+    with torch.inference_mode():
+        assert make_mask_generator(model, points_per_side=3, pred_iou_thresh=0.999).generate(image) == []
+
+
 def test_mask_to_mask_refinement_falls_back_to_sam2(model, image):
     generator = make_mask_generator(model, points_per_side=2, use_m2m=True, pred_iou_thresh=0.0,
                                     stability_score_thresh=0.0)

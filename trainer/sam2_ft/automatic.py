@@ -26,13 +26,16 @@ from torchvision.ops.boxes import batched_nms
 from trainer.sam2_ft.point_decoder import PointDecoder
 
 Progress = Callable[[int, int], None]  # (points decoded so far, points to decode in all)
+# Points per decoder call on a CPU, whatever points_per_batch says: 4 kept the activations in cache (~10% faster
+# than 16, ~20% than 64 on 2 cores); points_per_batch still sets the batches of filtering and progress.
+CPU_POINTS_PER_CALL = 4
 
 
 class FastMaskGenerator(SAM2AutomaticMaskGenerator):
     """SAM2AutomaticMaskGenerator with the same arguments and output; `progress(done, total)` is called as grid
     points are decoded (for progress bars)."""
 
-    def __init__(self, model: torch.nn.Module, points_per_batch: int = 16, progress: Progress | None = None,
+    def __init__(self, model: torch.nn.Module, points_per_batch: int = 64, progress: Progress | None = None,
                  **kwargs: Any):
         super().__init__(model, points_per_batch=points_per_batch, **kwargs)
         self.progress = progress
@@ -54,9 +57,13 @@ class FastMaskGenerator(SAM2AutomaticMaskGenerator):
                 min_iou: float | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(points, low-res logits, predicted IoU, rows) for grid points in crop pixels, on the predictor's image."""
         points = torch.as_tensor(points, dtype=torch.float32, device=self.predictor.device)
-        coords = self.predictor._transforms.transform_coords(points, normalize=True, orig_hw=size)
+        coords = self.predictor._transforms.transform_coords(points, normalize=True, orig_hw=size)[:, None]
         labels = torch.ones(len(coords), 1, dtype=torch.int, device=coords.device)
-        return points, *self._decoder(coords[:, None], labels, self.multimask_output, min_iou)
+        step = CPU_POINTS_PER_CALL if points.device.type == "cpu" else len(points)
+        parts = [self._decoder(coords[i:i + step], labels[i:i + step], self.multimask_output, min_iou)
+                 for i in range(0, len(points), step)]
+        rows = torch.cat([part[2] + i for i, part in zip(range(0, len(points), step), parts)])
+        return points, torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), rows
 
     def _process_crop(self, image: np.ndarray, crop_box: list[int], crop_layer_idx: int,
                       orig_size: tuple[int, ...]) -> MaskData:

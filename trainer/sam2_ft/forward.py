@@ -2,7 +2,8 @@
 
     encode_images   image_encoder only (cacheable when frozen)
     image_features  the decoder's conv_s0/conv_s1 projections + no_mem_embed, as SAM2ImagePredictor.set_image does
-    decode          prompt encoder + mask decoder for N objects, each with its own image's features
+    decode          prompt encoder + mask decoder for N objects, each with its own image's features: per image one
+                    PointDecoder (point_decoder.py) for all of its objects, so the image is never copied per object
 
 sam2's `forward_image` applies conv_s0/conv_s1 (mask-decoder weights) inside the encoder call; we apply them
 after the cache instead, so a trainable mask decoder still trains them when the encoder is frozen.
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from trainer.sam2_ft.point_decoder import PointDecoder
+
 Encoded = dict[str, list[torch.Tensor]]  # {"backbone_fpn": [...], "vision_pos_enc": [...]} as image_encoder returns
 
 
@@ -23,10 +26,14 @@ Encoded = dict[str, list[torch.Tensor]]  # {"backbone_fpn": [...], "vision_pos_e
 class Features:
     image_embed: torch.Tensor  # B x C x S/16 x S/16
     high_res: list[torch.Tensor]  # [B x C/8 x S/4 x S/4, B x C/4 x S/8 x S/8]
+    owner: torch.Tensor | None = None  # the image row of each object (select); None: row i is object i's image
 
     def select(self, image_index: torch.Tensor) -> "Features":
-        """One row per object: the features of the image each object belongs to."""
-        return Features(self.image_embed[image_index], [f[image_index] for f in self.high_res])
+        """The features of the image each object belongs to, by reference: nothing is copied per object."""
+        return Features(self.image_embed, self.high_res, image_index)
+
+    def image(self, row: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        return self.image_embed[row:row + 1], [f[row:row + 1] for f in self.high_res]
 
 
 @functools.lru_cache(maxsize=4)
@@ -62,19 +69,18 @@ def image_features(model: torch.nn.Module, encoded: Encoded) -> Features:
 
 def decode(model: torch.nn.Module, feats: Features, coords: torch.Tensor, labels: torch.Tensor,
            mask_input: torch.Tensor | None, multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Low-res mask logits (N x M x S/4 x S/4) and predicted IoUs (N x M) for N objects.
+    """Low-res mask logits (N x M x S/4 x S/4) and predicted IoUs (N x M) for N objects, as sam2's MaskDecoder gives
+    them (its training-mode outputs when the model trains).
 
-    feats holds one row per object (Features.select), so one decoder call serves every object of every image.
     coords are in model-input pixels (0..image_size); labels 1/0 points, 2/3 box corners, -1 padding.
     """
-    sparse, dense = model.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=mask_input)
-    low_res, iou, _, _ = model.sam_mask_decoder(
-        image_embeddings=feats.image_embed,
-        image_pe=model.sam_prompt_encoder.get_dense_pe(),
-        sparse_prompt_embeddings=sparse,
-        dense_prompt_embeddings=dense,
-        multimask_output=multimask,
-        repeat_image=False,  # features are already one row per object
-        high_res_features=feats.high_res,
-    )
+    owner = feats.owner if feats.owner is not None else torch.arange(len(coords), device=coords.device)
+    rows = [torch.nonzero(owner == image)[:, 0] for image in torch.unique(owner).tolist()]
+    outputs = [PointDecoder(model, *feats.image(int(owner[r[0]])))(
+        coords[r], labels[r], multimask, mask_input=None if mask_input is None else mask_input[r])[:2] for r in rows]
+    order = torch.cat(rows)
+    low_res, iou = torch.cat([o[0] for o in outputs]), torch.cat([o[1] for o in outputs])
+    if not torch.equal(order, torch.arange(len(order), device=order.device)):  # objects not grouped by image
+        inverse = torch.argsort(order)
+        low_res, iou = low_res[inverse], iou[inverse]
     return low_res, iou

@@ -83,7 +83,7 @@ class Trainer:
         if self.world.size > 1:  # unused params: e.g. the box-corner embeddings in a step without boxes
             self.module = torch.nn.parallel.DistributedDataParallel(self.objective, find_unused_parameters=True)
         self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                           foreach=True)  # one kernel per step for the many small tensors
+                                           fused=True)  # one kernel per tensor; CPU's foreach is a Python loop
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg.warmup_steps, cfg.steps))
         self.scaler = self.precision.grad_scaler()
         self.step = 0
