@@ -1,11 +1,13 @@
-"""Peak memory and images/s of SAM2 training: frozen encoder vs LoRA vs full vs full + gradient checkpointing.
+"""Peak memory and images/s of SAM2 training: frozen encoder vs LoRA vs full, each LoRA/full also with gradient
+checkpointing.
 
-    python bench/bench_sam2_memory.py [--image-size 1024] [--steps 3] [--lora 8] [--device cpu|cuda]
+    python bench/bench_sam2_memory.py [--image-size 1024] [--steps 3] [--lora 8] [--device cpu|cuda] [--modes ...]
 
 Each mode runs in its own process (a fresh peak): random-init sam2.1 tiny, synthetic scenes at --image-size, batch
 1, every object of the image, one warm-up step then --steps timed steps. Peak memory is the process's peak RSS on
 CPU (getrusage), torch's peak allocated on CUDA; "training" is that peak minus the memory held once the model and
-data are loaded. Ratios are against the frozen encoder with its feature cache, measured in the same run.
+data are loaded. Ratios are against the first mode run (default: the frozen encoder with its feature cache),
+measured in the same run.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ MODES = {
     "LoRA": dict(freeze="image_encoder", lora=8),
     "full": dict(freeze="none"),
     "full + grad checkpointing": dict(freeze="none", grad_checkpointing=True),
+    "LoRA + grad checkpointing": dict(freeze="image_encoder", lora=8, grad_checkpointing=True),
 }
 
 
@@ -86,6 +89,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--lora", type=int, default=8)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES), metavar="MODE",
+                        help=f"which to run (default: all; the first one given is the baseline): {', '.join(MODES)}")
     parser.add_argument("--child", choices=list(MODES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -95,14 +100,14 @@ def main() -> None:
     print(f"sam2.1 tiny random init, {args.image_size}px, batch 1, every object, {args.steps} timed steps, "
           f"{args.device}; LoRA rank {args.lora}")
     results = {}
-    for mode in MODES:
+    for mode in args.modes:
         out = subprocess.run([sys.executable, __file__, "--child", mode, "--image-size", str(args.image_size),
                               "--steps", str(args.steps), "--lora", str(args.lora), "--device", args.device],
                              capture_output=True, text=True, check=True)
         results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"  {mode}: done", flush=True)
-    base = results["frozen + cache"]
-    print("\n| mode | trainable params | peak MiB | training MiB (peak - loaded) | images/s | vs frozen |")
+    base = results[args.modes[0]]
+    print(f"\n| mode | trainable params | peak MiB | training MiB (peak - loaded) | images/s | vs {args.modes[0]} |")
     print("|---|---|---|---|---|---|")
     for mode, r in results.items():
         print(f"| {mode} | {r['trainable'] / 1e6:.2f} M | {r['peak_mib']:.0f} | {r['peak_mib'] - r['loaded_mib']:.0f} | "

@@ -7,8 +7,9 @@
     python bench/bench_sam2_speed.py precision   fp32 vs bf16 train step
     python bench/bench_sam2_speed.py all
 
-`tutorial` runs at --image-size 1024 unless given (about 10 minutes on 2 free cores); the others at 256 (well
-under 3 minutes each).
+`tutorial` runs at --image-size 1024 unless given (about 2.5 minutes on 2 free cores; `--quality-steps 150 --lr
+1e-3` trains both sides further so that their mIoU means something: ~15 minutes); the others at 256 (well under 3
+minutes each).
 """
 
 from __future__ import annotations
@@ -150,9 +151,10 @@ def miou(model: torch.nn.Module, dataset: SegmentationDataset) -> dict[str, floa
     return {kind: float(np.mean(v)) for kind, v in ious.items()}
 
 
-def bench_tutorial(dataset, size: int, rounds: int = 3, lr: float = 1e-4) -> None:
+def bench_tutorial(dataset, size: int, rounds: int = 3, lr: float = 1e-4, quality_steps: int = 0) -> None:
     """Same data, random init, prompts (one point per object, every object), loss (BCE + IoU) and batch (1) on
-    both sides; ours with the frozen encoder's feature cache. Equal step counts, then validation mIoU of both."""
+    both sides; ours with the frozen encoder's feature cache. Equal step counts (both continue to `quality_steps`
+    when that is more than the timing took), then validation mIoU of both."""
     val = scenes(2, size, seed=1)
     objects = [len(s.masks) for s in dataset]
     print(f"[tutorial] baseline = the LabPics tutorial loop (1 image/step, encoder recomputed under no_grad); "
@@ -165,6 +167,12 @@ def bench_tutorial(dataset, size: int, rounds: int = 3, lr: float = 1e-4) -> Non
     compare(tutorial, {"ours, frozen encoder + feature cache (same prompts/loss/batch as the tutorial)": cached},
             images=len(dataset), rounds=rounds)
     steps = len(dataset) * (rounds + 1) + 1  # epoch + compare's warm-up step + rounds: the same on both sides
+    if quality_steps > steps:
+        from tqdm import tqdm
+
+        for _ in tqdm(range(quality_steps - steps), desc="both to --quality-steps", leave=False):
+            tutorial(), cached()
+        steps = quality_steps
     print(f"  validation mIoU after {steps} steps each ({len(val)} held-out scenes): "
           f"tutorial {miou(tutorial_model, val)}, ours {miou(trainer.model, val)}")
 
@@ -193,6 +201,10 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=None, help="default: 1024 for tutorial, 256 otherwise")
     parser.add_argument("--images", type=int, default=None, help="training images (default: 4 tutorial, 8 others)")
     parser.add_argument("--rounds", type=int, default=3, help="tutorial: timed rounds of one epoch each")
+    parser.add_argument("--lr", type=float, default=1e-4, help="tutorial: both sides' learning rate")
+    parser.add_argument("--quality-steps", type=int, default=0,
+                        help="tutorial: train both sides to this many steps before comparing validation mIoU "
+                             "(default: the steps the timing took)")
     args = parser.parse_args()
     print(f"machine: {torch.get_num_threads()} torch threads, CPU; sam2.1 tiny random init")
     for name in ("tutorial", "cache", "precision"):
@@ -201,7 +213,7 @@ def main() -> None:
         size = args.image_size or (1024 if name == "tutorial" else 256)
         start = time.perf_counter()
         if name == "tutorial":
-            bench_tutorial(scenes(args.images or 4, size, seed=0), size, args.rounds)
+            bench_tutorial(scenes(args.images or 4, size, seed=0), size, args.rounds, args.lr, args.quality_steps)
         else:
             dataset = make_dataset(args.images or 8, size, seed=0)
             print(f"[{name}] {size}px, {len(dataset)} synthetic images")
