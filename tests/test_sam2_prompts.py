@@ -39,6 +39,18 @@ def test_points_are_padding_where_a_region_is_empty():
     assert p.labels.tolist() == [[1, -1, -1]]
 
 
+def test_points_are_uniform_over_the_region():
+    """Every pixel of the region equally likely (as sam2's argmax-of-noise sampler), none outside it."""
+    m = torch.zeros(2, 1, 32, 32, dtype=torch.bool)
+    m[0, 0, 3, [4, 9, 20, 31]] = True  # four scattered pixels
+    m[1, 0, 10:12, 0:2] = True  # a 2x2 block at the left edge
+    p = prompts.sample_points(m, 4000, 0, torch.Generator().manual_seed(1))
+    assert _at(m, p.coords).all()
+    for row in range(2):
+        _, counts = torch.unique(p.coords[row], dim=0, return_counts=True)
+        assert len(counts) == 4 and counts.min() > 850 and counts.max() < 1150  # 1000 each, +-5 sigma
+
+
 def test_same_generator_seed_same_prompts():
     m = _masks()
     a = prompts.sample_prompts("points", m, torch.Generator().manual_seed(5))

@@ -52,7 +52,7 @@ class Sam2Objective(torch.nn.Module):
             if click:  # next click from the error region of the previous prediction, which is also the mask prompt
                 best = best_mask(low_res, iou)
                 pred = F.interpolate(best.float(), size=gt.shape[-2:], mode="bilinear") > 0
-                clicks = [corrective_click(gt[owner == i].cpu(), pred[owner == i].cpu(), it.generator)
+                clicks = [corrective_click(gt[owner == i], pred[owner == i], it.generator)
                           for i, it in enumerate(items)]
                 prompts = prompts.add_points(torch.cat([c for c, _ in clicks]).to(device),
                                              torch.cat([lab for _, lab in clicks]).to(device))
