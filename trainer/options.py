@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import MISSING, Field, asdict, fields
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 C = TypeVar("C")
 
@@ -54,3 +54,16 @@ def from_dict(cls: type[C], data: dict[str, Any]) -> C:
     """A config from a saved config.yaml, ignoring keys this version does not know (e.g. 'kind')."""
     names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     return cls(**{k: v for k, v in data.items() if k in names})
+
+
+class RunConfig:
+    """Base of the trainers' config dataclasses: config.yaml is the fields plus `kind`, read back by from_dict."""
+
+    kind: ClassVar[str]  # the trainer that wrote the config (python -m trainer KIND)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **asdict(self)}  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[C], data: dict[str, Any]) -> C:
+        return from_dict(cls, data)

@@ -7,15 +7,15 @@ RUN_DIR/config.yaml so `--resume` (and a rerun) starts from that file alone.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 from trainer import options
 from trainer.d2_ft.choices import DEFAULT_ZOO_CONFIG, DEPTHS, NORMS
 
 
 @dataclass
-class D2TrainConfig:
+class D2TrainConfig(options.RunConfig):
+    kind = "detectron2"
     # Data
     data: str = field(default="builtin", metadata={"help": "dataset path, or 'builtin' (real photos shipped with us)"})
     format: str = field(default="auto", metadata={"help": "dataset format (auto-detected by default)"})
@@ -91,11 +91,3 @@ class D2TrainConfig:
         if len(self.opts) % 2:
             raise ValueError("--opts takes KEY VALUE pairs")
         return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": "detectron2", **asdict(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "D2TrainConfig":
-        return options.from_dict(cls, data)
-

@@ -7,10 +7,10 @@ The same config travels to Flower apps started by `flwr run` as the run config (
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from trainer.sam2_ft.config import Sam2TrainConfig
+from trainer.sam2_ft.config import Sam2TrainConfig, sam2_option
 
 STRATEGIES = ("fedavg", "fedprox", "fedadam")
 SPLITS = ("iid", "by-class", "dirichlet:ALPHA")
@@ -18,14 +18,9 @@ SIMULATION_ONLY = ("client_cpus", "client_gpus", "overlays", "push_to")  # what 
 HIDDEN = {"cli": False}  # sam2 options that rounds replace (steps = rounds x local steps; every round is saved)
 
 
-def sam2_option(name: str, default: Any, help: str | None = None) -> Any:
-    """The SAM2 trainer's option `name` with another default; its help (unless given) and choices kept."""
-    metadata = {f.name: f for f in fields(Sam2TrainConfig)}[name].metadata
-    return field(default=default, metadata={**metadata, **({"help": help} if help else {})})
-
-
 @dataclass
 class FederatedConfig(Sam2TrainConfig):
+    kind = "federated"
     # The write-up's recipe: sam2 options with other defaults (same place, flag, help and choices)
     freeze: str = sam2_option("freeze", "image_encoder,prompt_encoder")
     loss: str = sam2_option("loss", "dice_ce")
@@ -94,8 +89,6 @@ class FederatedConfig(Sam2TrainConfig):
         super().validate()
         return self
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": "federated", **asdict(self)}
 
     # Flower run config (flat scalars) ----------------------------------------------------------------------------
     def to_run_config(self) -> dict[str, bool | int | float | str]:

@@ -6,7 +6,7 @@ as RUN_DIR/config.yaml, so a run can be repeated from that file alone.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from trainer import options
@@ -16,7 +16,8 @@ PROMPT_TYPES = ("point", "points", "box", "mask")
 
 
 @dataclass
-class Sam2TrainConfig:
+class Sam2TrainConfig(options.RunConfig):
+    kind = "sam2"
     # Data
     data: str = field(default="builtin", metadata={"help": "dataset path, or 'builtin' (real photos shipped with us)"})
     format: str = field(default="auto", metadata={"help": "dataset format (auto-detected by default)"})
@@ -127,10 +128,10 @@ class Sam2TrainConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
         return self
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": "sam2", **asdict(self)}
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Sam2TrainConfig":
-        return options.from_dict(cls, data)
-
+def sam2_option(name: str, default: Any = None, help: str | None = None) -> Any:
+    """A field for another trainer's config that is the SAM2 trainer's option `name` (flag, help, choices, default),
+    optionally with another default or help text: one source for the options the trainers share."""
+    f = {f.name: f for f in fields(Sam2TrainConfig)}[name]
+    metadata = {**f.metadata, **({"help": help} if help else {})}
+    return field(default=f.default if default is None else default, metadata=metadata)

@@ -8,25 +8,17 @@ RUN_DIR/config.yaml, so a run can be repeated (or resumed) from that file alone.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field, fields
 
 from trainer import options
-from trainer.sam2_ft.config import Sam2TrainConfig
+from trainer.sam2_ft.config import Sam2TrainConfig, sam2_option
 
 FREEZE_CHOICES = ("image_encoder", "none")
-_SAM2_FIELDS = {f.name: f for f in fields(Sam2TrainConfig)}
-
-
-def sam2_option(name: str, default: Any = None, help: str | None = None) -> Any:
-    """The SAM2 trainer's option `name` (default and help), optionally with another default or help text."""
-    f = _SAM2_FIELDS[name]
-    metadata = {**f.metadata, **({"help": help} if help else {})}
-    return field(default=f.default if default is None else default, metadata=metadata)
 
 
 @dataclass
-class SemanticTrainConfig:
+class SemanticTrainConfig(options.RunConfig):
+    kind = "semantic"
     # Data
     data: str = sam2_option("data")
     format: str = sam2_option("format")
@@ -106,13 +98,6 @@ class SemanticTrainConfig:
         if self.ce_weight < 0 or self.dice_weight < 0 or self.ce_weight + self.dice_weight == 0:
             raise ValueError("--ce-weight and --dice-weight must be >= 0 and not both 0")
         self.channels  # noqa: B018 - raise early on a bad list
-        shared = {name: getattr(self, name) for name in _SAM2_FIELDS if hasattr(self, name)}
+        shared = {f.name: getattr(self, f.name) for f in fields(Sam2TrainConfig) if hasattr(self, f.name)}
         Sam2TrainConfig(**shared).validate()  # the options both trainers have, checked as the SAM2 trainer does
         return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": "semantic", **asdict(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SemanticTrainConfig":
-        return options.from_dict(cls, data)
