@@ -86,9 +86,7 @@ def prepare(config: D2TrainConfig, dataset: SegmentationDataset | None = None) -
                 precision=precision, device=device,
                 train_dicts=dataset_dicts(train, cache / "train", desc="caching train images"),
                 val_dicts=dataset_dicts(val, cache / "val", desc="caching val images"),
-                dataset_info={"path": dataset.root or config.data, "format": dataset.format or config.format,
-                              "num_train": len(train), "num_val": len(val), "class_names": dataset.class_names,
-                              "normalization": dataset.normalization,
+                dataset_info={**dataset.describe(train, val, dataset.root or config.data, config.format),
                               "skipped": [str(e) for e in getattr(dataset, "skipped", [])]})
     try:  # a bad --opts key or value fails here once, not in every training process
         train_cfg(plan)

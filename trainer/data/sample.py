@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -100,6 +100,13 @@ class SegmentationDataset(Sequence[Sample]):
         val_idx = sorted(order[:n_val].tolist())
         train_idx = sorted(order[n_val:].tolist())
         return self.subset(train_idx), self.subset(val_idx)
+
+    def describe(self, train: "SegmentationDataset", val: "SegmentationDataset", path: str,
+                 fallback_format: str) -> dict[str, Any]:
+        """The run summary's `dataset` entry: where it came from (as the user named it), format, split sizes,
+        classes and normalisation."""
+        return {"path": path, "format": self.format or fallback_format, "num_train": len(train), "num_val": len(val),
+                "class_names": list(self.class_names), "normalization": self.normalization}
 
     @classmethod
     def from_samples(cls, samples: Sequence[Sample], class_names: list[str], **kw) -> "SegmentationDataset":
