@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from trainer.checkpoint import atomic_write
+from trainer.checkpoint import STATE_NAME, atomic_write
 
 
 class RunDir:
@@ -39,6 +39,11 @@ class RunDir:
     summary_path = property(lambda self: self.path / "summary.json")
     curves_path = property(lambda self: self.path / "curves.png")
     overlays = property(lambda self: self.path / "overlays")
+
+    def require_resumable(self) -> None:
+        """--resume needs what an earlier session saved: the weights and the resume state."""
+        if not ((self.state_dir / STATE_NAME).exists() and self.weights_path.exists()):
+            raise FileNotFoundError(f"{self.path}: nothing to resume (no model.safetensors + state/)")
 
     # Writers ----------------------------------------------------------------------------------------------------
     def write_yaml(self, path: Path, data: Mapping[str, Any]) -> Path:

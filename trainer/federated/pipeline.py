@@ -18,7 +18,6 @@ from typing import Any, Iterator
 
 import torch
 
-from trainer.checkpoint import STATE_NAME
 from trainer.federated.config import FederatedConfig
 from trainer.federated.sites import Site, load_sites
 from trainer.runlog import RunDir
@@ -29,8 +28,8 @@ def run(cfg: FederatedConfig) -> RunResult:
     cfg.validate()
     cfg.out = cfg.out or f"runs/federated-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = RunDir(cfg.out)
-    if cfg.resume and not ((run_dir.state_dir / STATE_NAME).exists() and run_dir.weights_path.exists()):
-        raise FileNotFoundError(f"{run_dir.path}: nothing to resume (no model.safetensors + state/)")
+    if cfg.resume:
+        run_dir.require_resumable()
     sites = load_sites(cfg)  # every client's data is checked before any round; errors name the client and file
     # bad weights fail here, before Ray starts; the simulation's ServerApp (same process) starts from this model
     model = build(cfg, run_dir.weights_path if cfg.resume else base_weights(cfg), torch.device("cpu"))

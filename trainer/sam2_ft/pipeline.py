@@ -69,8 +69,8 @@ def run(cfg: Sam2TrainConfig, dataset: SegmentationDataset | None = None) -> Run
     precision = resolve(cfg.precision, device)
     cfg.out = cfg.out or default_out(world)
     run_dir = RunDir(cfg.out)
-    if cfg.resume and not (run_dir.state_dir.exists() and run_dir.weights_path.exists()):
-        raise FileNotFoundError(f"{run_dir.path}: nothing to resume (no model.safetensors + state/)")
+    if cfg.resume:
+        run_dir.require_resumable()
 
     model = build(cfg, run_dir.weights_path if cfg.resume else base_weights(cfg), device)  # bad weights fail first
     if dataset is None:

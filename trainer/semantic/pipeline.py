@@ -31,8 +31,8 @@ def run(cfg: SemanticTrainConfig, dataset: SegmentationDataset | None = None) ->
     precision = resolve(cfg.precision, device)
     cfg.out = cfg.out or default_out(world, "semantic")
     run_dir = RunDir(cfg.out)
-    if cfg.resume and not (run_dir.state_dir.exists() and run_dir.weights_path.exists()):
-        raise FileNotFoundError(f"{run_dir.path}: nothing to resume (no model.safetensors + state/)")
+    if cfg.resume:
+        run_dir.require_resumable()
 
     torch.manual_seed(cfg.seed)  # random init is reproducible
     # the whole SAM2 (its encoder is ours; the rest makes the baseline); bad weights fail before the data is read
