@@ -3,8 +3,14 @@
 Source: `skimage.data.coins()`, the photo of Greek coins from Pompeii (Brooklyn Museum Collection, no known
 copyright restrictions) that ships inside the scikit-image wheel. Masks are derived, reproducibly, with the
 classic scikit-image recipe: Sobel elevation map, watershed from sure-background (<30) and sure-coin (>150)
-markers, holes filled, connected components; each coin is one instance of class "coin". The 303x384 photo is cut
-along background gaps into 6 tiles (about 150x128, 3-5 whole coins each), small enough for a quick CPU fine-tune.
+markers, holes filled, connected components; each coin is one instance of class "coin".
+
+The 303x384 photo has four rows of coins. Training windows come from the top two rows only, the held-out windows
+from the bottom two (the band between them is background: no coin is in both parts), so the held-out figures
+measure coins the run never saw. Windows sit at random positions (coins cut at their borders stay as partial
+masks) and random scales: training at 0.8-1.25x a 128-px window, held-out at 0.75-1.5x, each window kept at the
+photo's own pixels. The held-out images carry `"split": "heldout"` in annotations.json, which every trainer and
+`evaluate --split val` take as the validation split.
 """
 
 from __future__ import annotations
@@ -20,10 +26,14 @@ from trainer.data.export import write_coco
 from trainer.data.normalize import to_uint8_rgb
 from trainer.data.sample import Sample, SegmentationDataset
 
-VERSION = "1"
+VERSION = "2"
 CLASS_NAMES = ["coin"]
-GRID = (4, 2)  # tile rows x columns: one row of coins per band, halved
 MIN_COIN_AREA = 200  # drops watershed specks; the smallest real coin is ~1000 px
+HELDOUT_Y = 150  # photo rows >= this are held out: the background band between the 2nd and 3rd rows of coins
+TILE = 128  # side of a scale-1 window, photo pixels
+TRAIN_WINDOWS, TRAIN_SCALES = 24, (0.8, 1.25)
+HELDOUT_WINDOWS, HELDOUT_SCALES = 16, (0.75, 1.5)
+MIN_PART = 100  # pixels of a coin a window must hold for it to be an instance (smaller cuts are ambiguous slivers)
 
 
 def cache_dir() -> Path:
@@ -73,17 +83,32 @@ def builtin_samples() -> SegmentationDataset:
 
     photo = data.coins()
     labels = coin_labels(photo)
-    rows = _cuts(labels.any(axis=1), GRID[0])
+    rng = np.random.default_rng(int(VERSION))  # PCG64: the same windows on every machine and numpy version
+    parts = [("train", (0, HELDOUT_Y), TRAIN_WINDOWS, TRAIN_SCALES),
+             ("heldout", (HELDOUT_Y, photo.shape[0]), HELDOUT_WINDOWS, HELDOUT_SCALES)]
     samples = []
-    for r, (y0, y1) in enumerate(zip(rows[:-1], rows[1:])):
-        cols = _cuts(labels[y0:y1].any(axis=0), GRID[1])  # per band: coin columns do not line up across rows
-        for c, (x0, x1) in enumerate(zip(cols[:-1], cols[1:])):
+    for split, rows, count, scales in parts:
+        for k in range(count):
+            y0, y1, x0, x1 = window(rng, rows, photo.shape[1], scales)
             tile = labels[y0:y1, x0:x1]
-            ids = [v for v in np.unique(tile) if v]
+            ids = [v for v in np.unique(tile) if v and (tile == v).sum() >= MIN_PART]
             image, normalization = to_uint8_rgb(photo[y0:y1, x0:x1], "coins")
             masks = np.stack([tile == v for v in ids]) if ids else np.zeros((0, *tile.shape), bool)
-            samples.append(Sample(image, masks, np.zeros(len(ids), np.int64), f"coins_r{r}c{c}", normalization))
+            samples.append(Sample(image, masks, np.zeros(len(ids), np.int64), f"coins_{split}_{k:02d}",
+                                  normalization, split))
     return SegmentationDataset.from_samples(samples, CLASS_NAMES, root="builtin", format="coco")
+
+
+def window(rng: np.random.Generator, rows: tuple[int, int], width: int,
+           scales: tuple[float, float]) -> tuple[int, int, int, int]:
+    """A random window (y0, y1, x0, x1) inside `rows`: side TILE/scale (area-wise), aspect 3:4 to 4:3."""
+    side = TILE / rng.uniform(*scales)
+    aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
+    h = int(min(round(side / np.sqrt(aspect)), rows[1] - rows[0]))
+    w = int(min(round(side * side / h), width))
+    y0 = int(rng.integers(rows[0], rows[1] - h + 1))
+    x0 = int(rng.integers(0, width - w + 1))
+    return y0, y0 + h, x0, x0 + w
 
 
 def coin_labels(photo: np.ndarray) -> np.ndarray:
@@ -101,14 +126,3 @@ def coin_labels(photo: np.ndarray) -> np.ndarray:
     areas = np.bincount(labels.ravel())
     labels[areas[labels] < MIN_COIN_AREA] = 0
     return label(labels > 0)
-
-
-def _cuts(occupied: np.ndarray, parts: int) -> list[int]:
-    """Split positions along one axis, each moved to the nearest background-only line so no coin is cut."""
-    n = len(occupied)
-    free = np.flatnonzero(~occupied)
-    cuts = [0]
-    for k in range(1, parts):
-        ideal = n * k // parts
-        cuts.append(int(free[np.argmin(np.abs(free - ideal))]) if len(free) else ideal)
-    return [*cuts, n]

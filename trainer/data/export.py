@@ -32,7 +32,8 @@ def write_coco(dataset: SegmentationDataset | Iterable[Sample], out_dir: str | P
     for image_id, sample in enumerate(dataset, start=1):
         file_name = _unique_name(sample.source, image_id, used)
         Image.fromarray(sample.image).save(out / "images" / file_name)
-        images.append({"id": image_id, "file_name": file_name, "height": sample.height, "width": sample.width})
+        images.append({"id": image_id, "file_name": file_name, "height": sample.height, "width": sample.width,
+                       **({"split": sample.split} if sample.split else {})})
         for mask, class_id in zip(sample.masks, sample.class_ids):
             segmentation = encode_rle(mask) if encoding == "rle" else mask_to_polygons(mask)
             ys, xs = np.nonzero(mask)

@@ -7,6 +7,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+HELD_OUT = ("val", "test", "heldout")  # split names that mean "never train on this image"
+
 
 class DataError(Exception):
     """A problem with one input file. `str()` is a one-line report: '<path>: <problem>'."""
@@ -25,6 +27,7 @@ class Sample:
     masks:      NxHxW bool, one per instance (N may be 0 for an image with no objects)
     class_ids:  N int64 indices into the dataset's `class_names`
     source:     path (or id) the image came from, for error messages and overlays
+    split:      the split the dataset itself assigns ("train", "val", "test", "heldout"), "" when it assigns none
     """
 
     image: np.ndarray
@@ -32,6 +35,7 @@ class Sample:
     class_ids: np.ndarray
     source: str
     normalization: str = "none"  # how the image was brought to uint8 RGB; inference repeats it
+    split: str = ""
 
     def __post_init__(self) -> None:
         if self.image.dtype != np.uint8 or self.image.ndim != 3 or self.image.shape[2] != 3:
@@ -57,6 +61,7 @@ class SampleRef:
 
     source: str
     load: Callable[[], Sample]
+    split: str = ""  # the dataset's own split of this image, known without decoding it
 
 
 @dataclass
@@ -91,8 +96,18 @@ class SegmentationDataset(Sequence[Sample]):
         return SegmentationDataset(self.class_names, [self.refs[i] for i in indices], self.root, self.format,
                                    self.normalization, list(self.skipped))
 
+    @property
+    def has_fixed_split(self) -> bool:
+        """The dataset names its own held-out images (COCO images with "split": "val" / "test" / "heldout")."""
+        return any(ref.split in HELD_OUT for ref in self.refs)
+
     def split(self, val_fraction: float = 0.2, seed: int = 0) -> tuple["SegmentationDataset", "SegmentationDataset"]:
-        """Seeded, reproducible train/val split by image (at least one image on each side when possible)."""
+        """The dataset's own split when it has one (held-out images are never trained on, whatever the fraction);
+        else a seeded, reproducible train/val split by image (at least one image on each side when possible)."""
+        if self.has_fixed_split:
+            held = [ref.split in HELD_OUT for ref in self.refs]
+            return (self.subset([i for i, h in enumerate(held) if not h]),
+                    self.subset([i for i, h in enumerate(held) if h]))
         n = len(self)
         order = np.random.default_rng(seed).permutation(n)
         n_val = int(round(n * val_fraction))
@@ -106,10 +121,11 @@ class SegmentationDataset(Sequence[Sample]):
         """The run summary's `dataset` entry: where it came from (as the user named it), format, split sizes,
         classes and normalisation."""
         return {"path": path, "format": self.format or fallback_format, "num_train": len(train), "num_val": len(val),
+                "split": "the dataset's own" if self.has_fixed_split else "seeded",
                 "class_names": list(self.class_names), "normalization": self.normalization}
 
     @classmethod
     def from_samples(cls, samples: Sequence[Sample], class_names: list[str], **kw) -> "SegmentationDataset":
         """Wrap in-memory samples (tests, synthetic data)."""
-        refs = [SampleRef(s.source, (lambda s=s: s)) for s in samples]
+        refs = [SampleRef(s.source, (lambda s=s: s), s.split) for s in samples]
         return cls(list(class_names), refs, **kw)

@@ -18,7 +18,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from trainer.data.sample import SegmentationDataset
 from trainer.federated.config import FederatedConfig
 from trainer.precision import Precision
-from trainer.sam2_ft.batches import Resized
+from trainer.sam2_ft.batches import TrainingImages
 from trainer.sam2_ft.evaluate import METRICS, auto_thresholds, evaluate
 from trainer.sam2_ft.loop import Trainer, lr_lambda, set_trainable
 
@@ -79,7 +79,7 @@ def proximal_term(trainer: Trainer, mu: float) -> Iterator[None]:
             handle.remove()
 
 
-def local_train(cfg: FederatedConfig, model: torch.nn.Module, data: list[tuple[int, Resized]],
+def local_train(cfg: FederatedConfig, model: torch.nn.Module, data: TrainingImages,
                 precision: Precision, server_round: int, proximal_mu: float = 0.0) -> dict[str, float]:
     """`cfg.local_steps` SAM2 trainer steps; the model already holds the global parameters.
 

@@ -59,15 +59,16 @@ def local_model(cfg: FederatedConfig) -> tuple[torch.nn.Module, str]:
 
 def local_site(cfg: FederatedConfig, context: Context) -> tuple[Site, list]:
     """This node's site and its training images at model resolution (prepared once per process)."""
-    from trainer.sam2_ft.batches import resize_dataset
+    from trainer.sam2_ft.batches import TrainingImages
 
     index, data_path = client_index(context), context.node_config.get("data-path")
     fields = {k: v for k, v in cfg.to_dict().items() if k in ("data", "format", "skip_bad", "client_data", "clients",
-                                                                "split", "seed", "val_fraction", "image_size")}
+                                                                "split", "seed", "val_fraction", "image_size", "augment",
+                                                                "cache_views")}
     key = json.dumps([index, data_path, fields], default=str)
     if key not in _SITES:
         site = load_site(cfg, index, str(data_path) if data_path else None)
-        _SITES[key] = (site, resize_dataset(site.train, cfg.image_size, progress=False))
+        _SITES[key] = (site, TrainingImages.for_run(site.train, cfg, progress=False))
     return _SITES[key]
 
 

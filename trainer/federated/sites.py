@@ -59,12 +59,12 @@ def load_site(cfg: FederatedConfig, index: int, data_path: str | None = None) ->
 
 def load_sites(cfg: FederatedConfig) -> list[Site]:
     """Every client's data, fully checked (decoded, and each training split holding an object) before any round."""
-    from trainer.sam2_ft.batches import resize_dataset
+    from trainer.sam2_ft.batches import usable_indices
 
     sites = [load_site(cfg, i) for i in range(cfg.num_clients)]
     for site in sites:
         try:
-            resize_dataset(site.train, cfg.image_size, progress=False)  # the trainer's own check: an object to train on
+            usable_indices(site.train, progress=False)  # the trainer's own check: an object to train on
         except DataError as err:
             raise DataError(f"client {site.index} ({site.name})", str(err)) from err
     return sites

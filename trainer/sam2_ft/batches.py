@@ -1,7 +1,12 @@
 """Training samples at model resolution, and which of them each step (and each process) sees.
 
-Every random choice about a sample — flip, which objects, its prompts — comes from a generator seeded by
-(seed, step, sample index): a 2-process run, a resumed run and a single uninterrupted run draw the same.
+Every random choice about a sample — its augmentation, which objects, its prompts — comes from a generator seeded
+by (seed, step, sample index): a 2-process run, a resumed run and a single uninterrupted run draw the same.
+
+Samples are decoded, augmented (trainer/augment.py) and resized when a step needs them; nothing holds the
+training set in memory. With a frozen, cached image encoder a sample has a fixed number of augmented *views*
+(each seeded by (seed, sample, view)): a step draws one of them, so its features are computed once and reused,
+while the masks (cheap) are rebuilt from the same seed. A trained encoder gets a fresh augmentation every step.
 """
 
 from __future__ import annotations
@@ -14,47 +19,94 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from trainer.data.sample import DataError, SegmentationDataset
+from trainer.augment import Policy, augment
+from trainer.data.sample import DataError, Sample, SegmentationDataset
 
-
-@dataclass
-class Resized:
-    image: np.ndarray  # S x S x 3 uint8 (sam2 resizes to a square, ignoring aspect ratio)
-    masks: torch.Tensor  # K x S x S bool, non-empty masks only
+FRESH = -1  # the view of an item augmented afresh for its step (not cached)
 
 
 @dataclass
 class Item:
     index: int
-    flip: bool
-    image: np.ndarray  # S x S x 3 uint8, flipped if `flip`
+    view: int  # which of the sample's augmented views (the feature cache's key); FRESH: drawn for this step only
+    image: np.ndarray  # S x S x 3 uint8 (sam2 resizes to a square, ignoring aspect ratio)
     masks: torch.Tensor  # k x 1 x S x S bool, the objects chosen this step
     generator: torch.Generator  # this sample's prompt randomness for this step
 
     @property
-    def cache_key(self) -> tuple[int, bool]:
-        return (self.index, self.flip)
+    def cache_key(self) -> tuple[int, int]:
+        return (self.index, self.view)
 
 
-def resize_dataset(dataset: SegmentationDataset, size: int, progress: bool = True) -> list[tuple[int, Resized]]:
-    """Load every sample once at model resolution; images without any (non-empty) object are dropped."""
+def to_model_size(image: np.ndarray, masks: np.ndarray, size: int) -> tuple[np.ndarray, torch.Tensor]:
+    """The image bilinear and its masks (area > half a pixel) at S x S; masks left empty by the resize dropped."""
     from PIL import Image
 
-    out, empty = [], 0
-    for index, sample in enumerate(tqdm(dataset, desc="loading data", disable=not progress, leave=False)):
-        image = np.array(Image.fromarray(sample.image).resize((size, size), Image.BILINEAR))
-        masks = torch.from_numpy(sample.masks).float()[:, None]
-        masks = F.interpolate(masks, size=(size, size), mode="bilinear", align_corners=False)[:, 0] > 0.5
-        masks = masks[masks.flatten(1).any(1)] if len(masks) else masks[:, 0]
-        if len(masks) == 0:
-            empty += 1
-            continue
-        out.append((index, Resized(image, masks)))
-    if not out:
+    image = np.array(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+    resized = torch.from_numpy(np.ascontiguousarray(masks)).float()[:, None]
+    resized = F.interpolate(resized, size=(size, size), mode="bilinear", align_corners=False)[:, 0] > 0.5
+    return image, resized[resized.flatten(1).any(1)]
+
+
+class TrainingImages:
+    """The training split as the steps see it: sample `pos` in augmented view `view`, at model resolution."""
+
+    keeps_empty = False  # images without objects: dropped here (nothing to prompt); the semantic trainer keeps them
+
+    def __init__(self, dataset: SegmentationDataset, size: int, policy: Policy, seed: int, views: int = 0,
+                 progress: bool = True):
+        self.dataset, self.size, self.policy, self.seed = dataset, size, policy, seed
+        self.views = 1 if policy.identity and views else views  # an identity policy has one view to cache
+        self.indices = usable_indices(dataset, progress, self.keeps_empty)
+
+    @classmethod
+    def for_run(cls, dataset: SegmentationDataset, cfg, progress: bool = True) -> "TrainingImages":
+        """As a trainer's config asks: its --augment level, and --cache-views views when features are cached."""
+        from trainer.augment import policy
+
+        return cls(dataset, cfg.image_size, policy(cfg.augment), cfg.seed,
+                   cfg.cache_views if cfg.cache_features else 0, progress)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def draw(self, pos: int, step: int, seed: int) -> tuple[int, int, torch.Generator]:
+        """The sample index, its view and its generator for this step."""
+        index = self.indices[pos]
+        gen = torch.Generator().manual_seed(sample_seed(seed, step, index))
+        return index, int(torch.randint(self.views, (1,), generator=gen)) if self.views else FRESH, gen
+
+    def augmented(self, index: int, view: int, step: int) -> tuple[Sample, np.ndarray, np.ndarray, np.ndarray]:
+        """The sample and its augmented image, masks and the kept objects' indices, at the sample's own scale."""
+        sample = self.dataset[index]
+        seed = sample_seed(self.seed, index, view) if view != FRESH else sample_seed(self.seed, step, index, 7)
+        frames, masks, kept = augment([sample.image], [sample.masks], self.policy, seed)
+        return sample, frames[0], masks[0], kept
+
+    def item(self, pos: int, step: int, seed: int, max_objects: int) -> Item:
+        index, view, gen = self.draw(pos, step, seed)
+        sample, image, masks, _ = self.augmented(index, view, step)
+        image, resized = to_model_size(image, masks, self.size)
+        if len(resized) == 0:  # the draw left no object: this view is the plain image
+            image, resized = to_model_size(sample.image, sample.masks, self.size)
+        chosen = torch.randperm(len(resized), generator=gen)[:max_objects].sort().values
+        return Item(index, view, image, resized[chosen][:, None], gen)
+
+
+def usable_indices(dataset: SegmentationDataset, progress: bool = True, keep_empty: bool = False) -> list[int]:
+    """Indices of the images to train on (one decoding pass): those with an object, or all with keep_empty (they
+    teach the background); a split with no object at all is refused."""
+    objects = [has_objects(s) for s in tqdm(dataset, desc="checking data", disable=not progress, leave=False)]
+    if not any(objects):
         raise DataError(dataset.root or "dataset", f"none of its {len(dataset)} training images has an object mask")
-    if empty:
-        warnings.warn(f"{empty} training image(s) have no objects and are not used for training", stacklevel=2)
-    return out
+    if not all(objects):
+        warnings.warn(f"{objects.count(False)} training image(s) have no objects: " +
+                      ("they train the background only" if keep_empty else "not used for training"), stacklevel=2)
+    return [i for i, has in enumerate(objects) if has or keep_empty]
+
+
+def has_objects(sample: Sample) -> bool:
+    return bool(len(sample.masks)) and bool(sample.masks.any())
 
 
 def sample_seed(*parts: int) -> int:
@@ -71,19 +123,8 @@ def step_indices(n: int, batch: int, step: int, micro: int, grad_accum: int, see
     return out
 
 
-def make_items(data: list[tuple[int, Resized]], positions: list[int], step: int, seed: int, max_objects: int,
-               hflip: bool) -> list[Item]:
-    items = []
-    for pos in positions:
-        index, sample = data[pos]
-        gen = torch.Generator().manual_seed(sample_seed(seed, step, index))
-        flip = bool(hflip and torch.rand(1, generator=gen).item() < 0.5)
-        chosen = torch.randperm(len(sample.masks), generator=gen)[:max_objects].sort().values
-        masks, image = sample.masks[chosen], sample.image
-        if flip:
-            masks, image = masks.flip(-1), np.ascontiguousarray(image[:, ::-1])
-        items.append(Item(index, flip, image, masks[:, None], gen))
-    return items
+def make_items(images: TrainingImages, positions: list[int], step: int, seed: int, max_objects: int) -> list[Item]:
+    return [images.item(pos, step, seed, max_objects) for pos in positions]
 
 
 def rank_slice(indices: list[int], rank: int, world: int) -> list[int]:

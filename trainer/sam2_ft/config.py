@@ -24,7 +24,12 @@ class Sam2TrainConfig(options.RunConfig):
     skip_bad: bool = field(default=False, metadata={"help": "skip unreadable samples instead of stopping"})
     val_fraction: float = field(default=0.2, metadata={"help": "fraction of images held out for validation"})
     max_objects: int = field(default=4, metadata={"help": "objects sampled per image per step"})
-    hflip: bool = field(default=True, metadata={"help": "random horizontal flip augmentation"})
+    augment: str = field(default="default", metadata={
+        "help": "augmentation (seeded): none | flip | default (zoom 0.67-1.5x with crops, flip, small affine, "
+                "colour jitter, grayscale) | strong (sam2's MOSE recipe: affine 25 deg / shear 20, zoom 0.5-2x)",
+        "choices": ("none", "flip", "default", "strong")})
+    cache_views: int = field(default=8, metadata={
+        "help": "augmented views per image whose features the cache keeps (frozen encoder): a step draws one"})
     # Model
     size: str = field(default="tiny", metadata={"help": "sam2.1 hiera size",
                                                 "choices": ("tiny", "small", "base_plus", "large")})
@@ -123,7 +128,7 @@ class Sam2TrainConfig(options.RunConfig):
         if self.grad_checkpointing and "image_encoder" in self.frozen and not self.lora:
             raise ValueError("--grad-checkpointing saves memory only when the image encoder trains: "
                              "remove image_encoder from --freeze or use --lora")
-        for name in ("steps", "batch_size", "grad_accum", "max_objects"):
+        for name in ("steps", "batch_size", "grad_accum", "max_objects", "cache_views"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
         return self

@@ -20,7 +20,7 @@ from trainer.checkpoint import STATE_NAME, load_state, rng_state, save_state, sa
 from trainer.precision import Precision
 from trainer.runlog import RunDir
 from trainer.sam2_ft import lora
-from trainer.sam2_ft.batches import Resized, make_items, rank_slice, sample_seed, step_indices
+from trainer.sam2_ft.batches import TrainingImages, make_items, rank_slice, sample_seed, step_indices
 from trainer.sam2_ft.config import Sam2TrainConfig
 from trainer.sam2_ft.feature_cache import FeatureCache
 from trainer.sam2_ft.objective import Sam2Objective
@@ -70,7 +70,7 @@ class World:
 class Trainer:
     cfg: Sam2TrainConfig
     model: torch.nn.Module
-    data: list[tuple[int, Resized]]
+    data: TrainingImages  # the training split, decoded and augmented per step
     precision: Precision
     world: World = field(default_factory=World)
 
@@ -103,11 +103,11 @@ class Trainer:
 
     # One optimizer step ------------------------------------------------------------------------------------------
     def micro_batch(self, micro: int) -> tuple[list, str]:
-        """This process's share of the step's images (objects, flips, prompt generators) and the prompt type."""
+        """This process's share of the step's images (objects, views, prompt generators) and the prompt type."""
         cfg, step = self.cfg, self.step
         positions = step_indices(len(self.data), cfg.batch_size, step, micro, cfg.grad_accum, cfg.seed)
         items = make_items(self.data, rank_slice(positions, self.world.rank, self.world.size), step, cfg.seed,
-                           cfg.max_objects, cfg.hflip)
+                           cfg.max_objects)
         kinds = cfg.prompt_types  # one type per micro-batch: a single decoder call serves every object
         return items, kinds[np.random.default_rng(sample_seed(cfg.seed, step, micro)).integers(len(kinds))]
 

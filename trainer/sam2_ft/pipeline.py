@@ -16,7 +16,7 @@ import torch.distributed as dist
 from trainer.data.sample import SegmentationDataset
 from trainer.precision import default_device, resolve
 from trainer.runlog import RunDir
-from trainer.sam2_ft.batches import resize_dataset
+from trainer.sam2_ft.batches import TrainingImages
 from trainer.sam2_ft.config import Sam2TrainConfig
 from trainer.sam2_ft.evaluate import METRICS, auto_thresholds, evaluate
 from trainer.sam2_ft.loop import Trainer, World, evaluation, start_or_resume, train_session
@@ -81,8 +81,7 @@ def run(cfg: Sam2TrainConfig, dataset: SegmentationDataset | None = None) -> Run
     if world.main:
         run_dir.write_config(cfg.to_dict())
         save_spec(Sam2Spec(cfg.size, cfg.image_size), run_dir.path)
-    trainer = Trainer(cfg, model, resize_dataset(train_set, cfg.image_size, cfg.progress and world.main), precision,
-                      world)
+    trainer = Trainer(cfg, model, TrainingImages.for_run(train_set, cfg, cfg.progress and world.main), precision, world)
 
     eval_now = evaluation(run_dir, world, enabled=cfg.eval, keys=METRICS, measure=lambda: evaluate(
         model, val_set, cfg.eval_images, cfg.auto_points_per_side, cfg.seed, cfg.progress, auto_thresholds(cfg)))
@@ -116,6 +115,7 @@ def write_artifacts(cfg, run_dir: RunDir, dataset, train_set, val_set, before: d
         "model": {"size": cfg.size, "image_size": cfg.image_size},
         "dataset": dataset.describe(train_set, val_set, str(cfg.data), cfg.format),
         "recipe": {"loss": cfg.loss, "prompts": cfg.prompt_types, "correction_clicks": cfg.correction_clicks,
+                   "augment": cfg.augment, "cache_views": cfg.cache_views if cfg.cache_features else 0,
                    "freeze": cfg.frozen, "precision": resolve(cfg.precision, device).name, "steps": cfg.steps,
                    "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "lr": cfg.lr,
                    "weight_decay": cfg.weight_decay, "seed": cfg.seed},

@@ -1,39 +1,32 @@
 """Training images with their label maps at model resolution, and the items each step (and process) sees.
 
-Which images a step sees, and whether each is flipped, come from the SAM2 trainer's seeded helpers (seed, step,
-sample index): a 2-process run, a resumed run and one uninterrupted run draw the same.
+The SAM2 trainer's TrainingImages with label maps instead of prompts: the same seeded views and augmentation
+(trainer/augment.py; the label map is painted from the augmented instance masks), images decoded per step.
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from PIL import Image
 
 from trainer.data.sample import DataError, Sample, SegmentationDataset
-from trainer.sam2_ft.batches import sample_seed
+from trainer.sam2_ft.batches import TrainingImages
 from trainer.semantic.labels import label_map
-
-
-@dataclass
-class Labelled:
-    image: np.ndarray  # S x S x 3 uint8 (sam2 resizes to a square, ignoring aspect ratio)
-    labels: torch.Tensor  # S x S int64, 0 = background
 
 
 @dataclass
 class Item:
     index: int
-    flip: bool
-    image: np.ndarray  # S x S x 3 uint8, flipped if `flip`
-    labels: torch.Tensor  # S x S int64, flipped if `flip`
+    view: int  # the augmented view (feature cache key), or FRESH
+    image: np.ndarray  # S x S x 3 uint8
+    labels: torch.Tensor  # S x S int64, 0 = background
 
     @property
-    def cache_key(self) -> tuple[int, bool]:
-        return (self.index, self.flip)
+    def cache_key(self) -> tuple[int, int]:
+        return (self.index, self.view)
 
 
 def sample_labels(sample: Sample, num_classes: int) -> np.ndarray:
@@ -44,42 +37,45 @@ def sample_labels(sample: Sample, num_classes: int) -> np.ndarray:
     return label_map(sample.masks, sample.class_ids)
 
 
-def resize_dataset(dataset: SegmentationDataset, size: int, num_classes: int,
-                   progress: bool = True) -> list[tuple[int, Labelled]]:
-    """Every sample once at model resolution: the image bilinear, its label map nearest (no invented classes).
-
-    Images without objects stay (they teach the background); a split with no object at all is refused.
-    """
-    from PIL import Image
-
-    out = []
-    for index, sample in enumerate(tqdm(dataset, desc="loading data", disable=not progress, leave=False)):
-        image = np.array(Image.fromarray(sample.image).resize((size, size), Image.BILINEAR))
-        labels = Image.fromarray(sample_labels(sample, num_classes).astype(np.int32)).resize((size, size),
-                                                                                              Image.NEAREST)
-        out.append((index, Labelled(image, torch.from_numpy(np.asarray(labels).astype(np.int64)))))
-    if not out or not any(item.labels.any() for _, item in out):
-        raise DataError(dataset.root or "dataset", f"none of its {len(dataset)} training images has an object mask")
-    empty = sum(not item.labels.any() for _, item in out)
-    if empty:
-        warnings.warn(f"{empty} training image(s) have no objects: they train the background only", stacklevel=2)
-    return out
+def to_model_size(image: np.ndarray, labels: np.ndarray, size: int) -> tuple[np.ndarray, torch.Tensor]:
+    """The image bilinear, its label map nearest (no invented classes), at S x S."""
+    image = np.array(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+    labels = Image.fromarray(labels.astype(np.int32)).resize((size, size), Image.NEAREST)
+    return image, torch.from_numpy(np.asarray(labels).astype(np.int64))
 
 
-def make_items(data: list[tuple[int, Labelled]], positions: list[int], step: int, seed: int,
-               hflip: bool) -> list[Item]:
-    items = []
-    for pos in positions:
-        index, sample = data[pos]
-        flip = hflip and bool(np.random.default_rng(sample_seed(seed, step, index)).random() < 0.5)
-        image, labels = sample.image, sample.labels
-        if flip:
-            image, labels = np.ascontiguousarray(image[:, ::-1]), labels.flip(-1)
-        items.append(Item(index, flip, image, labels))
-    return items
+class LabelledImages(TrainingImages):
+    keeps_empty = True
+
+    def __init__(self, dataset: SegmentationDataset, size: int, num_classes: int, policy, seed: int, views: int = 0,
+                 progress: bool = True):
+        super().__init__(dataset, size, policy, seed, views, progress)
+        self.num_classes = num_classes
+
+    @classmethod
+    def for_run(cls, dataset: SegmentationDataset, cfg, num_classes: int,  # type: ignore[override]
+                progress: bool = True) -> "LabelledImages":
+        from trainer.augment import policy
+
+        return cls(dataset, cfg.image_size, num_classes, policy(cfg.augment), cfg.seed,
+                   cfg.cache_views if cfg.feature_cache and cfg.frozen else 0, progress)
+
+    def item(self, pos: int, step: int, seed: int, max_objects: int = 0) -> Item:  # type: ignore[override]
+        index, view, _ = self.draw(pos, step, seed)
+        sample, image, masks, kept = self.augmented(index, view, step)
+        sample_labels(sample, self.num_classes)  # names the file of a class id the model lacks
+        image, labels = to_model_size(image, label_map(masks, sample.class_ids[kept]), self.size)
+        return Item(index, view, image, labels)
+
+    def pixel_frequencies(self) -> torch.Tensor:
+        """Share of (un-augmented) training pixels per class, for --class-weights balanced."""
+        counts = torch.zeros(self.num_classes, dtype=torch.float64)
+        for index in self.indices:
+            sample = self.dataset[index]
+            _, labels = to_model_size(sample.image, sample_labels(sample, self.num_classes), self.size)
+            counts += torch.bincount(labels.flatten(), minlength=self.num_classes).double()
+        return counts / counts.sum()
 
 
-def pixel_frequencies(data: list[tuple[int, Labelled]], num_classes: int) -> torch.Tensor:
-    """Share of training pixels per class (for --class-weights balanced)."""
-    counts = sum(torch.bincount(item.labels.flatten(), minlength=num_classes) for _, item in data)
-    return counts.double() / counts.sum()
+def make_items(images: LabelledImages, positions: list[int], step: int, seed: int) -> list[Item]:
+    return [images.item(pos, step, seed) for pos in positions]

@@ -24,7 +24,8 @@ class SemanticTrainConfig(options.RunConfig):
     format: str = sam2_option("format")
     skip_bad: bool = sam2_option("skip_bad")
     val_fraction: float = sam2_option("val_fraction")
-    hflip: bool = sam2_option("hflip")
+    augment: str = sam2_option("augment")
+    cache_views: int = sam2_option("cache_views")
     # Model
     size: str = sam2_option("size")
     weights: str | None = sam2_option("weights", help="encoder weights: a sam2 checkpoint file, a SAM2 run/Hub "

@@ -10,7 +10,7 @@ import torch
 from trainer.sam2_ft.batches import rank_slice, step_indices
 from trainer.sam2_ft.feature_cache import FeatureCache
 from trainer.sam2_ft.loop import Trainer
-from trainer.semantic.batches import make_items, pixel_frequencies
+from trainer.semantic.batches import LabelledImages, make_items
 from trainer.semantic.objective import SemanticLoss, SemanticObjective
 
 
@@ -30,16 +30,15 @@ class SemanticTrainer(Trainer):
     def micro_batch(self, micro: int) -> tuple[list]:
         cfg = self.cfg
         positions = step_indices(len(self.data), cfg.batch_size, self.step, micro, cfg.grad_accum, cfg.seed)
-        return (make_items(self.data, rank_slice(positions, self.world.rank, self.world.size), self.step, cfg.seed,
-                           cfg.hflip),)
+        return (make_items(self.data, rank_slice(positions, self.world.rank, self.world.size), self.step, cfg.seed),)
 
 
-def class_weights(spec: str, data: list, num_classes: int) -> torch.Tensor | None:
+def class_weights(spec: str, data: LabelledImages, num_classes: int) -> torch.Tensor | None:
     """--class-weights: none | balanced (inverse pixel frequency, mean 1 over the classes present) | 'w0,w1,...'."""
     if spec == "none":
         return None
     if spec == "balanced":
-        freq = pixel_frequencies(data, num_classes)
+        freq = data.pixel_frequencies()
         inverse = torch.where(freq > 0, 1 / freq.clamp(min=1e-12), torch.zeros_like(freq))
         return (inverse / inverse[freq > 0].mean()).float()
     try:

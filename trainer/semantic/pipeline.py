@@ -14,7 +14,7 @@ from trainer.sam2_ft.evaluate import auto_thresholds
 from trainer.sam2_ft.loop import evaluation, start_or_resume, train_session
 from trainer.sam2_ft.model import save_spec
 from trainer.sam2_ft.pipeline import RunResult, base_weights, default_out, init_world
-from trainer.semantic.batches import resize_dataset
+from trainer.semantic.batches import LabelledImages
 from trainer.semantic.config import SemanticTrainConfig
 from trainer.semantic.evaluate import METRICS, automatic_baseline, evaluate
 from trainer.semantic.labels import semantic_classes
@@ -49,7 +49,7 @@ def run(cfg: SemanticTrainConfig, dataset: SegmentationDataset | None = None) ->
     if world.main:
         run_dir.write_config(cfg.to_dict())
         save_spec(spec, run_dir.path)
-    data = resize_dataset(train_set, cfg.image_size, len(spec.class_names), cfg.progress and world.main)
+    data = LabelledImages.for_run(train_set, cfg, len(spec.class_names), cfg.progress and world.main)
     trainer = SemanticTrainer(cfg, model, data, precision, world)
     segmenter = SemanticSegmenter(model, spec)
 
@@ -98,7 +98,7 @@ def write_artifacts(cfg: SemanticTrainConfig, run_dir: RunDir, segmenter: Semant
         "recipe": {"freeze": cfg.frozen, "loss": f"{cfg.ce_weight:g} x cross-entropy + {cfg.dice_weight:g} x dice",
                    "class_weights": cfg.class_weights, "precision": resolve(cfg.precision, device).name,
                    "steps": cfg.steps, "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "lr": cfg.lr,
-                   "weight_decay": cfg.weight_decay, "hflip": cfg.hflip, "seed": cfg.seed},
+                   "weight_decay": cfg.weight_decay, "augment": cfg.augment, "seed": cfg.seed},
         "metrics": {"before": _pick(before), "after": _pick(after)},
         "baseline": {"method": BASELINE, "points_per_side": cfg.auto_points_per_side, **auto_thresholds(cfg),
                      "metrics": _pick(baseline)} if baseline else {},

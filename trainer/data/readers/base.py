@@ -40,6 +40,7 @@ class Entry:
     problems: list[DataError] = field(default_factory=list)  # found while indexing (unknown category, duplicates)
     expected_size: tuple[int, int] | None = None             # (height, width) an annotation file declares
     size_source: str = ""                                    # ...and which file declares it
+    split: str = ""                                          # the dataset's own split of this image, if it has one
 
 
 @dataclass
@@ -108,7 +109,7 @@ def _build(entry: Entry) -> tuple[Sample | None, list[DataError]]:
     if problems:
         return None, problems
     stacked = np.stack(masks) if masks else np.zeros((0, h, w), bool)
-    return Sample(image, stacked, np.asarray(class_ids, np.int64), entry.source, normalization), []
+    return Sample(image, stacked, np.asarray(class_ids, np.int64), entry.source, normalization, entry.split), []
 
 
 def read_json(path: Path) -> Any:

@@ -107,7 +107,7 @@ def _entries(images: list, json_path: Path) -> tuple[list[Entry], dict[Any, list
         size = (record.get("height"), record.get("width"))
         entry = Entry(str(image_path), partial(_read_listed_image, image_path, json_path, record["id"]),
                       _no_instances, expected_size=size if all(isinstance(v, int) for v in size) else None,
-                      size_source=str(json_path))
+                      size_source=str(json_path), split=_split(record))
         entries.append(entry)
         by_id[record["id"]].append((entry, record))
     for image_id, owners in by_id.items():
@@ -116,6 +116,12 @@ def _entries(images: list, json_path: Path) -> tuple[list[Entry], dict[Any, list
             for entry, _ in owners:  # both are suspect: which one do its annotations belong to?
                 entry.problems.append(DataError(str(json_path), f"duplicate image id {image_id!r} ({names})"))
     return entries, by_id, problems
+
+
+def _split(record: dict) -> str:
+    """An image's own split, as some COCO exports (and our built-in data) record it: "train", "val", "test"..."""
+    value = record.get("split")
+    return value.strip().lower() if isinstance(value, str) else ""
 
 
 def _flag_duplicate_annotations(per_image: dict, by_id: dict, json_path: Path) -> None:
