@@ -19,7 +19,10 @@ CARD_NAME = "README.md"
 # Files every repo holds; pulls fetch these plus the kind's extras (never resume state or pickles).
 REQUIRED_FILES = (WEIGHTS_NAME, MODEL_CONFIG_NAME)
 REPO_FILES = (*REQUIRED_FILES, "config.yaml", "summary.json", "metrics.json", CARD_NAME, "curves.png")
-ALLOW_PATTERNS = [*REPO_FILES, "overlays/*.png"]
+# A SAM2 repo in transformers' layout (config.json + model.safetensors, e.g. fine-tuned with transformers elsewhere)
+# is read too; a segkit repo's own transformers/ copy is for transformers users and is not pulled.
+FOREIGN_FILES = ("config.json", "processor_config.json", "preprocessor_config.json")
+ALLOW_PATTERNS = [*REPO_FILES, "overlays/*.png", *FOREIGN_FILES]
 
 
 class HubError(CheckpointError):
@@ -36,11 +39,13 @@ class Kind:
     loader: str  # "module:function" taking (folder, device)
     usage: str  # the card's usage snippet; {repo_id} is filled in
     evaluator: str = ""  # "module:function" (folder, dataset, device) -> {metric: value}, summary["metrics"] keys
+    hf_usage: str = ""  # a second usage snippet, with transformers alone; {repo_id} is filled in
+    stager: str = ""  # "module:function" (run_dir, out_dir) writing extra repo files at push (sam2: transformers/)
+    foreign: str = ""  # "module:function" (folder) -> bool: a folder of this kind in another library's layout
 
     def evaluate(self, folder: str | Path, dataset: Any, device: str = "cpu") -> dict[str, Any]:
         """`python -m trainer evaluate`: this kind's metrics of the model in `folder` on `dataset`."""
-        module, func = self.evaluator.split(":")
-        return getattr(importlib.import_module(module), func)(folder, dataset, device)
+        return _call(self.evaluator, folder, dataset, device)
 
     @property
     def allow_patterns(self) -> list[str]:
@@ -48,8 +53,20 @@ class Kind:
 
     def load(self, folder: str | Path, device: str = "cpu") -> Any:
         """Import the loader only when needed: sam2 and detectron2 are heavy."""
-        module, func = self.loader.split(":")
-        return getattr(importlib.import_module(module), func)(folder, device)
+        return _call(self.loader, folder, device)
+
+    def stage_extra(self, run_dir: str | Path, out_dir: str | Path) -> None:
+        if self.stager:
+            _call(self.stager, run_dir, out_dir)
+
+    def recognizes(self, folder: str | Path) -> bool:
+        """Whether `folder` holds a model of this kind in another library's layout (no model_config.yaml)."""
+        return bool(self.foreign) and bool(_call(self.foreign, folder))
+
+
+def _call(target: str, *args: Any) -> Any:
+    module, func = target.split(":")
+    return getattr(importlib.import_module(module), func)(*args)
 
 
 _SAM2_USAGE = '''\
@@ -66,6 +83,24 @@ h, w = image.shape[:2]
 masks, scores, _ = predictor.predict(point_coords=np.array([[w // 2, h // 2]]), point_labels=np.array([1]),
                                      multimask_output=False)
 print(masks.shape, scores)
+'''
+
+# The same model with transformers alone (no segkit): the repo's transformers/ folder (see trainer/sam2_ft/hf_format.py)
+_SAM2_HF_USAGE = '''\
+import torch
+from PIL import Image
+from transformers import Sam2Model, Sam2Processor
+
+model = Sam2Model.from_pretrained("{repo_id}", subfolder="transformers")
+processor = Sam2Processor.from_pretrained("{repo_id}", subfolder="transformers")
+image = Image.open("your_image.jpg").convert("RGB")
+w, h = image.size
+inputs = processor(images=image, input_points=[[[[w // 2, h // 2]]]], input_labels=[[[1]]], return_tensors="pt")
+with torch.no_grad():
+    outputs = model(**inputs, multimask_output=False)
+masks = processor.post_process_masks(outputs.pred_masks, inputs["original_sizes"])[0][0]  # 1 x H x W bool
+print(masks.shape, outputs.iou_scores)
+# or: pipeline("mask-generation", model="{repo_id}", model_kwargs={{"subfolder": "transformers"}})
 '''
 
 _D2_USAGE = '''\
@@ -94,7 +129,8 @@ KINDS: dict[str, Kind] = {
     "sam2": Kind("sam2", library_name="sam2", pipeline_tag="mask-generation", main_metric="miou_box",
                  metrics=("miou_box", "miou_1pt", "miou_3pt", "auto_mean_best_iou", "auto_recall50"),
                  loader="trainer.sam2_ft.model:load_folder", usage=_SAM2_USAGE,
-                 evaluator="trainer.sam2_ft.evaluate:evaluate_folder"),
+                 evaluator="trainer.sam2_ft.evaluate:evaluate_folder", hf_usage=_SAM2_HF_USAGE,
+                 stager="trainer.sam2_ft.hf_format:stage_transformers", foreign="trainer.sam2_ft.hf_format:is_hf_folder"),
     "detectron2": Kind("detectron2", library_name="detectron2", pipeline_tag="image-segmentation",
                        main_metric="segm_AP", metrics=("segm_AP", "segm_AP50", "bbox_AP"),
                        loader="trainer.d2_ft.model:load_folder", usage=_D2_USAGE,
@@ -120,10 +156,15 @@ def get_kind(name: str | None, source: str = "kind") -> Kind:
 
 
 def folder_kind(folder: str | Path) -> Kind:
-    """The kind a model folder declares in model_config.yaml (safe_load: plain YAML only)."""
+    """The kind a model folder declares in model_config.yaml (safe_load: plain YAML only), or the kind whose
+    foreign layout it is in (a SAM2 in transformers' format)."""
     path = Path(folder) / MODEL_CONFIG_NAME
     if not path.is_file():
-        raise HubError(f"{path}: missing; a segkit model folder holds {' and '.join(REQUIRED_FILES)}")
+        for kind in KINDS.values():
+            if kind.recognizes(folder):
+                return kind
+        raise HubError(f"{path}: missing; a segkit model folder holds {' and '.join(REQUIRED_FILES)} "
+                       f"(or, for SAM2, transformers' config.json and {WEIGHTS_NAME})")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
@@ -138,7 +179,8 @@ def check_folder(folder: str | Path, expected: str | None = None) -> Kind:
     kind = folder_kind(folder)
     if expected is not None and kind.name != get_kind(expected).name:
         raise HubError(f"{folder}: this is a {kind.name} model, not a {expected} model")
-    missing = [name for name in REQUIRED_FILES if not (Path(folder) / name).is_file()]
+    required = REQUIRED_FILES if (Path(folder) / MODEL_CONFIG_NAME).is_file() else (WEIGHTS_NAME,)  # foreign layout
+    missing = [name for name in required if not (Path(folder) / name).is_file()]
     if missing:
         raise HubError(f"{folder}: missing {', '.join(missing)}; not a complete {kind.name} model repo")
     return kind

@@ -19,6 +19,7 @@ from hub_cards.card import build_card
 from hub_cards.kinds import CARD_NAME, REQUIRED_FILES, HubError, check_folder
 from hub_cards.local import local_hub_dir, parse_target, publish, revision_dir
 from hub_cards.public import dataset_name, scrub_folder, scrub_value
+from trainer.checkpoint import CheckpointError
 
 COPIED = (*REQUIRED_FILES, "config.yaml", "summary.json", "curves.png")
 MAX_OVERLAYS = 4
@@ -56,7 +57,7 @@ def stage_run(run_dir: str | Path, out_dir: str | Path, repo_id: str | None = No
     """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     summary = read_summary(run_dir)
-    check_folder(run_dir, expected=summary.get("kind"))
+    kind = check_folder(run_dir, expected=summary.get("kind"))
     _check_weights(run_dir / REQUIRED_FILES[0])
     if out_dir.exists() and any(out_dir.iterdir()):
         raise HubError(f"{out_dir}: not empty; stage into a new folder")
@@ -68,6 +69,10 @@ def stage_run(run_dir: str | Path, out_dir: str | Path, repo_id: str | None = No
     for image in overlays:
         (out_dir / "overlays").mkdir(exist_ok=True)
         shutil.copy2(image, out_dir / "overlays" / image.name)
+    try:  # sam2: the same model in transformers' format, in transformers/ (trainer/sam2_ft/hf_format.py)
+        kind.stage_extra(run_dir, out_dir)
+    except CheckpointError as err:
+        raise HubError(f"{run_dir}: cannot write the {kind.name} model in transformers' format ({err})") from err
     known = _known_paths(run_dir, summary)
     summary = scrub_value(summary, known)
     after = (summary.get("metrics") or {}).get("after") or {}

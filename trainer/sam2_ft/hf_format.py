@@ -15,13 +15,17 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 
 from trainer.checkpoint import WEIGHTS_NAME, CheckpointError, load_weights, save_weights
 
+if TYPE_CHECKING:
+    from trainer.sam2_ft.model import Sam2Spec
+
 HF_CONFIG_NAME = "config.json"
+HF_SUBFOLDER = "transformers"  # where a segkit repo keeps its transformers copy (see stage_transformers)
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
 HF_MODEL_TYPES = ("sam2_video", "sam2")  # what we write; what Sam2Model.save_pretrained writes (image part only)
 SAM2_MEMORY_PREFIXES = ("memory_attention.", "memory_encoder.", "mask_downsample.", "maskmem_tpos_enc",
@@ -216,24 +220,30 @@ def check_image_size(image_size: int) -> None:
         raise FormatError(f"image size {image_size}: transformers' Sam2 (like sam2) needs a multiple of 32")
 
 
+def _backbone(size: str, image_size: int) -> dict[str, Any]:
+    """transformers' Sam2HieraDetConfig fields of sam2.1 `size` (plain values, also compared on load)."""
+    h = _hiera(size)
+    e, heads = int(h["embed_dim"]), int(h["num_heads"])
+    return {
+        "hidden_size": e, "num_attention_heads": heads, "image_size": [image_size, image_size],
+        "blocks_per_stage": list(h["stages"]), "embed_dim_per_stage": [e * 2 ** k for k in range(4)],
+        "num_attention_heads_per_stage": [heads * 2 ** k for k in range(4)],
+        "window_size_per_stage": list(h["window_spec"]), "global_attention_blocks": list(h["global_att_blocks"]),
+        "window_positional_embedding_background_size": list(h["window_pos_embed_bkg_spatial_size"]),
+    }
+
+
 def hf_config(size: str, image_size: int) -> Any:
     """transformers' Sam2VideoConfig of a segkit sam2.1 model (size, input size); the prompt encoder, decoder and
     memory settings are sam2.1's, which are transformers' defaults."""
     from transformers import Sam2VideoConfig
 
     check_image_size(image_size)
-    h = _hiera(size)
-    e, heads = int(h["embed_dim"]), int(h["num_heads"])
     neck = _sam2_yaml(size)["image_encoder"]["neck"]
     s = image_size
-    backbone = {
-        "model_type": "sam2_hiera_det_model", "hidden_size": e, "num_attention_heads": heads, "image_size": [s, s],
-        "blocks_per_stage": list(h["stages"]), "embed_dim_per_stage": [e * 2 ** k for k in range(4)],
-        "num_attention_heads_per_stage": [heads * 2 ** k for k in range(4)],
-        "window_size_per_stage": list(h["window_spec"]), "global_attention_blocks": list(h["global_att_blocks"]),
-        "window_positional_embedding_background_size": list(h["window_pos_embed_bkg_spatial_size"]),
-    }
-    vision = {"model_type": "sam2_vision_model", "backbone_config": backbone, "backbone_channel_list": list(neck["backbone_channel_list"]),
+    vision = {"model_type": "sam2_vision_model",
+              "backbone_config": {"model_type": "sam2_hiera_det_model", **_backbone(size, s)},
+              "backbone_channel_list": list(neck["backbone_channel_list"]),
               "backbone_feature_sizes": [[s // 4, s // 4], [s // 8, s // 8], [s // 16, s // 16]],
               "fpn_top_down_levels": list(neck["fpn_top_down_levels"])}
     config = Sam2VideoConfig(vision_config=vision, prompt_encoder_config={"image_size": s}, image_size=s,
@@ -242,36 +252,51 @@ def hf_config(size: str, image_size: int) -> Any:
     return config
 
 
-def spec_from_hf_config(config: Mapping[str, Any], source: str = HF_CONFIG_NAME):
-    """The Sam2Spec whose hf_config() is this config.json's architecture; FormatError for one we cannot build."""
+def spec_from_hf_config(config: Mapping[str, Any], source: str = HF_CONFIG_NAME) -> "Sam2Spec":
+    """The Sam2Spec whose backbone is this config.json's (FormatError for one that is no sam2.1 size)."""
     from trainer.sam2_ft.model import CONFIGS, Sam2Spec
 
     if config.get("model_type") not in HF_MODEL_TYPES:
         raise FormatError(f"{source}: model_type {config.get('model_type')!r} is not a SAM2 model "
                           f"(expected one of {', '.join(HF_MODEL_TYPES)})")
-    vision = config.get("vision_config") or {}
-    backbone = vision.get("backbone_config") or {}
-    image_size = int(config.get("image_size") or (backbone.get("image_size") or [1024])[0])
-    fields = ("hidden_size", "num_attention_heads", "blocks_per_stage", "embed_dim_per_stage",
-              "window_size_per_stage", "global_attention_blocks", "window_positional_embedding_background_size")
+    from transformers import CONFIG_MAPPING
+
+    try:  # transformers fills what the file leaves out with its defaults, so compare its reading of the file
+        parsed = CONFIG_MAPPING[config["model_type"]].from_dict(dict(config))
+    except (TypeError, ValueError, KeyError) as err:
+        raise FormatError(f"{source}: transformers cannot read this config ({type(err).__name__}: {err})") from err
+    backbone = parsed.vision_config.backbone_config.to_dict()
+    image_size = int(parsed.image_size if isinstance(parsed.image_size, int) else parsed.image_size[0])
+    check_image_size(image_size)
     for size in CONFIGS:
-        ours = hf_config(size, image_size).vision_config.backbone_config
-        if all(list(backbone.get(f)) == list(getattr(ours, f)) if isinstance(getattr(ours, f), (list, tuple))
-               else backbone.get(f) == getattr(ours, f) for f in fields):
+        ours = _backbone(size, image_size)
+        if all(json.dumps(list(backbone.get(k)) if isinstance(backbone.get(k), tuple) else backbone.get(k))
+               == json.dumps(v) for k, v in ours.items() if k != "image_size"):
             return Sam2Spec(size=size, image_size=image_size)
     raise FormatError(f"{source}: a Hiera backbone that matches none of sam2.1's sizes ({', '.join(CONFIGS)})")
 
 
 # Folders ---------------------------------------------------------------------------------------------------------
 
+def read_config(folder: str | Path) -> dict[str, Any]:
+    """A transformers folder's config.json (plain JSON)."""
+    path = Path(folder) / HF_CONFIG_NAME
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise FormatError(f"{path}: not a readable config.json ({err})") from err
+    if not isinstance(config, dict):
+        raise FormatError(f"{path}: expected a JSON object")
+    return config
+
+
 def is_hf_folder(folder: str | Path) -> bool:
     """A folder in transformers' layout: config.json of a SAM2 model_type next to model.safetensors."""
-    folder = Path(folder)
     try:
-        config = json.loads((folder / HF_CONFIG_NAME).read_text())
-    except (OSError, ValueError):
+        config = read_config(folder)
+    except FormatError:
         return False
-    return isinstance(config, dict) and config.get("model_type") in HF_MODEL_TYPES and (folder / WEIGHTS_NAME).is_file()
+    return config.get("model_type") in HF_MODEL_TYPES and (Path(folder) / WEIGHTS_NAME).is_file()
 
 
 def _expected_hf_shapes(config: Any) -> dict[str, tuple[int, ...]]:
@@ -313,14 +338,37 @@ def write_hf_folder(state: Mapping[str, torch.Tensor], size: str, image_size: in
     return folder
 
 
-def read_hf_folder(folder: str | Path) -> tuple[dict[str, torch.Tensor], Any]:
-    """(sam2 state dict, Sam2Spec) of a transformers-format SAM2 folder. A Sam2Model (image-only) checkpoint has
-    no video-memory weights: those keys are absent here, and load_hf_folder() says so rather than inventing them."""
+
+def read_hf_folder(folder: str | Path, memory_from: Mapping[str, torch.Tensor] | None = None
+                   ) -> tuple[dict[str, torch.Tensor], "Sam2Spec"]:
+    """(sam2 state dict, Sam2Spec) of a transformers-format SAM2 folder.
+
+    A `Sam2Model.save_pretrained` folder (model_type "sam2", what a fine-tune with transformers gives) holds the
+    image part only; its video-memory tensors then come from `memory_from` (the sam2 model being loaded into, as
+    initialised), with a warning: image prediction, evaluation and the app never use them. Anything else missing
+    fails later, key by key, in check_keys.
+    """
     folder = Path(folder)
-    path = folder / HF_CONFIG_NAME
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise FormatError(f"{path}: not a readable config.json ({err})") from err
-    spec = spec_from_hf_config(config, str(path))
-    return hf_to_sam2(load_weights(folder / WEIGHTS_NAME)), spec
+    config = read_config(folder)
+    spec = spec_from_hf_config(config, str(folder / HF_CONFIG_NAME))
+    state = hf_to_sam2(load_weights(folder / WEIGHTS_NAME))
+    if config["model_type"] == "sam2" and not any(k.startswith(SAM2_MEMORY_PREFIXES) for k in state):
+        if memory_from is None:
+            raise FormatError(f"{folder}: an image-only transformers Sam2Model checkpoint has no video-memory weights")
+        import warnings
+
+        warnings.warn(f"{folder.name}: an image-only transformers Sam2Model checkpoint; sam2's video-memory modules "
+                      "keep their initial weights (image prediction does not use them)", stacklevel=2)
+        state.update({k: v for k, v in memory_from.items() if k.startswith(SAM2_MEMORY_PREFIXES)})
+    return state, spec
+
+
+def stage_transformers(run_dir: str | Path, out_dir: str | Path) -> Path:
+    """push: the run's model in transformers' format, in out_dir/transformers/. Why a subfolder: transformers reads
+    the root's model.safetensors before anything else, and the root's is sam2's layout (segkit, the app and
+    build_sam2 read it), so `from_pretrained(repo, subfolder="transformers")`."""
+    from trainer.sam2_ft.model import load_spec
+
+    spec = load_spec(run_dir)
+    return write_hf_folder(load_weights(Path(run_dir) / WEIGHTS_NAME), spec.size, spec.image_size,
+                           Path(out_dir) / HF_SUBFOLDER)

@@ -63,15 +63,24 @@ def build_model(spec: Sam2Spec, weights: str | Path | None = None, device: str |
     model = build_sam2(spec.config, None, device="cpu", mode="train" if train else "eval",
                        hydra_overrides_extra=overrides, apply_postprocessing=not train)
     if weights is not None:
-        state, source = read_state_dict(weights, spec)
+        state, source = read_state_dict(weights, spec, memory_from=model.state_dict())
         check_keys(model, state, source)
         model.load_state_dict(state)
     return model.to(device)
 
 
-def read_state_dict(weights: str | Path, spec: Sam2Spec | None = None) -> tuple[dict[str, torch.Tensor], str]:
-    """Weights from our safetensors, a folder holding one, sam2's official .pt, or a Hub id (downloaded)."""
+def read_state_dict(weights: str | Path, spec: Sam2Spec | None = None,
+                    memory_from: dict[str, torch.Tensor] | None = None) -> tuple[dict[str, torch.Tensor], str]:
+    """Weights from our safetensors, a folder holding one, sam2's official .pt, or a Hub id (downloaded); a folder
+    in transformers' format (config.json + model.safetensors) is converted to sam2's keys (hf_format.py)."""
+    from trainer.sam2_ft import hf_format
+
     path = Path(weights)
+    if path.is_dir() and not (path / MODEL_CONFIG_NAME).is_file() and hf_format.is_hf_folder(path):
+        state, found = hf_format.read_hf_folder(path, memory_from)
+        if spec is not None and found.size != spec.size:
+            raise CheckpointError(f"{path}: a sam2.1 {found.size} model in transformers' format, not {spec.size}")
+        return state, f"{path} (transformers' format)"
     if path.is_dir():
         path = path / WEIGHTS_NAME
     elif not path.exists() and "/" in str(weights) and not str(weights).startswith((".", "/")):
@@ -135,6 +144,12 @@ def load_spec(folder: str | Path, spec_cls: type = Sam2Spec) -> Any:
 
 
 def load_folder(folder: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, Sam2Spec]:
-    """A fine-tuned model from a run folder or a pulled Hub repo (model_config.yaml + model.safetensors)."""
+    """A fine-tuned model from a run folder or a pulled Hub repo (model_config.yaml + model.safetensors), or from a
+    folder in transformers' format (config.json + model.safetensors, converted on load)."""
+    from trainer.sam2_ft import hf_format
+
+    if not (Path(folder) / MODEL_CONFIG_NAME).is_file() and hf_format.is_hf_folder(folder):
+        spec = hf_format.spec_from_hf_config(hf_format.read_config(folder), str(Path(folder) / hf_format.HF_CONFIG_NAME))
+        return build_model(spec, folder, device=device), spec
     spec = load_spec(folder)
     return build_model(spec, Path(folder) / WEIGHTS_NAME, device=device), spec
