@@ -149,7 +149,8 @@ def _load(ref: str, kind: str, dev: torch.device) -> tuple[Any, str | None]:
     loaded = load_model(folder, kind=kind, device=str(dev))
     if kind == "sam2":
         model, spec = loaded
-        loaded = model, spec, f"{ref} (sam2.1 {spec.size}, image size {spec.image_size})"
+        converted = "" if (folder / "model_config.yaml").is_file() else ", converted from transformers' format"
+        loaded = model, spec, f"{ref} (sam2.1 {spec.size}, image size {spec.image_size}{converted})"
     return loaded, recorded_normalization(folder)
 
 

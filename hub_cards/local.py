@@ -97,11 +97,11 @@ class LocalModel:
 
 
 def list_local_models(kind: str | None = None, root: str | Path | None = None) -> list[LocalModel]:
-    """Every model repo in the local hub (main revisions), optionally of one kind, sorted by name."""
+    """Every model repo in the local hub (main revisions; segkit's layout or a SAM2 in transformers' format),
+    optionally of one kind, sorted by name."""
     root = Path(root) if root is not None else local_hub_dir()
     models = []
-    for config in sorted(root.glob("*/*/model_config.yaml")):
-        folder = config.parent
+    for folder in sorted(p for p in root.glob("*/*") if p.is_dir() and not p.name.startswith(".")):
         try:
             found = folder_kind(folder)
         except HubError:

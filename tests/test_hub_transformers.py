@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import warnings
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-from hub_cards import HubError, load_model, pull, push_run, stage_run
+from hub_cards import HubError, list_local_models, load_model, pull, push_run, stage_run
 from trainer.checkpoint import CheckpointError, load_weights
 from trainer.data.synthetic import make_scene
 from trainer.sam2_ft import hf_format
@@ -25,8 +26,9 @@ from trainer.sam2_ft.hf_format import FormatError
 from trainer.sam2_ft.model import Sam2Spec, build_model, make_predictor
 
 SIZE = 256  # the input size the equivalence tests run at (transformers represents every multiple of 32)
-# Measured (see the report in bench/README.md's transformers section): same pixels in -> logits agree to ~1e-5;
-# through each library's own resize + normalise, the low-res logits differ by < 1% of their range.
+# Measured (tiny, 256 px, one thread): the same pixels in -> low-res logits agree to <= 8e-6; through each library's
+# own resize + normalise (an image of another size), they differ by <= 1.1% of their largest |logit| and the masks'
+# IoU is >= 0.993; at the model's own size (no resize) the masks are identical.
 SAME_INPUT_ATOL = 1e-4
 LOGIT_TOL = 0.02  # x max |logit| of the mask, each library preprocessing the image itself
 MIN_IOU = 0.99
@@ -147,7 +149,7 @@ def _compare(sam2_model: torch.nn.Module, hf_model, processor, image: np.ndarray
             same = hf_model(**{**inputs, "pixel_values": predictor._transforms(image)[None]},
                             multimask_output=multimask)
         hf_masks = processor.post_process_masks(out.pred_masks, inputs["original_sizes"])[0][0].numpy()
-        ious = [(a & b).sum() / max((a | b).sum(), 1) for a, b in zip(masks > 0, hf_masks)]
+        ious = [(a & b).sum() / (a | b).sum() if (a | b).any() else 1.0 for a, b in zip(masks > 0, hf_masks)]
         hf_low = out.pred_masks[0, 0].clamp(-32, 32).numpy()  # sam2's predictor clamps its low-res logits
         rel = float(np.abs(hf_low - low).max() / np.abs(low).max())
         same_diff = float(np.abs(same.pred_masks[0, 0].clamp(-32, 32).numpy() - low).max())
@@ -172,7 +174,7 @@ def test_random_init_same_masks_as_sam2_predictor(tiny, hf_folder, one_thread):
     _assert_same_masks(_compare(tiny, model, processor, image))
 
 
-def _finetune_with_transformers(folder: Path, out: Path, steps: int = 8) -> Path:
+def _finetune_with_transformers(folder: Path, out: Path, steps: int = 4) -> Path:
     """A few AdamW steps of transformers' Sam2Model (prompt encoder + mask decoder) on a synthetic scene's masks,
     then save_pretrained: what someone fine-tuning SAM2 with transformers publishes (image part only)."""
     from transformers import Sam2Model, Sam2Processor
@@ -222,9 +224,9 @@ def test_finetuned_with_transformers_loads_here_with_the_same_masks(finetuned, h
     trained = load_weights(finetuned / "model.safetensors")
     assert not torch.equal(trained["mask_decoder.iou_token.weight"],
                            load_weights(hf_folder / "model.safetensors")["mask_decoder.iou_token.weight"])
-    image = make_scene(5, SIZE).image
-    results = _compare(model.eval(), hf_model, Sam2Processor.from_pretrained(finetuned), image)
-    _assert_same_masks(results)
+    processor = Sam2Processor.from_pretrained(finetuned)
+    for image in (make_scene(5, SIZE).image, np.ascontiguousarray(make_scene(3, 200).image[:, :180])):
+        _assert_same_masks(_compare(model.eval(), hf_model, processor, image))
 
 
 # Push, pull, card, the loaders -------------------------------------------------------------------------------
@@ -294,13 +296,15 @@ def _same_image_part(a: torch.nn.Module, b: torch.nn.Module) -> bool:
                if not k.startswith(hf_format.SAM2_MEMORY_PREFIXES))
 
 
-def test_loaders_accept_a_transformers_folder(finetuned, tmp_path, capsys):
-    """pull, --weights (build_model), `trainer evaluate` and the app read a transformers-format folder."""
+def test_loaders_accept_a_transformers_folder(finetuned, tmp_path):
+    """pull, the local hub's list, --weights (build_model) and the app read a transformers-format folder."""
     from demo import models as demo_models
     from trainer.cli import main
-    from trainer.evaluate import evaluate
 
     assert pull(finetuned, kind="sam2") == finetuned
+    hub = tmp_path / "local_hub"
+    shutil.copytree(finetuned, hub / "someone" / "sam2-from-transformers")
+    assert [(m.name, m.kind) for m in list_local_models(root=hub)] == [("someone/sam2-from-transformers", "sam2")]
     with pytest.raises(HubError, match="this is a sam2 model, not a detectron2 model"):
         pull(finetuned, kind="detectron2")
     with warnings.catch_warnings():
@@ -309,14 +313,21 @@ def test_loaders_accept_a_transformers_folder(finetuned, tmp_path, capsys):
         weights = build_model(Sam2Spec("tiny", SIZE), finetuned)  # --weights FOLDER
         assert _same_image_part(weights, reference)
         assert main(["pull", str(finetuned), "--kind", "sam2"]) == 0
-        from trainer.data import write_coco
-        from trainer.data.synthetic import make_dataset
-
-        data = write_coco(make_dataset(2, 96, seed=7), tmp_path / "coco")
-        results = evaluate(str(finetuned), str(data), device="cpu")
-        assert results["kind"] == "sam2" and 0 <= results["metrics"]["miou_box"] <= 1
         demo_models.clear_caches()
         handle = demo_models.get_sam2(str(finetuned))
-    assert handle.spec == Sam2Spec("tiny", SIZE) and "image size 256" in handle.note
+    assert handle.spec == Sam2Spec("tiny", SIZE) and "converted from transformers' format" in handle.note
     assert _same_image_part(handle.model, reference)
     demo_models.clear_caches()
+
+
+def test_evaluate_scores_a_transformers_folder(finetuned, tmp_path):
+    from trainer.data import write_coco
+    from trainer.data.synthetic import make_dataset
+    from trainer.evaluate import evaluate
+
+    data = write_coco(make_dataset(1, 96, seed=7), tmp_path / "coco")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        results = evaluate(str(finetuned), str(data), device="cpu")
+    assert results["kind"] == "sam2" and results["model"] == str(finetuned)
+    assert all(0 <= results["metrics"][k] <= 1 for k in ("miou_1pt", "miou_box", "auto_mean_best_iou"))
