@@ -63,7 +63,7 @@ def test_lora_trains_adapters_only_then_merges_into_a_plain_sam2_checkpoint(data
     torch.save({"model": safetensors.torch.load_file(run.weights_path)}, tmp_path / "model.pt")
     plain = build_sam2(Sam2Spec("tiny", SIZE).config, str(tmp_path / "model.pt"), device="cpu",
                        hydra_overrides_extra=[f"++model.image_size={SIZE}"])
-    image = data[0][1].image
+    image = data.dataset[0].image
     ours_masks, ours_scores = _predict(model, image)
     plain_masks, plain_scores = _predict(plain, image)
     torch.testing.assert_close(plain_masks, ours_masks, atol=1e-3, rtol=1e-3)

@@ -74,7 +74,8 @@ def test_mask_prompt_is_the_models_own_prediction_never_the_ground_truth(monkeyp
     """A mask prompt made from the target lets the model learn to copy it; SAM feeds back its own logits."""
     from trainer.data.synthetic import make_dataset
     from trainer.sam2_ft import objective
-    from trainer.sam2_ft.batches import make_items, resize_dataset
+    from trainer.augment import policy
+    from trainer.sam2_ft.batches import TrainingImages, make_items
     from trainer.sam2_ft.model import Sam2Spec, build_model
 
     m = _masks()
@@ -83,8 +84,8 @@ def test_mask_prompt_is_the_models_own_prediction_never_the_ground_truth(monkeyp
 
     torch.manual_seed(0)
     model = build_model(Sam2Spec("tiny", 64), train=True)
-    data = resize_dataset(make_dataset(1, 64, seed=2), 64, progress=False)
-    items = make_items(data, [0], step=0, seed=0, max_objects=4, hflip=False)
+    data = TrainingImages(make_dataset(1, 64, seed=2), 64, policy("none"), seed=0, progress=False)
+    items = make_items(data, [0], step=0, seed=0, max_objects=4)
     calls = []
     real = objective.decode
 

@@ -11,7 +11,8 @@ from trainer.data.sample import DataError, Sample, SegmentationDataset
 from trainer.data.synthetic import make_dataset
 from trainer.precision import resolve
 from trainer.runlog import RunDir
-from trainer.sam2_ft.batches import resize_dataset
+from trainer.augment import policy
+from trainer.sam2_ft.batches import TrainingImages, usable_indices
 from trainer.sam2_ft.config import Sam2TrainConfig
 from trainer.sam2_ft.feature_cache import FeatureCache
 from trainer.sam2_ft.forward import encode_images, image_features, preprocess
@@ -35,7 +36,7 @@ def _cfg(**kw) -> Sam2TrainConfig:
 
 @pytest.fixture(scope="module")
 def data():
-    return resize_dataset(make_dataset(2, SIZE, seed=3), SIZE, progress=False)
+    return TrainingImages(make_dataset(2, SIZE, seed=3), SIZE, policy("default"), seed=0, views=8, progress=False)
 
 
 def test_image_features_match_sam2_predictor():
@@ -52,7 +53,7 @@ def test_image_features_match_sam2_predictor():
 
 def test_feature_cache_returns_what_recomputing_returns(data):
     model = _model().eval()
-    images = [data[0][1].image, data[1][1].image]
+    images = [data.dataset[0].image, data.dataset[1].image]
     compute = lambda rows: encode_images(model, preprocess(model, [images[r] for r in rows]))
     cache = FeatureCache()
     first = cache.get_batch([(0, False), (1, False)], compute)
@@ -60,10 +61,28 @@ def test_feature_cache_returns_what_recomputing_returns(data):
     with torch.no_grad():
         fresh = compute([1, 0])
     assert (cache.misses, cache.hits, len(cache)) == (2, 2, 2)
-    for name in fresh:
-        for cached, direct in zip(again[name], fresh[name]):
-            torch.testing.assert_close(cached, direct)
+    assert list(again) == ["backbone_fpn"]  # position encodings are not stored: the same for every image
+    for cached, direct in zip(again["backbone_fpn"], fresh["backbone_fpn"]):
+        torch.testing.assert_close(cached, direct, atol=2e-3, rtol=1e-3)  # stored in float16
     torch.testing.assert_close(first["backbone_fpn"][2][0], again["backbone_fpn"][2][1])
+    exact = FeatureCache(dtype=torch.float32)
+    exact.get_batch([(0, False), (1, False)], compute)
+    assert cache.nbytes * 2 == exact.nbytes
+
+
+def test_float16_cache_keeps_the_loss_of_a_float32_cache(data):
+    from trainer.sam2_ft.batches import make_items
+    from trainer.sam2_ft.objective import Sam2Objective
+
+    model = _model()
+    losses = []
+    for dtype in (torch.float16, torch.float32):
+        objective = Sam2Objective(model, "dice_bce_iou", 1, FeatureCache(dtype=dtype))
+        items = make_items(data, [0, 1], step=0, seed=0, max_objects=4)
+        objective(items, "box")  # fills the cache
+        items = make_items(data, [0, 1], step=0, seed=0, max_objects=4)
+        losses.append(objective(items, "box"))
+    torch.testing.assert_close(losses[0], losses[1], atol=1e-3, rtol=1e-3)
 
 
 def test_loss_falls_when_overfitting_two_images(data):
@@ -117,7 +136,7 @@ def test_dataset_without_objects_is_a_clear_error():
     empty = Sample(np.zeros((32, 32, 3), np.uint8), np.zeros((0, 32, 32), bool), np.zeros(0), "empty.png")
     ds = SegmentationDataset.from_samples([empty, empty], ["thing"], root="data/empty")
     with pytest.raises(DataError, match="data/empty: none of its 2 training images has an object mask"):
-        resize_dataset(ds, SIZE, progress=False)
+        usable_indices(ds, progress=False)
 
 
 def resume_equals_uninterrupted(run, make_cfg, dataset, tmp_path, **kw) -> dict:

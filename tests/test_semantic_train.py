@@ -9,7 +9,8 @@ import torch
 from trainer.data.sample import DataError, Sample, SegmentationDataset
 from trainer.data.synthetic import make_dataset, make_scene
 from trainer.precision import resolve
-from trainer.semantic.batches import resize_dataset, sample_labels
+from trainer.augment import policy
+from trainer.semantic.batches import LabelledImages, sample_labels
 from trainer.semantic.config import SemanticTrainConfig
 from trainer.semantic.evaluate import baseline_labels, confusion, scores
 from trainer.semantic.labels import label_map, semantic_classes
@@ -35,7 +36,7 @@ def _cfg(**kw) -> SemanticTrainConfig:
 
 @pytest.fixture(scope="module")
 def data():
-    return resize_dataset(make_dataset(3, SIZE, seed=3), SIZE, len(CLASSES), progress=False)
+    return LabelledImages(make_dataset(3, SIZE, seed=3), SIZE, len(CLASSES), policy("default"), 0, 8, progress=False)
 
 
 def _box(y0: int, y1: int, x0: int, x1: int, shape=(8, 8)) -> np.ndarray:
@@ -63,8 +64,8 @@ def test_classes_background_first_and_class_agnostic_data_has_two():
     assert semantic_classes(["vessel", "liquid"]) == CLASSES
     assert semantic_classes([]) == ["background", "object"]
     sample = Sample(make_scene(0, 32).image, make_scene(0, 32).masks, np.zeros(len(make_scene(0, 32).masks)), "a.png")
-    data = resize_dataset(SegmentationDataset.from_samples([sample], []), 32, 2, progress=False)
-    assert set(data[0][1].labels.unique().tolist()) == {0, 1}
+    data = LabelledImages(SegmentationDataset.from_samples([sample], []), 32, 2, policy("none"), 0, progress=False)
+    assert set(data.item(0, step=0, seed=0).labels.unique().tolist()) == {0, 1}
 
 
 def test_scores_from_the_confusion_matrix():
@@ -87,7 +88,8 @@ def test_bad_class_ids_and_empty_data_name_the_file():
         sample_labels(scene, num_classes=2)
     empty = Sample(np.zeros((32, 32, 3), np.uint8), np.zeros((0, 32, 32), bool), np.zeros(0), "empty.png")
     with pytest.raises(DataError, match="data/empty: none of its 2 training images has an object mask"):
-        resize_dataset(SegmentationDataset.from_samples([empty, empty], ["x"], root="data/empty"), 32, 2, False)
+        LabelledImages(SegmentationDataset.from_samples([empty, empty], ["x"], root="data/empty"), 32, 2,
+                       policy("none"), 0, progress=False)
 
 
 def test_class_weights(data):
@@ -111,14 +113,16 @@ def test_frozen_encoder_bit_identical_head_trains_cache_equals_recompute(data):
     assert all(np.isfinite(losses))
 
     cache = trainer.objective.cache
-    assert cache is not None and cache.hits > 0
+    assert cache is not None and cache.misses == len(cache) > 0
+    trainer.step = 0  # step 0's images again: their views are in the cache
     (items,) = trainer.micro_batch(0)
     recompute = SemanticObjective(model, trainer.objective.loss, cache=None)
     cached, fresh = trainer.objective.encode(items), recompute.encode(items)
+    assert cache.hits > 0
     for a, b in zip(cached["backbone_fpn"], fresh["backbone_fpn"]):
-        torch.testing.assert_close(a, b)
+        torch.testing.assert_close(a, b, atol=2e-3, rtol=1e-3)  # the cache stores float16
     with torch.no_grad():
-        torch.testing.assert_close(trainer.objective(items), recompute(items))
+        torch.testing.assert_close(trainer.objective(items), recompute(items), atol=1e-3, rtol=1e-3)
 
 
 def test_freeze_none_trains_the_encoder(data):

@@ -1,9 +1,9 @@
 """Seeded augmentation of an image (or a clip's frames) with its instance masks, shared by the trainers.
 
-sam2's own `training.dataset.transforms` do the flip, the affine (rotation, shear), the colour jitter and the
-grayscale, applied consistently to every frame as sam2's video trainer applies them. What they lack is a random
-scale + crop that keeps an object cut by the crop as its partial mask and drops one the crop empties: `scale_crop`
-below. Zooming in crops a window of the image; zooming out places the image on a larger canvas filled with its
+sam2's own `training.dataset.transforms` do the flip, the colour jitter and the grayscale, applied consistently
+to every frame as sam2's video trainer applies them. What they lack is a random scale + crop that keeps an object
+cut by the crop as its partial mask and drops one the crop empties (`scale_crop`), and an affine that warps all of a
+frame's masks fast (`affine`: sam2's warps each through grid_sample, which dominates the cost with many objects). Zooming in crops a window of the image; zooming out places the image on a larger canvas filled with its
 border colour, so objects come out smaller. Sizes stay native (no resampling here): the trainers resize to the
 model's input once, afterwards.
 
@@ -74,11 +74,13 @@ def augment(frames: Sequence[np.ndarray], masks: Sequence[np.ndarray], pol: Poli
         fill = border_colour(frames[0])
         if pol.scale != (1.0, 1.0):
             frames, masks = scale_crop(frames, masks, pol.scale, fill)
-            kept = keep_visible(masks, area)  # before the affine: sam2's rejects a draw that empties an object
+            kept = keep_visible(masks, area)
             masks, area = [m[kept] for m in masks], area[kept]
         else:
             kept = np.arange(len(area))
-        frames, masks = _sam2_transforms(frames, masks, pol, fill)
+        if pol.degrees or pol.shear:
+            frames, masks = affine(frames, masks, pol.degrees, pol.shear, fill)
+        frames, masks = _sam2_transforms(frames, masks, pol)
     final = keep_visible(masks, area)
     return frames, [m[final] for m in masks], kept[final]
 
@@ -117,9 +119,29 @@ def border_colour(image: np.ndarray) -> tuple[int, int, int]:
     return tuple(int(v) for v in np.median(border, axis=0))  # type: ignore[return-value]
 
 
-def _sam2_transforms(frames: list[np.ndarray], masks: list[np.ndarray], pol: Policy,
-                     fill: tuple[int, int, int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Flip, affine, colour jitter and grayscale by sam2's own transforms, consistent across the frames."""
+def affine(frames: list[np.ndarray], masks: list[np.ndarray], degrees: float, shear: float,
+           fill: tuple[int, int, int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """One random rotation + shear (torchvision's RandomAffine draw) for every frame: images bilinear, masks
+    nearest, both by PIL. sam2's RandomAffine warps each mask as a float tensor through grid_sample (measured
+    ~30x slower here) and rejects a draw that empties an object; here such an object is dropped afterwards
+    (keep_visible)."""
+    import torchvision.transforms as T
+    import torchvision.transforms.functional as TF
+    from PIL import Image
+
+    h, w = frames[0].shape[:2]
+    params = T.RandomAffine.get_params([-degrees, degrees], None, None, [-shear, shear] if shear else None, [w, h])
+    out_frames = [np.asarray(TF.affine(Image.fromarray(f), *params, interpolation=TF.InterpolationMode.BILINEAR,
+                                       fill=list(fill))) for f in frames]
+    out_masks = [np.stack([np.asarray(TF.affine(Image.fromarray(mask), *params, fill=0,
+                                                interpolation=TF.InterpolationMode.NEAREST)) for mask in m])
+                 if len(m) else m for m in masks]
+    return out_frames, out_masks
+
+
+def _sam2_transforms(frames: list[np.ndarray], masks: list[np.ndarray], pol: Policy) -> tuple[list[np.ndarray],
+                                                                                               list[np.ndarray]]:
+    """Flip, colour jitter and grayscale by sam2's own transforms, consistent across the frames."""
     from PIL import Image
     from training.dataset import transforms as T
     from training.utils.data_utils import Frame, Object, VideoDatapoint
@@ -127,11 +149,6 @@ def _sam2_transforms(frames: list[np.ndarray], masks: list[np.ndarray], pol: Pol
     steps = []
     if pol.flip:
         steps.append(T.RandomHorizontalFlip(consistent_transform=True))
-    if pol.degrees or pol.shear:
-        # sam2 retries (then skips) an affine that would empty an object of the first frame
-        steps.append(T.RandomAffine(degrees=pol.degrees, shear=pol.shear or None, consistent_transform=True,
-                                    image_mean=fill, log_warning=False, num_tentatives=2,
-                                    image_interpolation="bilinear"))
     if pol.brightness or pol.contrast or pol.saturation:
         steps.append(T.ColorJitter(consistent_transform=True, brightness=pol.brightness, contrast=pol.contrast,
                                    saturation=pol.saturation, hue=None))
@@ -140,14 +157,13 @@ def _sam2_transforms(frames: list[np.ndarray], masks: list[np.ndarray], pol: Pol
     if not steps:
         return frames, masks
     point = VideoDatapoint(
-        frames=[Frame(Image.fromarray(f), [Object(n, t, torch.from_numpy(m.astype(np.uint8)))
-                                           for n, m in enumerate(frame_masks)])
+        frames=[Frame(Image.fromarray(f), [Object(n, t, torch.from_numpy(m)) for n, m in enumerate(frame_masks)])
                 for t, (f, frame_masks) in enumerate(zip(frames, masks))],
         video_id=0, size=frames[0].shape[:2])
     for step in steps:
         point = step(point)
     out_frames = [np.asarray(frame.data.convert("RGB")) for frame in point.frames]
-    out_masks = [np.stack([obj.segment.numpy() > 0 for obj in frame.objects]) if frame.objects
+    out_masks = [np.stack([obj.segment.numpy() for obj in frame.objects]) if frame.objects
                  else np.zeros((0, *f.shape[:2]), bool) for frame, f in zip(point.frames, out_frames)]
     return out_frames, out_masks
 

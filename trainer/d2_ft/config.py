@@ -33,6 +33,9 @@ class D2TrainConfig(options.RunConfig):
     min_size: int = field(default=0, metadata={
         "help": "shortest image edge for training and test (0 = the zoo config's 640-800 / 800)"})
     max_size: int = field(default=1333, metadata={"help": "longest image edge cap"})
+    augment: str = field(default="default", metadata={
+        "help": "augmentation: none | flip | default (multi-scale resize over 0.67-1.5x, random crop, flip, "
+                "brightness/contrast/saturation) | strong (0.5-2x)", "choices": ("none", "flip", "default", "strong")})
     # Recipe
     steps: int = field(default=300, metadata={"help": "iterations (SOLVER.MAX_ITER)"})
     batch_size: int = field(default=2, metadata={"help": "images per iteration, all processes together"})

@@ -44,8 +44,9 @@ class D2Trainer(DefaultTrainer):
     """DefaultTrainer with a device-aware DDP wrapper and our precision policy; extra hooks are added by the
     caller with register_hooks()."""
 
-    def __init__(self, cfg, precision: Precision):
+    def __init__(self, cfg, precision: Precision, augment: str = "flip"):
         TrainerBase.__init__(self)
+        self.augment = augment  # trainer/augment.py's level, as detectron2 augmentations (d2_ft/augment.py)
         model = self.build_model(cfg)
         optimizer = self.build_optimizer(cfg, model)
         data_loader = self.build_train_loader(cfg)
@@ -58,6 +59,16 @@ class D2Trainer(DefaultTrainer):
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
         self.register_hooks(self.build_hooks())
+
+    def build_train_loader(self, cfg):  # type: ignore[override]
+        """detectron2's loader with its own DatasetMapper, given our augmentation list."""
+        from detectron2.data import DatasetMapper, build_detection_train_loader
+
+        from trainer.d2_ft.augment import d2_augmentations
+
+        mapper = DatasetMapper(cfg, is_train=True, augmentations=d2_augmentations(cfg, self.augment),
+                               recompute_boxes=True)
+        return build_detection_train_loader(cfg, mapper=mapper)
 
     @property
     def unwrapped(self) -> torch.nn.Module:

@@ -138,7 +138,7 @@ def worker(plan: Plan) -> None:
     register(VAL_NAME, plan.val_dicts, plan.spec.class_names)
     cfg = train_cfg(plan)
     seed_all_rng(c.seed + comm.get_rank())
-    trainer = D2Trainer(cfg, plan.precision)
+    trainer = D2Trainer(cfg, plan.precision, c.augment)
     resumed = trainer.start(c.resume, plan.init)
     if main:  # drop records a resumed session will repeat (or all of them, for a fresh run in an old folder)
         if c.resume and not resumed:
@@ -212,7 +212,8 @@ def summary(plan: Plan, before: dict, after: dict, train_time: float, iters: int
         "model": {"zoo_config": spec.zoo_config, "norm": spec.norm, "depth": spec.depth,
                   "num_classes": spec.num_classes, "min_size_test": spec.min_size_test},
         "dataset": plan.dataset_info,
-        "recipe": {"precision": plan.precision.name, "steps": c.steps, "batch_size": c.batch_size, "lr": c.lr,
+        "recipe": {"precision": plan.precision.name, "augment": c.augment, "steps": c.steps, "batch_size": c.batch_size,
+                   "lr": c.lr,
                    "roi_batch_per_image": c.roi_batch, "warmup": c.warmup_iters, "processes":
                    c.num_workers * c.num_machines, "device": plan.device, "opts": list(c.opts)},
         "metrics": {"before": before, "after": after},

@@ -34,8 +34,9 @@ class Item:
     generator: torch.Generator  # this sample's prompt randomness for this step
 
     @property
-    def cache_key(self) -> tuple[int, int]:
-        return (self.index, self.view)
+    def cache_key(self) -> tuple[int, int] | None:
+        """None for a fresh draw: its features are never reused."""
+        return None if self.view == FRESH else (self.index, self.view)
 
 
 def to_model_size(image: np.ndarray, masks: np.ndarray, size: int) -> tuple[np.ndarray, torch.Tensor]:

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 HF_CONFIG_NAME = "config.json"
 HF_SUBFOLDER = "transformers"  # where a segkit repo keeps its transformers copy (see stage_transformers)
-PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
 HF_MODEL_TYPES = ("sam2_video", "sam2")  # what we write; what Sam2Model.save_pretrained writes (image part only)
 SAM2_MEMORY_PREFIXES = ("memory_attention.", "memory_encoder.", "mask_downsample.", "maskmem_tpos_enc",
                         "no_mem_pos_enc", "no_obj_embed_spatial", "no_obj_ptr", "obj_ptr_proj.", "obj_ptr_tpos_proj.")

@@ -27,8 +27,9 @@ class Sam2Objective(torch.nn.Module):
     def encode(self, items: list[Item]):
         device = next(self.model.parameters()).device
         run = lambda rows: encode_images(self.model, preprocess(self.model, [items[r].image for r in rows]).to(device))
-        if self.cache is not None:
-            return self.cache.get_batch([it.cache_key for it in items], run)
+        keys = [it.cache_key for it in items]
+        if self.cache is not None and None not in keys:
+            return self.cache.get_batch(keys, run)
         return run(list(range(len(items))))
 
     def forward(self, items: list[Item], kind: str) -> torch.Tensor:

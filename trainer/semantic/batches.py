@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from trainer.data.sample import DataError, Sample, SegmentationDataset
-from trainer.sam2_ft.batches import TrainingImages
+from trainer.sam2_ft.batches import FRESH, TrainingImages
 from trainer.semantic.labels import label_map
 
 
@@ -25,8 +25,8 @@ class Item:
     labels: torch.Tensor  # S x S int64, 0 = background
 
     @property
-    def cache_key(self) -> tuple[int, int]:
-        return (self.index, self.view)
+    def cache_key(self) -> tuple[int, int] | None:
+        return None if self.view == FRESH else (self.index, self.view)
 
 
 def sample_labels(sample: Sample, num_classes: int) -> np.ndarray:

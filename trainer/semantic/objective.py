@@ -55,8 +55,9 @@ class SemanticObjective(torch.nn.Module):
             batch = preprocess(self.model, [items[r].image for r in rows]).to(device)
             return {"backbone_fpn": encode_images(self.model, batch)["backbone_fpn"]}
 
-        if self.cache is not None:
-            return self.cache.get_batch([it.cache_key for it in items], run)
+        keys = [it.cache_key for it in items]
+        if self.cache is not None and None not in keys:
+            return self.cache.get_batch(keys, run)
         trains_encoder = any(p.requires_grad for p in self.model.image_encoder.parameters())
         with contextlib.nullcontext() if trains_encoder else torch.no_grad():
             return run(list(range(len(items))))
