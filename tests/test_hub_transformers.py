@@ -69,6 +69,10 @@ def test_every_table_row_is_used_and_image_model_keys_are_the_non_memory_part(ti
     from transformers import Sam2Model
 
     converted = hf_format.sam2_to_hf(tiny.state_dict())
+    for side, keys in ((0, tiny.state_dict()), (1, converted)):
+        for key in keys:  # each key is named by at most one row (the two special cases by none)
+            rows = [row for row in hf_format.KEY_TABLE if hf_format._compile(row[side]).match(key)]
+            assert len(rows) <= 1, (key, rows)
     used = {row for row in hf_format.KEY_TABLE
             if any(hf_format._compile(row[1]).match(k) for k in converted)}
     assert used == set(hf_format.KEY_TABLE), f"rows matching no key: {set(hf_format.KEY_TABLE) - used}"
@@ -105,6 +109,12 @@ def test_files_round_trip_and_refusals(tiny, hf_folder, tmp_path):
     assert set(state) == set(own) and all(torch.equal(state[k], own[k]) for k in own)
     assert str(tmp_path.parent) not in "".join(p.read_bytes().decode("latin-1") for p in hf_folder.iterdir()
                                                if p.suffix == ".json")
+    from transformers import AutoProcessor, Sam2Model, Sam2VideoModel
+
+    for cls in (Sam2VideoModel, Sam2Model):  # transformers' own report: nothing missing, nothing left over
+        _, info = cls.from_pretrained(hf_folder, output_loading_info=True)
+        assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], cls
+    assert type(AutoProcessor.from_pretrained(hf_folder)).__name__ == "Sam2Processor"
     with pytest.raises(FormatError, match="image size 200: .* multiple of 32"):
         hf_format.hf_config("tiny", 200)
     config = json.loads((hf_folder / "config.json").read_text())
