@@ -341,3 +341,23 @@ def test_evaluate_scores_a_transformers_folder(finetuned, tmp_path):
         results = evaluate(str(finetuned), str(data), device="cpu")
     assert results["kind"] == "sam2" and results["model"] == str(finetuned)
     assert all(0 <= results["metrics"][k] <= 1 for k in ("miou_1pt", "miou_box", "auto_mean_best_iou"))
+
+
+def test_pull_a_hub_repo_in_transformers_format(finetuned, tmp_path, monkeypatch):
+    """A Hub id of a transformers-only SAM2 repo resolves (here from the offline cache) and is a sam2 model; the
+    download's allow-list names its config.json and processor config."""
+    from huggingface_hub import constants
+
+    from hub_cards.kinds import get_kind
+
+    assert {"config.json", "processor_config.json", "model.safetensors"} <= set(get_kind("sam2").allow_patterns)
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    storage = tmp_path / "hf_cache" / "models--someone--sam2-hf-only"
+    shutil.copytree(finetuned, storage / "snapshots" / commit)
+    (storage / "refs").mkdir()
+    (storage / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf_cache"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    folder = pull("someone/sam2-hf-only", kind="sam2")
+    assert folder == storage / "snapshots" / commit and hf_format.is_hf_folder(folder)
