@@ -8,7 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from test_d2_helpers import tiny_config
+import torch
+from test_d2_helpers import tiny_config, tiny_spec
+from trainer.d2_ft.model import build_cfg
 from trainer.d2_ft.model import load_folder
 from trainer.d2_ft.pipeline import run
 from trainer.data.sample import DataError, SampleRef, SegmentationDataset
@@ -167,3 +169,36 @@ def test_bf16_autocast_run(tmp_path, data):
     losses = [loss for _, loss in _losses(RunDir(tmp_path).read_metrics())]
     assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
     assert math.isfinite(result.summary["metrics"]["after"]["segm_AP"])
+
+
+def test_default_augmentation_crops_scales_and_keeps_masks_and_boxes_together(tmp_path):
+    """detectron2's own DatasetMapper with our list: over many draws the images come in several sizes, crops cut
+    coins (partial masks, boxes recomputed from them) and every box encloses its mask."""
+    from detectron2.data import DatasetMapper
+    from detectron2.data import transforms as T
+
+    from trainer.d2_ft.augment import d2_augmentations
+    from trainer.d2_ft.register import dataset_dicts
+    from trainer.data.builtin import builtin_samples
+
+    cfg = build_cfg(tiny_spec(["coin"]))
+    augs = d2_augmentations(cfg, "default")
+    assert [type(a) for a in augs][:3] == [T.ResizeShortestEdge, T.RandomApply, T.RandomFlip]
+    assert len(d2_augmentations(cfg, "none")) == 1
+    mapper = DatasetMapper(cfg, is_train=True, augmentations=augs, recompute_boxes=True)
+    record = dataset_dicts(builtin_samples().subset([0]), tmp_path)[0]
+    whole = sorted(int(m.sum()) for m in builtin_samples()[0].masks)
+    np.random.seed(0)
+    sizes, cut = set(), False
+    for _ in range(30):
+        out = mapper(dict(record))
+        image, inst = out["image"], out["instances"]
+        sizes.add(tuple(image.shape[1:]))
+        masks = inst.gt_masks.tensor
+        assert masks.shape[1:] == image.shape[1:] and masks.flatten(1).any(1).all()  # emptied ones dropped
+        for mask, box in zip(masks, inst.gt_boxes.tensor):
+            ys, xs = torch.nonzero(mask, as_tuple=True)
+            assert box[0] <= xs.min() and box[2] >= xs.max() + 1 - 1e-3 and box[1] <= ys.min()
+        scale = (image.shape[1] * image.shape[2]) / (record["height"] * record["width"])
+        cut |= len(masks) < len(whole) or any(m.sum() < 0.5 * min(whole) * scale for m in masks)
+    assert len(sizes) > 3 and cut

@@ -25,7 +25,7 @@ def test_builtin_is_deterministic_and_clean(tmp_path):
     elapsed = time.perf_counter() - start
     second = write_builtin(tmp_path / "b")
     assert _files(first) == _files(second)
-    assert len(_files(first)) == 9  # annotations.json + 8 tiles
+    assert len(_files(first)) == 41  # annotations.json + 24 training windows + 16 held-out windows
     assert validate_data(first) == []
     assert elapsed < 10  # ~1 s here; generous for a loaded CI machine
 
@@ -37,12 +37,40 @@ def test_builtin_content_and_provenance(tmp_path):
     assert [c["name"] for c in coco["categories"]] == ["coin"]
     assert all(isinstance(a["segmentation"]["counts"], str) for a in coco["annotations"])  # RLE
     ds = load_dataset(root)
-    assert ds.class_names == ["coin"] and len(ds) == 8
+    assert ds.class_names == ["coin"] and len(ds) == 40
+    areas = []
     for sample in ds:
-        assert max(sample.image.shape[:2]) <= 256 and 2 <= len(sample.masks) <= 5
-        assert (sample.masks.sum(axis=(1, 2)) > 800).all()  # whole coins, not specks or cut slivers
+        assert 64 <= min(sample.image.shape[:2]) and max(sample.image.shape[:2]) <= 256 and len(sample.masks) >= 2
+        assert (sample.masks.sum(axis=(1, 2)) >= 100).all()  # coins and cut coins, no specks
         coin, background = sample.image[sample.masks.any(0)], sample.image[~sample.masks.any(0)]
         assert coin.mean() > background.mean() + 50  # the masks sit on the bright coins
+        areas += sample.masks.sum(axis=(1, 2)).tolist()
+    assert min(areas) < 600 and max(areas) > 1500  # coins cut at the window borders and whole ones
+    sizes = {sample.image.shape[:2] for sample in ds}
+    assert len(sizes) > 20  # windows at many scales
+
+
+def test_builtin_held_out_part_is_fixed_and_never_trained_on(tmp_path):
+    ds = load_dataset(write_builtin(tmp_path))
+    assert ds.has_fixed_split
+    for fraction, seed in ((0.2, 0), (0.5, 3)):  # the dataset's own split, whatever a run asks for
+        train, val = ds.split(fraction, seed)
+        assert len(train) == 24 and len(val) == 16
+        assert all("_train_" in s for s in train.sources) and all("_heldout_" in s for s in val.sources)
+    describe = ds.describe(*ds.split(), "builtin", "coco")
+    assert describe["split"] == "the dataset's own" and describe["num_val"] == 16
+
+
+def test_coco_split_field_round_trips(tmp_path):
+    from trainer.data.sample import Sample, SegmentationDataset
+
+    source = make_dataset(n_images=4, size=32)
+    tagged = [Sample(s.image, s.masks, s.class_ids, s.source, split="test" if i == 2 else "train")
+              for i, s in enumerate(source)]
+    back = load_dataset(write_coco(SegmentationDataset.from_samples(tagged, source.class_names), tmp_path))
+    train, held = back.split(0.5, seed=1)
+    assert len(held) == 1 and held[0].split == "test" and len(train) == 3
+    assert not load_dataset(write_coco(source, tmp_path / "plain")).has_fixed_split
 
 
 def test_builtin_dataset_path_is_cached(tmp_path, monkeypatch):
@@ -54,13 +82,13 @@ def test_builtin_dataset_path_is_cached(tmp_path, monkeypatch):
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no staging folder left behind
     for name in ("builtin", None):
         ds = load_dataset(name)
-        assert ds.root == str(path) and ds.class_names == ["coin"] and len(ds) == 8
+        assert ds.root == str(path) and ds.class_names == ["coin"] and len(ds) == 40
 
 
 def test_make_sample_data_cli(tmp_path, capsys):
     assert main(["make-sample-data", str(tmp_path / "out")]) == 0
-    assert "8 images, 24 instances, 1 class: OK" in capsys.readouterr().out
-    assert (tmp_path / "out" / "annotations.json").is_file() and len(list((tmp_path / "out" / "images").iterdir())) == 8
+    assert "40 images, 211 instances, 1 class: OK" in capsys.readouterr().out
+    assert (tmp_path / "out" / "annotations.json").is_file() and len(list((tmp_path / "out" / "images").iterdir())) == 40
 
 
 def test_export_rle_round_trip_is_exact(tmp_path):

@@ -7,8 +7,10 @@ local_hub/ with the models the Gradio app opens on. Each step is the same comman
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import time
+from pathlib import Path
 
 # name -> the command's arguments (after `python -m trainer`); --out and --push-to are added per run.
 RECIPES: dict[str, list[str]] = {
@@ -33,6 +35,16 @@ def register(subparsers) -> None:
     parser.set_defaults(func=main)
 
 
+def headline(summary_path: Path) -> str:
+    """The held-out figures of a finished run, from its summary.json."""
+    from hub_cards.kinds import KINDS, METRIC_LABELS
+
+    summary = json.loads(summary_path.read_text())
+    kind, metrics = KINDS[summary["kind"]], summary["metrics"]
+    return " | ".join(f"{METRIC_LABELS.get(k, k)} {metrics['before'][k]:.2f} -> {metrics['after'][k]:.2f}"
+                      for k in kind.metrics[:3] if k in metrics.get("after", {}) and k in metrics.get("before", {}))
+
+
 def main(args: argparse.Namespace) -> int:
     from trainer.cli import main as trainer_main
 
@@ -54,6 +66,10 @@ def main(args: argparse.Namespace) -> int:
     for name, code, seconds in results:
         print(f"  {name:11s} {'ok' if code == 0 else f'failed ({code})':10s} {seconds:6.0f} s  -> "
               f"{args.runs}/quickstart-{name}, local hub {HUB_NAMES[name]}")
+    print("held out (windows of the photo's other half, at other scales, never trained on), before -> after:")
+    for name, code, _ in results:
+        if code == 0:
+            print(f"  {name:11s} {headline(Path(args.runs) / f'quickstart-{name}' / 'summary.json')}")
     if all(code == 0 for _, code, _ in results):
         print("next: .venv/bin/python app.py  (the Space opens on these models)")
     return max((code for _, code, _ in results), default=0)
