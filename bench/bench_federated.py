@@ -22,7 +22,7 @@ from trainer.federated.config import FederatedConfig
 from trainer.federated.pipeline import run as run_federated
 from trainer.federated.sites import load_sites
 from trainer.precision import resolve
-from trainer.sam2_ft.batches import resize_dataset
+from trainer.sam2_ft.batches import TrainingImages
 from trainer.sam2_ft.evaluate import evaluate
 from trainer.sam2_ft.loop import Trainer
 from trainer.sam2_ft.pipeline import base_weights, build
@@ -47,7 +47,7 @@ def centralised(cfg: FederatedConfig) -> dict[str, float]:
     # per step on the shared 2-core machine. The federated clients train side by side, one core each.
     torch.set_num_threads(1)
     model = build(central, base_weights(central), torch.device("cpu"))
-    trainer = Trainer(central, model, resize_dataset(train, cfg.image_size, progress=False),
+    trainer = Trainer(central, model, TrainingImages.for_run(train, central, progress=False),
                       resolve(cfg.precision, "cpu"))
     start = time.perf_counter()
     for _ in range(steps):

@@ -47,7 +47,7 @@ def train_run(size_name: str, precision_name: str, image_size: int, batch: int, 
     from trainer.data.sample import SegmentationDataset
     from trainer.data.synthetic import CLASS_NAMES, make_scene
     from trainer.precision import resolve
-    from trainer.sam2_ft.batches import resize_dataset
+    from trainer.sam2_ft.batches import TrainingImages
     from trainer.sam2_ft.config import Sam2TrainConfig
     from trainer.sam2_ft.loop import Trainer
     from trainer.sam2_ft.model import Sam2Spec, build_model
@@ -55,11 +55,11 @@ def train_run(size_name: str, precision_name: str, image_size: int, batch: int, 
     samples = [make_scene(i, size=image_size, max_vessels=4) for i in range(2 * batch)]
     dataset = SegmentationDataset.from_samples(samples, CLASS_NAMES, root="synthetic", format="synthetic")
     cfg = Sam2TrainConfig(size=size_name, image_size=image_size, no_pretrained=True, freeze="none", batch_size=batch,
-                          max_objects=8, progress=False, steps=steps + 4, warmup_steps=0, hflip=False, device=device,
+                          max_objects=8, progress=False, steps=steps + 4, warmup_steps=0, augment="none", device=device,
                           precision=precision_name).validate()
     torch.manual_seed(0)
     model = build_model(Sam2Spec(size_name, image_size), device=device, train=True)
-    trainer = Trainer(cfg, model, resize_dataset(dataset, image_size, progress=False), resolve(precision_name, device))
+    trainer = Trainer(cfg, model, TrainingImages.for_run(dataset, cfg, progress=False), resolve(precision_name, device))
     for _ in range(3):
         trainer.train_step()
     sync(device)

@@ -48,7 +48,7 @@ def child(mode: str, size: int, steps: int, lora: int, device: str) -> dict:
     from trainer.data.sample import SegmentationDataset
     from trainer.data.synthetic import CLASS_NAMES, make_scene
     from trainer.precision import resolve
-    from trainer.sam2_ft.batches import resize_dataset
+    from trainer.sam2_ft.batches import TrainingImages
     from trainer.sam2_ft.config import Sam2TrainConfig
     from trainer.sam2_ft.loop import Trainer
     from trainer.sam2_ft.model import Sam2Spec, build_model
@@ -59,10 +59,10 @@ def child(mode: str, size: int, steps: int, lora: int, device: str) -> dict:
     samples = [make_scene(i, size=size, max_vessels=4) for i in range(2)]
     dataset = SegmentationDataset.from_samples(samples, CLASS_NAMES, root="synthetic", format="synthetic")
     cfg = Sam2TrainConfig(image_size=size, no_pretrained=True, batch_size=1, max_objects=8, progress=False,
-                          steps=steps + 1, warmup_steps=0, hflip=False, device=device, **options).validate()
+                          steps=steps + 1, warmup_steps=0, augment="none", device=device, **options).validate()
     torch.manual_seed(0)
     model = build_model(Sam2Spec("tiny", size), device=device, train=True)
-    trainer = Trainer(cfg, model, resize_dataset(dataset, size, progress=False), resolve("fp32", device))
+    trainer = Trainer(cfg, model, TrainingImages.for_run(dataset, cfg, progress=False), resolve("fp32", device))
     if device.startswith("cuda"):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()

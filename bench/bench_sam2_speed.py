@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from trainer.data.sample import SegmentationDataset
 from trainer.data.synthetic import CLASS_NAMES, make_dataset, make_scene
 from trainer.precision import resolve
-from trainer.sam2_ft.batches import resize_dataset
+from trainer.sam2_ft.batches import TrainingImages
 from trainer.sam2_ft.config import Sam2TrainConfig
 from trainer.sam2_ft.loop import Trainer
 from trainer.sam2_ft.model import Sam2Spec, build_model, make_predictor
@@ -96,7 +96,7 @@ def ours(dataset, size: int, batch: int = 4, **overrides) -> tuple[Callable[[], 
     """Our Trainer as a callable doing one optimizer step (-> images processed)."""
     cfg = Sam2TrainConfig(image_size=size, no_pretrained=True, batch_size=batch, progress=False,
                           **{"max_objects": 16, **overrides})
-    trainer = Trainer(cfg, model(size), resize_dataset(dataset, size, progress=False), resolve(cfg.precision, "cpu"))
+    trainer = Trainer(cfg, model(size), TrainingImages.for_run(dataset, cfg, progress=False), resolve(cfg.precision, "cpu"))
 
     def step() -> int:
         trainer.train_step()
@@ -127,7 +127,7 @@ def compare(baseline: Callable[[], int], others: dict[str, Callable[[], int]], i
         print(f"  {name}: {np.median(r):.2f}x baseline images/s (rounds: {', '.join(f'{x:.2f}' for x in r)})")
 
 
-LIKE_TUTORIAL = dict(prompts="point", correction_clicks=0, loss="bce_iou", hflip=False)  # the tutorial: no flips
+LIKE_TUTORIAL = dict(prompts="point", correction_clicks=0, loss="bce_iou", augment="none")  # the tutorial: no augmentation
 
 
 def scenes(n: int, size: int, seed: int) -> SegmentationDataset:
@@ -179,13 +179,13 @@ def bench_tutorial(dataset, size: int, rounds: int = 3, lr: float = 1e-4, qualit
 
 def bench_cache(dataset, size: int) -> None:
     print("[cache] baseline = frozen encoder recomputed every step; candidate = feature cache after its first epoch")
-    cached, trainer = ours(dataset, size, freeze="image_encoder", feature_cache=True, hflip=False)
+    cached, trainer = ours(dataset, size, freeze="image_encoder", feature_cache=True, augment="none")
     start = time.perf_counter()
     for _ in range(len(dataset) // 4):
         cached()
     print(f"  first epoch (fills the cache, {len(trainer.objective.cache)} entries): "
           f"{time.perf_counter() - start:.1f}s")
-    compare(ours(dataset, size, freeze="image_encoder", feature_cache=False, hflip=False)[0],
+    compare(ours(dataset, size, freeze="image_encoder", feature_cache=False, augment="none")[0],
             {"feature cache": cached}, images=8, rounds=3)
 
 

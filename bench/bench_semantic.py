@@ -20,7 +20,7 @@ import torch
 from bench_sam2_speed import timed
 from trainer.data.synthetic import make_dataset
 from trainer.precision import resolve
-from trainer.semantic.batches import resize_dataset
+from trainer.semantic.batches import LabelledImages
 from trainer.semantic.config import SemanticTrainConfig
 from trainer.semantic.labels import semantic_classes
 from trainer.semantic.loop import SemanticTrainer
@@ -35,7 +35,7 @@ def trainer_step(dataset, size: int, batch: int, **overrides) -> tuple[Callable[
     cfg = SemanticTrainConfig(image_size=size, no_pretrained=True, batch_size=batch, progress=False, **overrides)
     torch.manual_seed(0)
     model = build_model(SemanticSpec(classes, "tiny", size))
-    trainer = SemanticTrainer(cfg, model, resize_dataset(dataset, size, len(classes), progress=False),
+    trainer = SemanticTrainer(cfg, model, LabelledImages.for_run(dataset, cfg, len(classes), progress=False),
                               resolve("fp32", "cpu"))
 
     def step() -> int:
@@ -56,7 +56,7 @@ def main() -> None:
     print(f"machine: {torch.get_num_threads()} torch threads, CPU; sam2.1 tiny random init, {args.image_size}px, "
           f"{args.images} synthetic images, batch {args.batch}")
     start = time.perf_counter()
-    kw = dict(dataset=dataset, size=args.image_size, batch=args.batch, hflip=False)
+    kw = dict(dataset=dataset, size=args.image_size, batch=args.batch, augment="none")
     cached, trainer = trainer_step(**kw)
     recompute, _ = trainer_step(**kw, feature_cache=False)
     full, _ = trainer_step(**kw, freeze="none", lr=1e-5)

@@ -127,7 +127,8 @@ print(labels.shape, {{name: float((labels == i).mean()) for i, name in enumerate
 
 KINDS: dict[str, Kind] = {
     "sam2": Kind("sam2", library_name="sam2", pipeline_tag="mask-generation", main_metric="miou_box",
-                 metrics=("miou_box", "miou_1pt", "miou_3pt", "auto_mean_best_iou", "auto_recall50"),
+                 metrics=("miou_box", "miou_1pt", "miou_3pt", "auto_mean_best_iou", "auto_recall50", "area_corr_box",
+                          "area_corr_1pt", "area_corr_3pt"),
                  loader="trainer.sam2_ft.model:load_folder", usage=_SAM2_USAGE,
                  evaluator="trainer.sam2_ft.evaluate:evaluate_folder", hf_usage=_SAM2_HF_USAGE,
                  stager="trainer.sam2_ft.hf_format:stage_transformers", foreign="trainer.sam2_ft.hf_format:is_hf_folder"),
@@ -146,6 +147,8 @@ METRIC_LABELS = {
     "auto_mean_best_iou": "automatic masks: mean best IoU", "auto_recall50": "automatic masks: recall@IoU 0.5",
     "segm_AP": "mask AP", "segm_AP50": "mask AP50", "bbox_AP": "box AP",
     "miou": "mean IoU over classes", "pixel_accuracy": "pixel accuracy",
+    "area_corr_box": "area correlation, box", "area_corr_1pt": "area correlation, 1 point",
+    "area_corr_3pt": "area correlation, 3 points",
 }
 
 

@@ -25,6 +25,9 @@ def report(result, cfg) -> None:
               f"{before.get('miou_3pt', 0):.3f} -> {after['miou_3pt']:.3f}")
         print(f"  no prompts (mean best IoU): {before.get('auto_mean_best_iou', 0):.3f} -> "
               f"{after['auto_mean_best_iou']:.3f}")
+        print("  predicted vs true area, correlation of logs (box / 1 point / 3 points): " + " / ".join(
+            f"{before.get(k, 0):.2f} -> {after.get(k, 0):.2f}" for k in ("area_corr_box", "area_corr_1pt",
+                                                                          "area_corr_3pt")))
     print(f"  {s['images_per_s']:.2f} images/s over {s['train_time_s']:.0f} s")
     print(f"  look at: {result.path / 'summary.json'}, {result.path / 'curves.png'}, {result.path / 'overlays'}/")
     if result.status == "paused":

@@ -6,6 +6,9 @@ With prompts, at the original image resolution, each ground-truth object prompte
     miou_box  its tight box
 Without prompts: the automatic mask generator's masks; each ground-truth mask matched to its best predicted mask:
     auto_mean_best_iou, auto_recall50 (share of objects with a match of IoU >= 0.5)
+How the predicted area tracks the true one, per prompt type (a model that answers every prompt with the same
+blob scores ~0 here even where its IoU looks fair):
+    area_corr_1pt / _3pt / _box   Pearson correlation of log(predicted area) and log(true area) over the objects
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from trainer.data.sample import SegmentationDataset
 from trainer.sam2_ft.model import make_mask_generator, make_predictor
 from trainer.sam2_ft.prompts import boxes, center_points, sample_points
 
-METRICS = ("miou_1pt", "miou_3pt", "miou_box", "auto_mean_best_iou", "auto_recall50")
+METRICS = ("miou_1pt", "miou_3pt", "miou_box", "auto_mean_best_iou", "auto_recall50", "area_corr_1pt", "area_corr_3pt",
+           "area_corr_box")
 
 
 @contextlib.contextmanager
@@ -96,6 +100,7 @@ def evaluate(model: torch.nn.Module, dataset: SegmentationDataset, max_images: i
     points_per_side <= 0 skips the prompt-free metrics (their auto_* values are then 0)."""
     n_images = len(dataset) if max_images <= 0 else min(max_images, len(dataset))
     ious: dict[str, list[float]] = {k: [] for k in ("miou_1pt", "miou_3pt", "miou_box", "auto")}
+    areas: dict[str, list[tuple[int, int]]] = {k: [] for k in ("1pt", "3pt", "box")}  # (true, predicted) pixels
     classes: list[int] = []
     with inference_mode(model):
         predictor = make_predictor(model)
@@ -112,17 +117,29 @@ def evaluate(model: torch.nn.Module, dataset: SegmentationDataset, max_images: i
             for kind in ("1pt", "3pt", "box"):
                 pred, _, _ = predict(predictor, gt, kind, seed=seed + index)
                 ious[f"miou_{kind}"].extend(np.diag(iou_matrix(gt_np, pred)).tolist())
+                areas[kind].extend(zip(gt_np.sum((1, 2)).tolist(), pred.sum((1, 2)).tolist()))
             auto = [m["segmentation"] for m in generator.generate(sample.image)] if generator else []
             matrix = iou_matrix(gt_np, np.stack(auto) if auto else np.zeros((0, *gt_np.shape[1:]), bool))
             ious["auto"].extend((matrix.max(1) if matrix.shape[1] else np.zeros(len(gt_np))).tolist())
             classes.extend(class_ids.tolist())
     metrics = _summarise(ious, np.ones(len(classes), bool))
+    metrics.update({f"area_corr_{kind}": area_correlation(pairs) for kind, pairs in areas.items()})
     metrics["num_objects"] = len(classes)
     names = list(getattr(dataset, "class_names", []) or [])
     if names:
         cls = np.array(classes)
         metrics["per_class"] = {name: _summarise(ious, cls == c) for c, name in enumerate(names) if (cls == c).any()}
     return metrics
+
+
+def area_correlation(pairs: list[tuple[int, int]]) -> float:
+    """Pearson correlation of log areas (true, predicted); 0 when either side does not vary."""
+    if len(pairs) < 2:
+        return 0.0
+    logs = np.log1p(np.asarray(pairs, dtype=np.float64))
+    if logs[:, 0].std() == 0 or logs[:, 1].std() == 0:
+        return 0.0
+    return float(np.corrcoef(logs[:, 0], logs[:, 1])[0, 1])
 
 
 def _summarise(ious: dict[str, list[float]], select: np.ndarray) -> dict[str, float]:
