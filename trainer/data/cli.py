@@ -12,7 +12,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "validate-data", help="check a dataset and list every problem",
         description="Decode every image and mask and report each problem as '<file>: <problem>'. "
                     "Exit code 0 when clean, 1 when anything is wrong.")
-    validate.add_argument("path", help="dataset folder or annotation file, a Hugging Face Hub id, or 'builtin'")
+    validate.add_argument("path", help="dataset folder or annotation file, a Hugging Face Hub id, 'builtin', a clip "
+                                       "folder (JPEGImages/ or videos/ + Annotations/) or 'builtin-clips'")
     validate.add_argument("--format", default="auto", choices=("auto", *FORMATS),
                           help="input format (default: detected from the layout)")
     validate.set_defaults(func=run_validate)
@@ -29,6 +30,14 @@ def run_validate(args: argparse.Namespace) -> int:
     from trainer.data.validate import check
 
     path, format = args.path, args.format
+    from trainer.data import clips
+
+    if path == "builtin-clips" or clips.detect_clip_format(path):  # video clips: trainer sam2-video's data
+        _, report = clips.check_clips(clips.builtin_clips_path() if path == "builtin-clips" else path)
+        for problem in report.problems:
+            print(problem)
+        print(clips.clip_summary(report))
+        return 0 if report.ok else 1
     if path == "builtin":
         from trainer.data.builtin import builtin_dataset_path
 

@@ -40,6 +40,6 @@ def load_dataset(path: str | Path | None, format: str = "auto", skip_bad: bool =
                     report.summary())
         for problem in report.problems:
             log.warning("  skipped: %s", problem)
-    refs = [SampleRef(entry.source, partial(load_entry, entry), entry.split) for entry in report.good]
+    refs = [SampleRef(entry.source, partial(load_entry, entry), entry.split, entry.num_objects) for entry in report.good]
     return SegmentationDataset(list(index.class_names), refs, report.root, index.format, report.normalization,
                                skipped=list(report.problems))

@@ -62,6 +62,7 @@ class SampleRef:
     source: str
     load: Callable[[], Sample]
     split: str = ""  # the dataset's own split of this image, known without decoding it
+    num_objects: int = -1  # its non-empty instances, when the data check counted them (-1: not known)
 
 
 @dataclass
@@ -127,5 +128,6 @@ class SegmentationDataset(Sequence[Sample]):
     @classmethod
     def from_samples(cls, samples: Sequence[Sample], class_names: list[str], **kw) -> "SegmentationDataset":
         """Wrap in-memory samples (tests, synthetic data)."""
-        refs = [SampleRef(s.source, (lambda s=s: s), s.split) for s in samples]
+        refs = [SampleRef(s.source, (lambda s=s: s), s.split, int(s.masks.reshape(len(s.masks), -1).any(1).sum()))
+                for s in samples]
         return cls(list(class_names), refs, **kw)

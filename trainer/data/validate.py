@@ -7,6 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tqdm import tqdm
+
 from trainer.data.normalize import combine
 from trainer.data.readers import read_index
 from trainer.data.readers.base import Entry, Index, build_sample
@@ -72,11 +74,14 @@ def check(path: str | Path, format: str = "auto") -> tuple[Index | None, Validat
     # Decoding is I/O + C code that releases the GIL: a few threads make big datasets noticeably faster.
     workers = max(1, min(4, os.cpu_count() or 1))
     with ThreadPoolExecutor(workers) as pool:
-        for entry, (sample, entry_problems) in zip(index.entries, pool.map(build_sample, index.entries)):
+        decoded = tqdm(pool.map(build_sample, index.entries), total=len(index.entries), desc="checking data",
+                       leave=False, disable=len(index.entries) < 200)
+        for entry, (sample, entry_problems) in zip(index.entries, decoded):
             if sample is None:
                 problems.extend(entry_problems)
                 continue
             report.good.append(entry)
+            entry.num_objects = int(sample.masks.reshape(len(sample.masks), -1).any(1).sum())
             report.n_instances += len(sample.class_ids)
             normalizations.append(sample.normalization)
     unique: dict[str, DataError] = {}

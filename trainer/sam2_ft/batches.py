@@ -95,9 +95,12 @@ class TrainingImages:
 
 
 def usable_indices(dataset: SegmentationDataset, progress: bool = True, keep_empty: bool = False) -> list[int]:
-    """Indices of the images to train on (one decoding pass): those with an object, or all with keep_empty (they
-    teach the background); a split with no object at all is refused."""
-    objects = [has_objects(s) for s in tqdm(dataset, desc="checking data", disable=not progress, leave=False)]
+    """Indices of the images to train on: those with an object, or all with keep_empty (they teach the
+    background); a split with no object at all is refused. The data check's counts are used where it made them,
+    so a checked dataset is not decoded again."""
+    counts = [ref.num_objects for ref in dataset.refs]
+    objects = [count > 0 if count >= 0 else has_objects(dataset[i])
+               for i, count in enumerate(tqdm(counts, desc="counting objects", disable=not progress, leave=False))]
     if not any(objects):
         raise DataError(dataset.root or "dataset", f"none of its {len(dataset)} training images has an object mask")
     if not all(objects):

@@ -41,6 +41,7 @@ class Entry:
     expected_size: tuple[int, int] | None = None             # (height, width) an annotation file declares
     size_source: str = ""                                    # ...and which file declares it
     split: str = ""                                          # the dataset's own split of this image, if it has one
+    num_objects: int = -1                                    # instances found when the data check decoded it
 
 
 @dataclass
