@@ -21,7 +21,7 @@ def register(subparsers) -> None:
     pull = subparsers.add_parser("pull", help="download/resolve a model repo and print its local folder",
                                  description="REF: Hub id, local hub name (user/name), a folder, or file:PATH.")
     pull.add_argument("ref", metavar="REF")
-    pull.add_argument("--kind", choices=["sam2", "detectron2", "semantic"], default=None, help="fail unless the model is this kind")
+    pull.add_argument("--kind", choices=["sam2", "sam2-video", "detectron2", "semantic"], default=None, help="fail unless the model is this kind")
     pull.add_argument("--revision", default=None)
     pull.set_defaults(func=pull_main)
 

@@ -42,10 +42,19 @@ class Kind:
     hf_usage: str = ""  # a second usage snippet, with transformers alone; {repo_id} is filled in
     stager: str = ""  # "module:function" (run_dir, out_dir) writing extra repo files at push (sam2: transformers/)
     foreign: str = ""  # "module:function" (folder) -> bool: a folder of this kind in another library's layout
+    data_loader: str = "trainer.data.load:load_dataset"  # (path, format, skip_bad) -> its evaluation data
 
     def evaluate(self, folder: str | Path, dataset: Any, device: str = "cpu") -> dict[str, Any]:
         """`python -m trainer evaluate`: this kind's metrics of the model in `folder` on `dataset`."""
         return _call(self.evaluator, folder, dataset, device)
+
+    @property
+    def clips(self) -> bool:
+        return "clips" in self.data_loader
+
+    def load_data(self, path: str, format: str = "auto", skip_bad: bool = False) -> Any:
+        """The data `python -m trainer evaluate` scores this kind on (images; clips for sam2-video)."""
+        return _call(self.data_loader, path, format, skip_bad)
 
     @property
     def allow_patterns(self) -> list[str]:
@@ -125,6 +134,19 @@ labels = model.predict(image)  # H x W class indices into model.class_names (0 =
 print(labels.shape, {{name: float((labels == i).mean()) for i, name in enumerate(model.class_names)}})
 '''
 
+_VIDEO_USAGE = '''\
+import numpy as np
+from hub_cards import load_model
+
+predictor, spec = load_model("{repo_id}")  # sam2's SAM2VideoPredictor (trainer.video.model.load_folder)
+state = predictor.init_state("video_frames/")  # a folder of 00000.jpg, 00001.jpg, ... (or an .mp4)
+predictor.add_new_points_or_box(state, frame_idx=0, obj_id=1, points=np.array([[200, 150]]), labels=np.array([1]))
+for frame_idx, obj_ids, mask_logits in predictor.propagate_in_video(state):
+    masks = (mask_logits[:, 0] > 0).cpu().numpy()  # objects x H x W, one frame at a time
+# plain sam2: torch.save({{"model": safetensors.torch.load_file("model.safetensors")}}, "model.pt"), then
+# sam2.build_sam.build_sam2_video_predictor(config, "model.pt")  (config: model_config.yaml's `config`)
+'''
+
 KINDS: dict[str, Kind] = {
     "sam2": Kind("sam2", library_name="sam2", pipeline_tag="mask-generation", main_metric="miou_box",
                  metrics=("miou_box", "miou_1pt", "miou_3pt", "auto_mean_best_iou", "auto_recall50", "area_corr_box",
@@ -132,6 +154,11 @@ KINDS: dict[str, Kind] = {
                  loader="trainer.sam2_ft.model:load_folder", usage=_SAM2_USAGE,
                  evaluator="trainer.sam2_ft.evaluate:evaluate_folder", hf_usage=_SAM2_HF_USAGE,
                  stager="trainer.sam2_ft.hf_format:stage_transformers", foreign="trainer.sam2_ft.hf_format:is_hf_folder"),
+    "sam2-video": Kind("sam2-video", library_name="sam2", pipeline_tag="mask-generation", main_metric="jf_mask",
+                       metrics=("jf_mask", "j_mask", "f_mask", "jf_click", "j_click", "f_click"),
+                       loader="trainer.video.model:load_folder", usage=_VIDEO_USAGE,
+                       evaluator="trainer.video.evaluate:evaluate_folder",
+                       data_loader="trainer.data.clips:load_clips"),
     "detectron2": Kind("detectron2", library_name="detectron2", pipeline_tag="image-segmentation",
                        main_metric="segm_AP", metrics=("segm_AP", "segm_AP50", "bbox_AP"),
                        loader="trainer.d2_ft.model:load_folder", usage=_D2_USAGE,
@@ -147,6 +174,9 @@ METRIC_LABELS = {
     "auto_mean_best_iou": "automatic masks: mean best IoU", "auto_recall50": "automatic masks: recall@IoU 0.5",
     "segm_AP": "mask AP", "segm_AP50": "mask AP50", "bbox_AP": "box AP",
     "miou": "mean IoU over classes", "pixel_accuracy": "pixel accuracy",
+    "jf_mask": "J&F, first-frame mask", "j_mask": "J (region IoU), first-frame mask",
+    "f_mask": "F (boundary), first-frame mask", "jf_click": "J&F, one click on the first frame",
+    "j_click": "J (region IoU), one click", "f_click": "F (boundary), one click",
     "area_corr_box": "area correlation, box", "area_corr_1pt": "area correlation, 1 point",
     "area_corr_3pt": "area correlation, 3 points",
 }

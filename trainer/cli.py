@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "trainer.sam2_ft.cli",     # sam2
     "trainer.d2_ft.cli",       # detectron2
     "trainer.semantic.cli",    # semantic
+    "trainer.video.cli",       # sam2-video
     "trainer.federated.cli",   # federated
     "trainer.evaluate",        # evaluate
     "trainer.quickstart",      # quickstart

@@ -20,7 +20,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="evaluate a model (run folder, local hub, Hub id) on a dataset and print its metrics",
         description="Evaluate MODEL on --data with its kind's metrics (SAM2: prompted mIoU by prompt type + "
-                    "automatic masks; Detectron2: COCO AP; semantic: IoU per class). --split val evaluates the "
+                    "automatic masks; Detectron2: COCO AP; semantic: IoU per class; "
+                    "SAM2 video: J&F on clips). --split val evaluates the "
                     "held-out split a training run with the same --val-fraction/--seed left out.")
     parser.add_argument("model", metavar="MODEL", help="run folder, local hub name (owner/name), Hub id or folder")
     parser.add_argument("--data", default="builtin", help="dataset path, or 'builtin' (default: builtin)")
@@ -62,12 +63,19 @@ def evaluate(model: str, data: str, format: str = "auto", split: str = "all", va
 
     from hub_cards.fetch import pull
     from hub_cards.kinds import folder_kind
-    from trainer.data import load_dataset
+    from trainer.data.clips import detect_clip_format, load_clips
+    from trainer.data.load import load_dataset
     from trainer.precision import default_device
 
-    dataset = load_dataset(data, format, skip_bad=skip_bad)  # refused exactly as the trainers refuse it
+    clips = data == "builtin-clips" or detect_clip_format(data) is not None
+    # refused exactly as the trainers refuse it, before the model is looked at
+    dataset = (load_clips if clips else load_dataset)(data, format, skip_bad=skip_bad)
     folder = pull(model, revision=revision)
     kind = folder_kind(folder)
+    if kind.clips != clips:  # "builtin" means the built-in clips for a video model
+        if data != "builtin":
+            raise ValueError(f"{data}: a {kind.name} model is evaluated on {'clips' if kind.clips else 'images'}")
+        dataset = kind.load_data(data, format, skip_bad)
     if split != "all":
         trained = yaml.safe_load((folder / "config.yaml").read_text()) if (folder / "config.yaml").is_file() else {}
         fraction = val_fraction if val_fraction is not None else float((trained or {}).get("val_fraction", 0.2))

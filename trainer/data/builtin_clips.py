@@ -1,7 +1,7 @@
 """The built-in clips: a camera moving over a real bundled photo, so `sam2-video --data builtin` trains offline.
 
 Source: the same scikit-image `coins` photo and coin masks as the built-in images (trainer/data/builtin.py). Each
-clip is a camera path — a pan that swings back and forth, a zoom of +-20 % and a rotation of a few degrees — over
+clip is a camera path — a pan that swings back and forth (up to ~35 px a frame), a zoom of +-20 % and a rotation of a few degrees — over
 one band of the photo, rendered frame by frame (bilinear photo, nearest labels). The objects are the coins seen in
 the first frame; as the camera swings they leave the frame and come back (a coin outside the frame has an empty
 mask in that frame). Coins that only enter later are not annotated: semi-supervised VOS follows the objects it
@@ -23,8 +23,8 @@ import numpy as np
 
 from trainer.data.builtin import HELDOUT_Y, cache_dir, coin_labels
 
-VERSION = "1"
-FRAMES = 10
+VERSION = "2"
+FRAMES = 12
 HEIGHT, WIDTH = 120, 160  # rendered frame size, pixels
 TRAIN_CLIPS, HELDOUT_CLIPS = 16, 6
 MIN_PART = 150  # pixels of a coin in the first frame for it to be an object
@@ -51,8 +51,8 @@ def builtin_clips_path() -> Path:
 def camera_path(rng: np.random.Generator, rows: tuple[int, int], width: int, frames: int = FRAMES) -> np.ndarray:
     """frames x (centre y, centre x, zoom, angle in radians): a swinging pan, zoom and rotation."""
     t = np.linspace(0, 1, frames)
-    swing = rng.uniform(0.8, 1.3) * 2 * np.pi
-    x0, amp = rng.uniform(0.3, 0.7) * width, rng.uniform(0.18, 0.3) * width
+    swing = rng.uniform(0.6, 1.0) * 2 * np.pi
+    x0, amp = rng.uniform(0.3, 0.7) * width, rng.uniform(0.1, 0.16) * width
     cy = np.clip((rows[0] + rows[1]) / 2 + rng.uniform(-10, 10) + 8 * np.sin(swing * t + rng.uniform(0, 6)),
                  rows[0] + 40, rows[1] - 40)
     cx = x0 + amp * np.sin(swing * t + rng.uniform(0, 2 * np.pi))

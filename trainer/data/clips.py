@@ -167,22 +167,23 @@ def read_video_frames(path: str | Path, numbers: list[int] | None = None, max_fr
 
     wanted = None if numbers is None else set(numbers)
     out: dict[int, np.ndarray] = {}
+    count = 0
     try:
         with av.open(str(path)) as container:
-            for i, frame in enumerate(container.decode(video=0)):
-                if wanted is None or i in wanted:
-                    out[i] = frame.to_ndarray(format="rgb24")
+            for count, frame in enumerate(container.decode(video=0), 1):
+                if wanted is None or count - 1 in wanted:
+                    out[count - 1] = frame.to_ndarray(format="rgb24")
                 if max_frames and len(out) >= max_frames or wanted is not None and len(out) == len(wanted):
                     break
     except (av.FFmpegError, OSError, ValueError) as err:
         raise DataError(str(path), f"unreadable video ({type(err).__name__}: {err})") from None
-    if not out:
+    if count == 0:
         raise DataError(str(path), "unreadable video: no frames decoded")
     if numbers is None:
         return [out[i] for i in sorted(out)]
     missing = [n for n in numbers if n not in out]
     if missing:
-        raise DataError(str(path), f"has {max(out) + 1} frames; annotation for frame {missing[0]} has no frame")
+        raise DataError(str(path), f"has {count} frames; the annotation of frame {missing[0]} has no frame")
     return [out[n] for n in numbers]
 
 
@@ -289,3 +290,20 @@ def load_clips(path: str | Path | None, format: str = "auto", skip_bad: bool = F
     refs = [SampleRef(e.source, partial(_load, e), e.split) for e in report.good]  # type: ignore[attr-defined]
     return SegmentationDataset(list(CLASS_NAMES), refs, report.root, report.format, report.normalization,
                                skipped=list(report.problems))
+
+
+def write_video(path: str | Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
+    """Frames (H x W x 3 uint8) as an H.264 mp4 (yuv420p: even sizes, cropped by a pixel if needed), with PyAV."""
+    import av
+    from fractions import Fraction
+
+    h, w = (frames[0].shape[0] // 2) * 2, (frames[0].shape[1] // 2) * 2
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:h, :w]), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return Path(path)

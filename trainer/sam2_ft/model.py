@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 import yaml
@@ -52,13 +52,14 @@ class Sam2Spec:
 
 
 def build_model(spec: Sam2Spec, weights: str | Path | None = None, device: str | torch.device = "cpu",
-                train: bool = False) -> torch.nn.Module:
-    """A SAM2Base from the packaged config; weights: None (random init), a file, a folder, or a Hub id."""
+                train: bool = False, overrides: Sequence[str] = ()) -> torch.nn.Module:
+    """A SAM2Base from the packaged config; weights: None (random init), a file, a folder, or a Hub id.
+    `overrides`: more hydra overrides (the video trainer builds sam2's SAM2Train / SAM2VideoPredictor this way)."""
     from sam2.build_sam import build_sam2
 
     if spec.size not in CONFIGS:
         raise ValueError(f"unknown sam2 size {spec.size!r}; choose one of {', '.join(CONFIGS)}")
-    overrides = [] if spec.image_size == 1024 else [f"++model.image_size={spec.image_size}"]
+    overrides = [*([] if spec.image_size == 1024 else [f"++model.image_size={spec.image_size}"]), *overrides]
     # Inference post-processing (dynamic multimask fallback) only for eval; training sees raw decoder outputs.
     model = build_sam2(spec.config, None, device="cpu", mode="train" if train else "eval",
                        hydra_overrides_extra=overrides, apply_postprocessing=not train)
