@@ -11,3 +11,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_check_cache(tmp_path_factory):
+    """The data check's verdict cache in a folder of this test session, not the user's ~/.cache."""
+    import os
+
+    os.environ["SEGKIT_CACHE_DIR"] = str(tmp_path_factory.mktemp("segkit-cache"))

@@ -304,3 +304,36 @@ def test_split_keeps_the_skip_record():
     dataset.skipped.append(DataError("bad.png", "empty mask"))
     train, val = dataset.split(0.5, seed=1)
     assert [str(e) for e in train.skipped] == [str(e) for e in val.skipped] == ["bad.png: empty mask"]
+
+
+def test_an_unchanged_dataset_is_not_decoded_again_and_a_change_is_seen(tmp_path, monkeypatch):
+    from trainer.data import validate as validate_module
+    from trainer.data.readers import base
+
+    folder = write_mask_folder(tmp_path / "data", n_images=3)
+    calls = []
+    real = base.build_sample
+    monkeypatch.setattr(validate_module, "build_sample", lambda e: calls.append(e.source) or real(e))
+    first = load_dataset(folder)
+    assert len(calls) == 3
+    again = load_dataset(folder)  # e.g. --resume, or evaluate after training: counts come from the record
+    assert len(calls) == 3 and again.sources == first.sources
+    assert [r.num_objects for r in again.refs] == [r.num_objects for r in first.refs] and min(
+        r.num_objects for r in again.refs) > 0
+    image = sorted((folder / "images").iterdir())[0]
+    image.write_bytes(image.read_bytes()[:40])  # truncated: a changed file is decoded and refused again
+    with pytest.raises(DataValidationError, match=image.name):
+        load_dataset(folder)
+    with pytest.raises(DataValidationError, match=image.name):  # and the remembered verdict keeps the problem
+        load_dataset(folder)
+    assert len(calls) == 6
+
+
+def test_a_corrupt_check_record_means_decoding_again(tmp_path, monkeypatch):
+    from trainer.data.check_cache import cache_dir
+
+    folder = write_mask_folder(tmp_path / "data", n_images=2)
+    load_dataset(folder)
+    for record in cache_dir().glob("*.json"):
+        record.write_text("{not json")
+    assert len(load_dataset(folder)) == 2

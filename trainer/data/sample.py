@@ -128,6 +128,6 @@ class SegmentationDataset(Sequence[Sample]):
     @classmethod
     def from_samples(cls, samples: Sequence[Sample], class_names: list[str], **kw) -> "SegmentationDataset":
         """Wrap in-memory samples (tests, synthetic data)."""
-        refs = [SampleRef(s.source, (lambda s=s: s), s.split, int(s.masks.reshape(len(s.masks), -1).any(1).sum()))
+        refs = [SampleRef(s.source, (lambda s=s: s), s.split, int(sum(m.any() for m in s.masks)))
                 for s in samples]
         return cls(list(class_names), refs, **kw)

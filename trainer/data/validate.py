@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from trainer.data.check_cache import fingerprint, recall, remember
 from trainer.data.normalize import combine
 from trainer.data.readers import read_index
 from trainer.data.readers.base import Entry, Index, build_sample
@@ -63,11 +64,24 @@ def _count(n: int, singular: str, plural: str = "") -> str:
 
 
 def check(path: str | Path, format: str = "auto") -> tuple[Index | None, ValidationReport]:
-    """List and fully decode every sample once. Never raises for bad data."""
+    """List and fully decode every sample once. Never raises for bad data.
+
+    A dataset checked before and unchanged since (the same files with the same sizes and modification times) is
+    not decoded again: its verdict comes from the check cache (`check_cache.py`)."""
     try:
         index = read_index(path, format)
     except DataError as err:
         return None, ValidationReport(str(path), problems=[err], structural=True)
+    stamp = fingerprint(path, index)
+    report = recall(stamp, index)
+    if report is None:
+        report = decode_all(index)
+        remember(stamp, index, report)
+    return index, report
+
+
+def decode_all(index: Index) -> ValidationReport:
+    """Decode every entry (a few threads) and collect its problems, object counts and normalisations."""
     report = ValidationReport(index.root, index.format, list(index.class_names), n_images=len(index.entries))
     problems = list(index.problems)
     normalizations = []
@@ -81,7 +95,7 @@ def check(path: str | Path, format: str = "auto") -> tuple[Index | None, Validat
                 problems.extend(entry_problems)
                 continue
             report.good.append(entry)
-            entry.num_objects = int(sample.masks.reshape(len(sample.masks), -1).any(1).sum())
+            entry.num_objects = int(sum(m.any() for m in sample.masks))
             report.n_instances += len(sample.class_ids)
             normalizations.append(sample.normalization)
     unique: dict[str, DataError] = {}
@@ -89,7 +103,7 @@ def check(path: str | Path, format: str = "auto") -> tuple[Index | None, Validat
         unique.setdefault(str(problem), problem)
     report.problems = list(unique.values())
     report.normalization = combine(normalizations) if normalizations else "none"
-    return index, report
+    return report
 
 
 def validate_data(path: str | Path, format: str = "auto") -> list[DataError]:
