@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 import torch
 
-from demo import auto_tab, compare_tab, d2_tab, models, prompt_tab, semantic_tab
+from demo import auto_tab, compare_tab, d2_tab, models, prompt_tab, semantic_tab, video_tab
 from demo.errors import user_errors
 from trainer import precision as prec
 
@@ -85,6 +85,8 @@ def build_app() -> gr.Blocks:
                 auto_tab.build(model, precision)
             with gr.Tab("Semantic"):
                 semantic_tab.build(precision)
+            with gr.Tab("Video"):
+                video_tab.build(precision)
             with gr.Tab("Detectron2"):
                 d2_tab.build(precision)
             with gr.Tab("Compare"):
