@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from trainer.augment import Policy, augment
 from trainer.data.sample import DataError, Sample, SegmentationDataset
+from trainer.sam2_ft.feature_cache import image_key
 
 FRESH = -1  # the view of an item augmented afresh for its step (not cached)
 
@@ -34,9 +35,9 @@ class Item:
     generator: torch.Generator  # this sample's prompt randomness for this step
 
     @property
-    def cache_key(self) -> tuple[int, int] | None:
-        """None for a fresh draw: its features are never reused."""
-        return None if self.view == FRESH else (self.index, self.view)
+    def cache_key(self) -> str | None:
+        """The feature cache's key (a digest of the model-input image); None for a fresh draw, never reused."""
+        return None if self.view == FRESH else image_key(self.image)
 
 
 def to_model_size(image: np.ndarray, masks: np.ndarray, size: int) -> tuple[np.ndarray, torch.Tensor]:

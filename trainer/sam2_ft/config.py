@@ -30,6 +30,10 @@ class Sam2TrainConfig(options.RunConfig):
         "choices": ("none", "flip", "default", "strong")})
     cache_views: int = field(default=8, metadata={
         "help": "augmented views per image whose features the cache keeps (frozen encoder): a step draws one"})
+    cache_budget: float = field(default=2048.0, metadata={
+        "help": "MiB of cached features kept in memory; least recently used ones are dropped beyond it (0 = no limit)"})
+    cache_dir: str | None = field(default=None, metadata={
+        "help": "disk tier of the feature cache (reused by --resume and later runs with the same encoder weights)"})
     # Model
     size: str = field(default="tiny", metadata={"help": "sam2.1 hiera size",
                                                 "choices": ("tiny", "small", "base_plus", "large")})

@@ -22,7 +22,7 @@ from trainer.runlog import RunDir
 from trainer.sam2_ft import lora
 from trainer.sam2_ft.batches import TrainingImages, make_items, rank_slice, sample_seed, step_indices
 from trainer.sam2_ft.config import Sam2TrainConfig
-from trainer.sam2_ft.feature_cache import FeatureCache
+from trainer.sam2_ft.feature_cache import run_cache
 from trainer.sam2_ft.objective import Sam2Objective
 
 PARTS = {"image_encoder": "image_encoder", "prompt_encoder": "sam_prompt_encoder", "mask_decoder": "sam_mask_decoder"}
@@ -99,7 +99,7 @@ class Trainer:
         params = set_trainable(self.model, cfg.frozen)
         device = next(self.model.parameters()).device
         return params, Sam2Objective(self.model, cfg.loss, cfg.correction_clicks,
-                                     FeatureCache(device) if cfg.cache_features else None)
+                                     run_cache(cfg, self.model.image_encoder, device) if cfg.cache_features else None)
 
     # One optimizer step ------------------------------------------------------------------------------------------
     def micro_batch(self, micro: int) -> tuple[list, str]:

@@ -14,6 +14,7 @@ from PIL import Image
 
 from trainer.data.sample import DataError, Sample, SegmentationDataset
 from trainer.sam2_ft.batches import FRESH, TrainingImages
+from trainer.sam2_ft.feature_cache import image_key
 from trainer.semantic.labels import label_map
 
 
@@ -25,8 +26,8 @@ class Item:
     labels: torch.Tensor  # S x S int64, 0 = background
 
     @property
-    def cache_key(self) -> tuple[int, int] | None:
-        return None if self.view == FRESH else (self.index, self.view)
+    def cache_key(self) -> str | None:
+        return None if self.view == FRESH else image_key(self.image)
 
 
 def sample_labels(sample: Sample, num_classes: int) -> np.ndarray:

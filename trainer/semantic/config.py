@@ -26,6 +26,8 @@ class SemanticTrainConfig(options.RunConfig):
     val_fraction: float = sam2_option("val_fraction")
     augment: str = sam2_option("augment")
     cache_views: int = sam2_option("cache_views")
+    cache_budget: float = sam2_option("cache_budget")
+    cache_dir: str | None = sam2_option("cache_dir")
     # Model
     size: str = sam2_option("size")
     weights: str | None = sam2_option("weights", help="encoder weights: a sam2 checkpoint file, a SAM2 run/Hub "

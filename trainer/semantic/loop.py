@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 
 from trainer.sam2_ft.batches import rank_slice, step_indices
-from trainer.sam2_ft.feature_cache import FeatureCache
+from trainer.sam2_ft.feature_cache import run_cache
 from trainer.sam2_ft.loop import Trainer
 from trainer.semantic.batches import LabelledImages, make_items
 from trainer.semantic.objective import SemanticLoss, SemanticObjective
@@ -24,7 +24,7 @@ class SemanticTrainer(Trainer):
         device = next(model.parameters()).device
         weights = class_weights(cfg.class_weights, self.data, model.head.num_classes)
         loss = SemanticLoss(cfg.ce_weight, cfg.dice_weight, None if weights is None else weights.to(device))
-        cache = FeatureCache(device) if cfg.feature_cache and cfg.frozen else None
+        cache = run_cache(cfg, model.image_encoder, device) if cfg.feature_cache and cfg.frozen else None
         return [p for p in model.parameters() if p.requires_grad], SemanticObjective(model, loss, cache)
 
     def micro_batch(self, micro: int) -> tuple[list]:
