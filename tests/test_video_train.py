@@ -24,11 +24,13 @@ def local_hub(tmp_path, monkeypatch):
 
 
 def test_run_folder_card_push_pull_and_evaluate(tmp_path, capsys, one_thread):
+    from demo.testing import make_sam2_repo
     from test_video_data import davis
 
     out = tmp_path / "run"
+    image_model = make_sam2_repo(tmp_path / "image-model", image_size=128)
     code = main(["sam2-video", *FAST, "--steps", "3", "--eval-clips", "1", "--overlays", "1", "--out", str(out),
-                 "--push-to", "local:me/video"])
+                 "--compare-with", str(image_model), "--push-to", "local:me/video"])
     assert code == 0, capsys.readouterr().err
     for name in ARTIFACTS:
         assert (out / name).is_file(), name
@@ -38,12 +40,15 @@ def test_run_folder_card_push_pull_and_evaluate(tmp_path, capsys, one_thread):
     assert summary["dataset"]["num_train"] == 16 and summary["dataset"]["num_val"] == 6
     assert summary["recipe"]["trained"] == ["memory_attention", "memory_encoder", "mask_decoder", "obj_ptr"]
     assert yaml.safe_load((out / "model_config.yaml").read_text())["kind"] == "sam2-video"
+    assert summary["baseline"]["model"] == "image-model" and "jf_mask" in summary["baseline"]["metrics"]
     printed = capsys.readouterr().out
-    assert "J&F, first-frame mask" in printed and "pushed:" in printed
+    assert "J&F, first-frame mask" in printed and "image model image-model as a video predictor" in printed
+    assert "pushed:" in printed
 
     repo = tmp_path / "hub" / "me" / "video"
     card = (repo / "README.md").read_text()
     assert "J&F, first-frame mask" in card and "propagate_in_video" in card and str(tmp_path) not in card
+    assert "Baseline, scored the same way on the same clips: a SAM2 image model used as a video predictor" in card
     assert main(["pull", "local:me/video", "--kind", "sam2-video"]) == 0
     capsys.readouterr()
 
