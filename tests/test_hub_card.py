@@ -90,6 +90,6 @@ def test_hub_id_or_none(ref, expected):
 def test_kinds_table():
     assert {k: (v.library_name, v.pipeline_tag, v.main_metric) for k, v in KINDS.items()} == {
         "sam2": ("sam2", "mask-generation", "miou_box"), "detectron2": ("detectron2", "image-segmentation", "segm_AP"),
-        "semantic": ("segkit", "image-segmentation", "miou")}
+        "semantic": ("segkit", "image-segmentation", "miou"), "sam2-video": ("sam2", "mask-generation", "jf_mask")}
     for kind in KINDS.values():
         assert "model.safetensors" in kind.allow_patterns and not any("state" in p for p in kind.allow_patterns)
