@@ -122,8 +122,9 @@ def memory(lengths: list[int], size: int) -> None:
         out = subprocess.run([sys.executable, __file__, "--memory-child", str(frames), "--size", str(size)],
                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": "."})
         row = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"  {frames:2d} frames: the step's peak {row['step_mib']:.0f} MiB above the {row['rss_mib'] - row['step_mib']:.0f} "
-              "MiB resident before it")
+        before = row["rss_mib"] - row["step_mib"]
+        print(f"  {frames:2d} frames: the step's peak {row['step_mib']:.0f} MiB above the {before:.0f} MiB resident "
+              "before it")
 
 
 def main() -> None:

@@ -51,7 +51,8 @@ def read_clip(path: str | Path | None) -> Upload:
     if path.suffix.lower() not in VIDEO_TYPES:
         raise UploadError(f"{path.name}: not a video file; upload an mp4, webm or gif")
     if path.stat().st_size > MAX_FILE_BYTES:
-        raise UploadError(f"{path.name}: {path.stat().st_size / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES // 2**20} MB")
+        raise UploadError(f"{path.name}: {path.stat().st_size / 2**20:.0f} MB; the limit is "
+                          f"{MAX_FILE_BYTES // 2**20} MB")
     bound = limits()
     frames, fps = [], 10.0
     try:

@@ -1,10 +1,10 @@
 """The built-in clips: a camera moving over a real bundled photo, so `sam2-video --data builtin` trains offline.
 
 Source: the same scikit-image `coins` photo and coin masks as the built-in images (trainer/data/builtin.py). Each
-clip is a camera path — a pan that swings back and forth (up to ~35 px a frame), a zoom of +-20 % and a rotation of a few degrees — over
-one band of the photo, rendered frame by frame (bilinear photo, nearest labels). The objects are the coins seen in
-the first frame; as the camera swings they leave the frame and come back (a coin outside the frame has an empty
-mask in that frame). Coins that only enter later are not annotated: semi-supervised VOS follows the objects it
+clip is a camera path — a pan that swings back and forth (up to ~35 px a frame), a zoom of +-20 % and a rotation of a
+few degrees — over one band of the photo, rendered frame by frame (bilinear photo, nearest labels). The objects
+are the coins seen in the first frame; as the camera swings they leave the frame and come back (a coin outside the
+frame has an empty mask in that frame). Coins that only enter later are not annotated: semi-supervised VOS follows the objects it
 was given.
 
 Training clips look at the top two rows of coins, held-out clips (listed in heldout.txt) at the bottom two, as in

@@ -245,7 +245,6 @@ def _load(entry: ClipEntry) -> Clip:
     return clip
 
 
-
 def check_clips(path: str | Path, format: str = "auto") -> tuple[list[ClipEntry] | None, ValidationReport]:
     """Decode every clip once; never raises for bad data. report.n_images counts clips, n_instances objects."""
     try:
@@ -302,7 +301,8 @@ def write_video(path: str | Path, frames: list[np.ndarray], fps: float = 10.0) -
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:h, :w]), format="rgb24")):
+            image = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:h, :w]), format="rgb24")
+            for packet in stream.encode(image):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)

@@ -30,7 +30,9 @@ class ClipItem:
     masks: torch.Tensor  # T x k x S x S bool: the k objects chosen this step (empty where an object is out of view)
 
     def cache_keys(self) -> list[tuple[int, int, int] | None]:
-        return [None if self.view == FRESH else (self.index, self.start + t, self.view) for t in range(len(self.frames))]
+        if self.view == FRESH:
+            return [None] * len(self.frames)
+        return [(self.index, self.start + t, self.view) for t in range(len(self.frames))]
 
 
 def to_model_size(frames: list[np.ndarray], masks: np.ndarray, size: int) -> tuple[list[np.ndarray], torch.Tensor]:

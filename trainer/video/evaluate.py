@@ -1,7 +1,7 @@
 """J&F of a SAM2 video predictor on held-out clips, for two inputs on the first frame:
 
-    mask    the first frame's ground-truth masks (semi-supervised VOS, as DAVIS / MOSE score it)   jf_mask, j_mask, f_mask
-    click   one click per object at its most interior point                                        jf_click, ...
+    mask    the first frame's ground-truth masks (semi-supervised VOS, as DAVIS / MOSE score it): jf_mask, j_mask, f_mask
+    click   one click per object at its most interior point: jf_click, j_click, f_click
 
 sam2's own SAM2VideoPredictor does the tracking (init_state on the clip's frames, add_new_mask /
 add_new_points_or_box, propagate_in_video); trainer/video/jf.py scores it.
@@ -59,7 +59,7 @@ def click_point(mask: np.ndarray) -> np.ndarray:
     return center_points(torch.from_numpy(mask)[None, None]).coords[0].numpy()
 
 
-def propagate(predictor, state, num_frames: int, num_objects: int, size: tuple[int, int]) -> Iterator[tuple[int, np.ndarray]]:
+def propagate(predictor, state, num_objects: int, size: tuple[int, int]) -> Iterator[tuple[int, np.ndarray]]:
     """(frame index, N x H x W bool) for every frame, from the prompts already added to `state`."""
     for frame_idx, obj_ids, logits in predictor.propagate_in_video(state):
         masks = np.zeros((num_objects, *size), bool)
@@ -80,7 +80,7 @@ def track_clip(predictor, clip, mode: str, state=None) -> np.ndarray:
                 predictor.add_new_points_or_box(state, frame_idx=0, obj_id=n + 1, points=click_point(first[n]),
                                                 labels=np.array([1], np.int32))
         pred = np.zeros(clip.masks.shape, bool)
-        for t, masks in propagate(predictor, state, clip.num_frames, first.shape[0], first.shape[1:]):
+        for t, masks in propagate(predictor, state, first.shape[0], first.shape[1:]):
             pred[t] = masks
     return pred
 
