@@ -76,7 +76,7 @@ def test_sites_from_one_dataset_and_config_errors():
     sites = load_sites(cfg)
     assert [s.name for s in sites] == ["client_0", "client_1"]
     sources = [set(s.train.sources) | set(s.val.sources) for s in sites]
-    assert not sources[0] & sources[1] and len(sources[0] | sources[1]) == 8 and all(len(s.val) for s in sites)
+    assert not sources[0] & sources[1] and len(sources[0] | sources[1]) == 40 and all(len(s.val) for s in sites)
     assert cfg.steps == cfg.rounds * cfg.local_steps and cfg.to_dict()["kind"] == "federated"
     assert FederatedConfig.from_run_config(cfg.to_run_config()) == cfg  # what `flwr run` hands the apps
     for bad, message in ((dict(split="dirichlet:0"), "ALPHA > 0"), (dict(split="by-site"), "unknown split"),

@@ -23,7 +23,7 @@ class Sam2TrainConfig(options.RunConfig):
     format: str = field(default="auto", metadata={"help": "dataset format (auto-detected by default)"})
     skip_bad: bool = field(default=False, metadata={"help": "skip unreadable samples instead of stopping"})
     val_fraction: float = field(default=0.2, metadata={"help": "fraction of images held out for validation"})
-    max_objects: int = field(default=4, metadata={"help": "objects sampled per image per step"})
+    max_objects: int = field(default=8, metadata={"help": "objects sampled per image per step"})
     augment: str = field(default="default", metadata={
         "help": "augmentation (seeded): none | flip | default (zoom 0.67-1.5x with crops, flip, small affine, "
                 "colour jitter, grayscale) | strong (sam2's MOSE recipe: affine 25 deg / shear 20, zoom 0.5-2x)",
@@ -55,7 +55,7 @@ class Sam2TrainConfig(options.RunConfig):
     prompts: str = field(default="point,points,box", metadata={
         "help": f"prompt types drawn each step, from {', '.join(PROMPT_TYPES)} (mask: the model's own "
                 "prediction fed back with its point)"})
-    correction_clicks: int = field(default=1, metadata={
+    correction_clicks: int = field(default=6, metadata={
         "help": "corrective clicks per step, each sampled from the previous prediction's error region"})
     steps: int = field(default=300, metadata={"help": "optimizer steps"})
     batch_size: int = field(default=2, metadata={"help": "images per step (global, across processes)"})
