@@ -99,3 +99,19 @@ def test_bad_options_and_data_are_one_line_errors(tmp_path, capsys):
     assert main(["sam2-video", *FAST, "--data", str(clips), "--out", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err
     assert "b/00001.jpg" in err and "--skip-bad" in err
+
+
+def test_torchrun_two_processes_bf16_and_accumulation(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "trainer", "sam2-video",
+           *FAST, "--steps", "2", "--batch-size", "2", "--grad-accum", "2", "--precision", "bf16", "--no-eval",
+           "--overlays", "0", "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["recipe"]["precision"] == "bf16"
+    assert [r["step"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())] == [1, 2]

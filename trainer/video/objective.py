@@ -49,7 +49,9 @@ class VideoObjective(torch.nn.Module):
         keys = [key for item in items for key in item.cache_keys()]
         run = lambda rows: encode_images(model, preprocess(model, [images[r] for r in rows]).to(device))
         if self.cache is not None and None not in keys:
-            fpn = self.cache.get_batch(keys, run)["backbone_fpn"]
+            # outside autocast: torch.cat of the cache's float16 entries fails under CPU bf16 autocast
+            with torch.autocast(device.type, enabled=False):
+                fpn = self.cache.get_batch(keys, run)["backbone_fpn"]
         else:
             with torch.set_grad_enabled(torch.is_grad_enabled() and any(
                     p.requires_grad for p in model.image_encoder.parameters())):
