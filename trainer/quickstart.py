@@ -18,9 +18,11 @@ RECIPES: dict[str, list[str]] = {
     "detectron2": ["detectron2", "--no-pretrained", "--depth", "18", "--min-size", "256", "--lr", "0.01",
                    "--steps", "60"],
     "semantic": ["semantic", "--no-pretrained", "--image-size", "128", "--steps", "40", "--auto-points-per-side", "8"],
+    "sam2-video": ["sam2-video", "--no-pretrained", "--image-size", "128", "--frames", "4", "--lr", "5e-4", "--steps",
+                   "30", "--correction-points", "2", "--eval-clips", "1", "--overlays", "1"],
 }
 HUB_NAMES = {"sam2": "segkit/sam2-quickstart", "detectron2": "segkit/maskrcnn-quickstart",
-             "semantic": "segkit/semantic-quickstart"}
+             "semantic": "segkit/semantic-quickstart", "sam2-video": "segkit/sam2-video-quickstart"}
 
 
 def register(subparsers) -> None:
