@@ -106,7 +106,8 @@ def format_table(results: dict[str, Any]) -> str:
     from hub_cards.kinds import METRIC_LABELS
 
     d = results["dataset"]
-    lines = [f"{results['kind']} model {results['model']} on {d['name']} ({d['split']}, {d['num_images']} images)"]
+    unit = "clips" if results["kind"] == "sam2-video" else "images"
+    lines = [f"{results['kind']} model {results['model']} on {d['name']} ({d['split']}, {d['num_images']} {unit})"]
     width = max((len(METRIC_LABELS.get(k, k)) for k in results["metrics"]), default=10)
     for key, value in results["metrics"].items():
         mark = "  <- main metric" if key == results["main_metric"] else ""
