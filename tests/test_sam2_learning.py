@@ -1,10 +1,12 @@
 """The default recipe must teach SAM2 to follow the prompt it is given, judged on held-out images.
 
 Exactly the quickstart's SAM2 run: a real random-init sam2.1 tiny at 256 px, every flag at its default except the
-learning rate, seed 0, on the built-in data (scikit-image's coins photo, cut into tiles). Every coin looks alike, so
-a model that lights up every coin for any click scores ~0.3 here (what the old default did) — only one that follows
-the prompt passes. Smaller synthetic scenes at 128 px were tried first: at 8 x 8 image tokens a random-init model
-had not left the "every object" phase after 300 steps, so they could not guard this in a short test.
+learning rate, seed 0, on the built-in data (scikit-image's coins photo): trained on windows of its top half and
+scored on windows of its bottom half at other positions and scales, coins cut at the borders — coins the run never
+saw. Every coin looks alike, so a model that lights up every coin (or a coin-sized blob) for any prompt scores
+~0.15-0.2 here — only one that follows the prompt passes. Smaller synthetic scenes at 128 px were tried first: at
+8 x 8 image tokens a random-init model had not left the "every object" phase after 300 steps, so they could not
+guard this in a short test.
 """
 
 import numpy as np
@@ -23,7 +25,8 @@ def trained(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("learning") / "run"
     dataset = load_dataset("builtin")
-    cfg = Sam2TrainConfig(no_pretrained=True, image_size=256, lr=1e-3, out=str(out), progress=False, overlays=0)
+    cfg = Sam2TrainConfig(no_pretrained=True, image_size=256, lr=1e-3, out=str(out), progress=False, overlays=0,
+                          auto_points_per_side=0)
     result = run(cfg, dataset)
     _, val = dataset.split(cfg.val_fraction, cfg.seed)
     return result, val
@@ -32,15 +35,17 @@ def trained(tmp_path_factory):
 def test_held_out_prompted_miou_reaches_the_bar(trained):
     result, _ = trained
     before, after = result.summary["metrics"]["before"], result.summary["metrics"]["after"]
-    assert after["miou_box"] >= 0.8 and after["miou_box"] > before["miou_box"] + 0.4, (before, after)
-    assert after["miou_1pt"] >= 0.7 and after["miou_3pt"] >= 0.7, after  # 0.93-0.95 measured (README)
-    assert after["auto_mean_best_iou"] > 0, after  # the prompt-free metric reads something for a young model
+    # measured on all 16 held-out windows, seeds 0/1/2: box 0.72/0.71/0.76, 1 point 0.81/0.82/0.82 (README)
+    assert after["miou_box"] >= 0.6 and after["miou_box"] > before["miou_box"] + 0.4, (before, after)
+    assert after["miou_1pt"] >= 0.65 and after["miou_3pt"] >= 0.6, after
+    assert after["area_corr_box"] >= 0.6 and after["area_corr_1pt"] >= 0.6, after  # sizes follow the objects
 
 
 def test_clicks_on_different_objects_give_different_masks(trained):
     result, val = trained
     model, _ = load_folder(result.path)
     sample = val[0]
+    sample.masks = sample.masks[np.argsort(sample.masks.sum((1, 2)))[-2:]]  # its two largest coins (whole ones)
     with inference_mode(model):
         predictor = make_predictor(model)
         predictor.set_image(sample.image)
@@ -52,6 +57,6 @@ def test_clicks_on_different_objects_give_different_masks(trained):
             out, scores, _ = predictor.predict(point_coords=click, point_labels=np.array([1]), multimask_output=True)
             masks.append(out[scores.argmax()] > 0)
     ious = iou_matrix(sample.masks, np.stack(masks))
-    assert len(ious) >= 2 and (np.diag(ious) > 0.6).all(), ious  # each click gets its own coin...
+    assert len(ious) >= 2 and (np.diag(ious) > 0.5).all(), ious  # each click gets its own coin (0.53-0.98 measured)...
     off_diagonal = ious[~np.eye(len(ious), dtype=bool)]
-    assert (off_diagonal < 0.1).all(), ious  # ...and not the others
+    assert (off_diagonal < 0.15).all(), ious  # ...and not the other (0.00-0.06)
