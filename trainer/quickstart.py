@@ -14,7 +14,8 @@ from pathlib import Path
 
 # name -> the command's arguments (after `python -m trainer`); --out and --push-to are added per run.
 RECIPES: dict[str, list[str]] = {
-    "sam2": ["sam2", "--no-pretrained", "--image-size", "256", "--lr", "1e-3"],
+    "sam2": ["sam2", "--no-pretrained", "--image-size", "256", "--lr", "1e-3", "--eval-images", "0",
+             "--auto-points-per-side", "8"],
     "detectron2": ["detectron2", "--no-pretrained", "--depth", "18", "--min-size", "256", "--lr", "0.01",
                    "--steps", "60"],
     "semantic": ["semantic", "--no-pretrained", "--image-size", "128", "--steps", "40", "--auto-points-per-side", "8"],
