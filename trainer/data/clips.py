@@ -245,6 +245,12 @@ def _load(entry: ClipEntry) -> Clip:
     return clip
 
 
+def clip_length(ref: SampleRef) -> int:
+    """Annotated frames of a clip: from its listing when the ref comes from load_clips (nothing decoded)."""
+    entry = (getattr(ref.load, "args", None) or [None])[0]
+    return len(entry.annotations) if isinstance(entry, ClipEntry) else ref.load().num_frames
+
+
 def check_clips(path: str | Path, format: str = "auto") -> tuple[list[ClipEntry] | None, ValidationReport]:
     """Decode every clip once; never raises for bad data. report.n_images counts clips, n_instances objects."""
     try:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from trainer.augment import Policy, augment
+from trainer.data.clips import clip_length
 from trainer.data.sample import DataError, SegmentationDataset
 from trainer.sam2_ft.batches import FRESH, sample_seed
 
@@ -50,7 +51,7 @@ class TrainingClips:
                  views: int = 0):
         self.dataset, self.size, self.frames, self.policy, self.seed = dataset, size, frames, policy, seed
         self.views = 1 if policy.identity and views else views
-        self.lengths = [clip.num_frames for clip in dataset]  # one decoding pass (the data was checked already)
+        self.lengths = [clip_length(ref) for ref in dataset.refs]  # from the listing: nothing decoded
         short = [dataset.sources[i] for i, n in enumerate(self.lengths) if n < frames]
         if len(short) == len(self.lengths):
             raise DataError(dataset.root or "dataset", f"every training clip has fewer than --frames {frames} "
