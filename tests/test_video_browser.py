@@ -31,7 +31,7 @@ def test_upload_click_and_track_a_clip(tmp_path):
                                timeout=30_000)
         prompts = json.loads(page.locator("#video-prompts textarea").input_value())
         page.locator("#video-run").click()
-        page.wait_for_function(f"({value})().includes('frames/s')", timeout=120_000)
+        page.wait_for_function(f"({value})().includes('tracked from frame')", timeout=120_000)
         text = page.locator("#video-info textarea").input_value()
         page.locator("#video-out video").wait_for(timeout=30_000)
         page.screenshot(path=str(tmp_path / "video_tab.png"), full_page=True)
