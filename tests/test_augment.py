@@ -102,3 +102,12 @@ def test_levels_and_a_clear_error():
     assert set(LEVELS) == {"none", "flip", "default", "strong"} and policy("none").identity
     with pytest.raises(ValueError, match="--augment: unknown level 'heavy'"):
         policy("heavy")
+
+
+def test_images_without_objects_and_draws_that_empty_every_object_are_fine():
+    image, masks = squares()
+    for pol in (policy("default"), Policy(scale=(4.0, 4.0))):
+        frames, out, kept = augment([image], [np.zeros((0, 96, 96), bool)], pol, seed=1)
+        assert out[0].shape == (0, *frames[0].shape[:2]) and len(kept) == 0
+    emptied = [augment([image], [masks[2:]], Policy(scale=(4.0, 4.0)), seed)[2] for seed in range(30)]
+    assert any(len(k) == 0 for k in emptied)  # a 24-px window missing the one square: nothing kept, no error

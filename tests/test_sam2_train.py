@@ -159,3 +159,29 @@ def test_resume_two_plus_two_steps_equals_four(tmp_path, one_thread):
                                           save_every=0, correction_clicks=1)
     init = _model().state_dict()
     assert any(not torch.equal(weights[k], init[k]) for k in weights)  # training did something
+
+
+def test_checkpointed_clicks_give_the_same_loss_and_gradients(data, one_thread):
+    """At 512 px and up each click's decoder pass is recomputed in backward (memory): same numbers as keeping it."""
+    from trainer.sam2_ft.batches import make_items
+    from trainer.sam2_ft.objective import Sam2Objective
+
+    model = _model()
+    results = []
+    for checkpointed in (False, True):
+        model.zero_grad(set_to_none=True)
+        objective = Sam2Objective(model, "dice_bce_iou", correction_clicks=2, checkpoint_clicks=checkpointed)
+        loss = objective(make_items(data, [0, 1], step=3, seed=0, max_objects=4), "points")
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (plain, plain_grads), (ckpt, ckpt_grads) = results
+    torch.testing.assert_close(ckpt, plain)
+    assert plain_grads.keys() == ckpt_grads.keys() and plain_grads
+    for name in plain_grads:
+        torch.testing.assert_close(ckpt_grads[name], plain_grads[name], atol=1e-6, rtol=1e-5)
+
+
+def test_bf16_step_on_cpu_reads_the_float16_cache(data):
+    trainer = Trainer(_cfg(steps=2, precision="bf16"), _model(), data, resolve("bf16", "cpu"))
+    records = [trainer.train_step() for _ in range(2)]
+    assert all(np.isfinite(r["loss"]) for r in records) and trainer.objective.cache.misses > 0

@@ -69,7 +69,7 @@ def augment(frames: Sequence[np.ndarray], masks: Sequence[np.ndarray], pol: Poli
     frames, masks = [np.asarray(f) for f in frames], [np.asarray(m, dtype=bool) for m in masks]
     if pol.identity:
         return frames, masks, np.arange(len(masks[0]))
-    area = masks[0].reshape(len(masks[0]), -1).sum(1)
+    area = masks[0].sum(axis=(1, 2))
     with _seeded(seed):
         fill = border_colour(frames[0])
         if pol.scale != (1.0, 1.0):
@@ -87,7 +87,7 @@ def augment(frames: Sequence[np.ndarray], masks: Sequence[np.ndarray], pol: Poli
 
 def keep_visible(masks: list[np.ndarray], original_area: np.ndarray) -> np.ndarray:
     """Indices of the objects still visible enough in the first frame."""
-    area = masks[0].reshape(len(masks[0]), -1).sum(1)
+    area = masks[0].sum(axis=(1, 2))
     return np.flatnonzero((area >= MIN_PIXELS) & (area >= MIN_SHARE * np.maximum(original_area, 1)))
 
 

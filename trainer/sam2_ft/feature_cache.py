@@ -76,7 +76,8 @@ class FeatureCache:
                 self._insert(keys[i], entries[i])
                 self._write(keys[i], entries[i])
         self._evict()
-        return {FPN: [torch.cat([e[lvl] for e in entries]).float() for lvl in range(len(entries[0]))]}
+        with torch.autocast(self.device.type, enabled=False):  # float16 entries: CPU bf16 autocast rejects their cat
+            return {FPN: [torch.cat([e[lvl].float() for e in entries]) for lvl in range(len(entries[0]))]}
 
     # RAM tier ------------------------------------------------------------------------------------------------------
     def _lookup(self, key: Hashable) -> list[torch.Tensor] | None:

@@ -25,6 +25,7 @@ from trainer.sam2_ft.config import Sam2TrainConfig
 from trainer.sam2_ft.feature_cache import run_cache
 from trainer.sam2_ft.objective import Sam2Objective
 
+CHECKPOINT_CLICKS_FROM = 512  # image size from which each click's decoder pass is recomputed in backward (memory)
 PARTS = {"image_encoder": "image_encoder", "prompt_encoder": "sam_prompt_encoder", "mask_decoder": "sam_mask_decoder"}
 
 
@@ -99,7 +100,8 @@ class Trainer:
         params = set_trainable(self.model, cfg.frozen)
         device = next(self.model.parameters()).device
         return params, Sam2Objective(self.model, cfg.loss, cfg.correction_clicks,
-                                     run_cache(cfg, self.model.image_encoder, device) if cfg.cache_features else None)
+                                     run_cache(cfg, self.model.image_encoder, device) if cfg.cache_features else None,
+                                     checkpoint_clicks=cfg.image_size >= CHECKPOINT_CLICKS_FROM)
 
     # One optimizer step ------------------------------------------------------------------------------------------
     def micro_batch(self, micro: int) -> tuple[list, str]:
