@@ -3,6 +3,7 @@
     python bench/bench_data_scale.py bytes                       # bytes per cached view at 1024 px (tiny)
     python bench/bench_data_scale.py rss --images 100,1000 --steps 20   # peak RSS of `trainer sam2` per dataset size
     python bench/bench_data_scale.py check --images 1000         # data check (decode + verdict cache) of N images
+    python bench/bench_data_scale.py step                        # one 1024-px step: clicks checkpointed or not
 
 `rss` writes N synthetic 1024 x 1024 JPEG images (copies of one generated scene with its masks, as a COCO folder)
 and runs the real CLI (`python -m trainer sam2 --no-pretrained --image-size 1024 --steps S --no-eval`) in a child
@@ -126,9 +127,40 @@ def check(n: int) -> None:
           f"unchanged, again (e.g. --resume): {again:.2f} s ({first / max(again, 1e-9):.0f}x)")
 
 
+def step_memory(checkpointed: bool) -> tuple[float, float]:
+    """Peak RSS (MiB) and seconds of one 1024-px training step (after a warm-up step), default recipe."""
+    import torch
+
+    from trainer.data.sample import Sample, SegmentationDataset
+    from trainer.precision import resolve
+    from trainer.sam2_ft import loop
+    from trainer.sam2_ft.batches import TrainingImages
+    from trainer.sam2_ft.config import Sam2TrainConfig
+    from trainer.sam2_ft.model import Sam2Spec, build_model
+
+    loop.CHECKPOINT_CLICKS_FROM = 512 if checkpointed else 10**9
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:1024, :1024]
+    image, masks = rng.integers(0, 80, (1024, 1024, 3), dtype=np.uint8), []
+    for _ in range(10):
+        cy, cx = rng.integers(100, 924, 2)
+        masks.append((yy - cy) ** 2 + (xx - cx) ** 2 < 60 ** 2)
+        image[masks[-1]] = 200
+    data = SegmentationDataset.from_samples([Sample(image, np.stack(masks), np.zeros(10), f"s{i}") for i in range(2)],
+                                            ["blob"])
+    cfg = Sam2TrainConfig(no_pretrained=True, image_size=1024, batch_size=2, steps=3, progress=False, eval=False)
+    torch.manual_seed(0)
+    trainer = loop.Trainer(cfg, build_model(Sam2Spec("tiny", 1024), train=True),
+                           TrainingImages.for_run(data, cfg, progress=False), resolve("fp32", "cpu"))
+    trainer.train_step()
+    start = time.perf_counter()
+    trainer.train_step()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("bytes", "rss", "check", "_one"))
+    parser.add_argument("what", choices=("bytes", "rss", "check", "step", "_one", "_step"))
     parser.add_argument("argv", nargs="?")
     parser.add_argument("--images", default="100,1000")
     parser.add_argument("--steps", type=int, default=20)
@@ -139,6 +171,14 @@ def main() -> None:
         rss([int(v) for v in args.images.split(",")], args.steps)
     elif args.what == "check":
         check(int(args.images.split(",")[0]))
+    elif args.what == "step":  # each variant in its own process: peak RSS is per process
+        print("| 1024 px, batch 2, 8 objects, 6 corrective clicks | peak RSS MiB | step s |\n|---|---|---|")
+        for variant in ("kept", "checkpointed"):
+            out = subprocess.run([sys.executable, __file__, "_step", variant], capture_output=True, text=True,
+                                 check=True, cwd=ROOT).stdout.split()
+            print(f"| decoder passes {variant} | {float(out[0]):.0f} | {float(out[1]):.1f} |")
+    elif args.what == "_step":
+        print(*step_memory(args.argv == "checkpointed"))
     else:
         peak, seconds = child_peak_rss_mib(json.loads(args.argv), dict(os.environ))
         print(peak, seconds)
