@@ -49,9 +49,10 @@ def test_cli_end_to_end_writes_every_artifact(tmp_path, capsys):
     assert summary["dataset"]["class_names"] == CLASS_NAMES and summary["dataset"]["num_train"] == 4
     assert summary["recipe"]["loss"] == "bce_iou" and summary["recipe"]["steps"] == 3
     for phase in ("before", "after"):
-        assert set(summary["metrics"][phase]) == {"miou_1pt", "miou_3pt", "miou_box", "auto_mean_best_iou",
-                                                  "auto_recall50"}
-        assert all(0 <= v <= 1 for v in summary["metrics"][phase].values())
+        metrics = summary["metrics"][phase]
+        assert set(metrics) == {"miou_1pt", "miou_3pt", "miou_box", "auto_mean_best_iou", "auto_recall50",
+                                "area_corr_1pt", "area_corr_3pt", "area_corr_box"}
+        assert all(0 <= v <= 1 if not k.startswith("area_corr") else -1 <= v <= 1 for k, v in metrics.items())
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["kind"] == "sam2" and config["steps"] == 3 and config["data"] == str(data)
     phases = [r.get("phase") for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())]

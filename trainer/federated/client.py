@@ -22,7 +22,9 @@ from trainer.sam2_ft.batches import TrainingImages
 from trainer.sam2_ft.evaluate import METRICS, auto_thresholds, evaluate
 from trainer.sam2_ft.loop import Trainer, lr_lambda, set_trainable
 
-PROMPTED = tuple(m for m in METRICS if not m.startswith("auto_"))
+# Weighted by objects, the clients' mIoUs average to the pooled one; correlations (area_corr_*) do not pool that way.
+POOLED = tuple(m for m in METRICS if not m.startswith("area_corr"))
+PROMPTED = tuple(m for m in POOLED if not m.startswith("auto_"))
 
 
 def trainable_names(model: torch.nn.Module, frozen: list[str]) -> list[str]:
@@ -105,6 +107,6 @@ def local_evaluate(cfg: FederatedConfig, model: torch.nn.Module, val: Segmentati
     """The global model's prompted mIoU on this site's validation split (+ prompt-free metrics if asked)."""
     metrics = evaluate(model, val, cfg.eval_images, cfg.auto_points_per_side, cfg.seed, progress=False,
                        thresholds=auto_thresholds(cfg))
-    names = METRICS if cfg.auto_points_per_side > 0 else PROMPTED
+    names = POOLED if cfg.auto_points_per_side > 0 else PROMPTED
     # weight = objects evaluated, so the weighted mean over clients is the pooled mIoU over every object
     return {**{k: float(metrics[k]) for k in names}, "num-examples": int(metrics["num_objects"])}
