@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 
 from trainer.data.sample import SegmentationDataset
-from trainer.precision import default_device, resolve
+from trainer.precision import Precision, default_device, resolve
 from trainer.runlog import RunDir
 from trainer.sam2_ft.batches import TrainingImages
 from trainer.sam2_ft.config import Sam2TrainConfig
@@ -57,6 +57,19 @@ def default_out(world: World, prefix: str = "sam2") -> str:
     return name[0]
 
 
+def open_run(cfg, prefix: str = "sam2") -> tuple[World, torch.device, Precision, RunDir]:
+    """What every SAM2-based run does first: check the config, join the process group, resolve the precision, and
+    open the run folder (runs/<prefix>-<timestamp> by default; with --resume it must hold a run to continue)."""
+    cfg.validate()
+    world, device = init_world(cfg.device)
+    precision = resolve(cfg.precision, device)
+    cfg.out = cfg.out or default_out(world, prefix)
+    run_dir = RunDir(cfg.out)
+    if cfg.resume:
+        run_dir.require_resumable()
+    return world, device, precision, run_dir
+
+
 def build(cfg: Sam2TrainConfig, weights: str | Path | None, device: torch.device) -> torch.nn.Module:
     torch.manual_seed(cfg.seed)  # random init is reproducible (the base model of the overlays is rebuilt)
     return build_model(Sam2Spec(cfg.size, cfg.image_size), weights, device=device, train=True)
@@ -64,13 +77,7 @@ def build(cfg: Sam2TrainConfig, weights: str | Path | None, device: torch.device
 
 def run(cfg: Sam2TrainConfig, dataset: SegmentationDataset | None = None) -> RunResult:
     """Train per `cfg`; `dataset` (already loaded) replaces reading cfg.data."""
-    cfg.validate()
-    world, device = init_world(cfg.device)
-    precision = resolve(cfg.precision, device)
-    cfg.out = cfg.out or default_out(world)
-    run_dir = RunDir(cfg.out)
-    if cfg.resume:
-        run_dir.require_resumable()
+    world, device, precision, run_dir = open_run(cfg)
 
     model = build(cfg, run_dir.weights_path if cfg.resume else base_weights(cfg), device)  # bad weights fail first
     if dataset is None:

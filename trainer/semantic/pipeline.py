@@ -13,7 +13,7 @@ from trainer.runlog import RunDir
 from trainer.sam2_ft.evaluate import auto_thresholds
 from trainer.sam2_ft.loop import evaluation, start_or_resume, train_session
 from trainer.sam2_ft.model import save_spec
-from trainer.sam2_ft.pipeline import RunResult, base_weights, default_out, init_world
+from trainer.sam2_ft.pipeline import RunResult, base_weights, open_run
 from trainer.semantic.batches import LabelledImages
 from trainer.semantic.config import SemanticTrainConfig
 from trainer.semantic.evaluate import METRICS, automatic_baseline, evaluate
@@ -26,13 +26,7 @@ BASELINE = "sam2 automatic mask generator, each mask given the class of its best
 
 def run(cfg: SemanticTrainConfig, dataset: SegmentationDataset | None = None) -> RunResult:
     """Train per `cfg`; `dataset` (already loaded) replaces reading cfg.data."""
-    cfg.validate()
-    world, device = init_world(cfg.device)
-    precision = resolve(cfg.precision, device)
-    cfg.out = cfg.out or default_out(world, "semantic")
-    run_dir = RunDir(cfg.out)
-    if cfg.resume:
-        run_dir.require_resumable()
+    world, device, precision, run_dir = open_run(cfg, "semantic")
 
     torch.manual_seed(cfg.seed)  # random init is reproducible
     # the whole SAM2 (its encoder is ours; the rest makes the baseline); bad weights fail before the data is read

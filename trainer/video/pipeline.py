@@ -13,7 +13,7 @@ from trainer.precision import resolve
 from trainer.runlog import RunDir
 from trainer.sam2_ft.loop import evaluation, start_or_resume, train_session
 from trainer.sam2_ft.model import save_spec
-from trainer.sam2_ft.pipeline import RunResult, base_weights, default_out, init_world
+from trainer.sam2_ft.pipeline import RunResult, base_weights, open_run
 from trainer.video.batches import TrainingClips
 from trainer.video.config import VideoTrainConfig
 from trainer.video.evaluate import METRICS, evaluate
@@ -25,13 +25,7 @@ IMAGE_BASELINE = "a SAM2 image model used as a video predictor (its memory modul
 
 def run(cfg: VideoTrainConfig, dataset=None) -> RunResult:
     """Train per `cfg`; `dataset` (clips, already loaded) replaces reading cfg.data."""
-    cfg.validate()
-    world, device = init_world(cfg.device)
-    precision = resolve(cfg.precision, device)
-    cfg.out = cfg.out or default_out(world, "sam2-video")
-    run_dir = RunDir(cfg.out)
-    if cfg.resume:
-        run_dir.require_resumable()
+    world, device, precision, run_dir = open_run(cfg, "sam2-video")
 
     model = build_train_model(cfg, run_dir.weights_path if cfg.resume else base_weights(cfg), device)
     if dataset is None:
