@@ -1,7 +1,8 @@
 """Loaded models, predictors and image embeddings, cached so a click only runs SAM2's prompt decoder.
 
 Model refs: BASE_REF (the pretrained facebook/sam2.1-hiera-tiny, or a random-init tiny when offline), a local hub
-name "owner/name", a folder, or a Hub repo id — resolved by hub_cards.load_model.
+name "owner/name", a visitor's session model, a folder, or a Hub repo id — resolved by demo/access.py (a public Space
+takes no folders).
 Embeddings: a bounded LRU keyed by (image hash, model ref, precision) holding the predictor's _features/_orig_hw.
 """
 
@@ -142,10 +143,11 @@ def _load(ref: str, kind: str, dev: torch.device) -> tuple[Any, str | None]:
     """(what the kind's loader returns, the recorded input normalisation); sam2 gives (model, spec, note)."""
     if kind == "sam2" and ref == BASE_REF:
         return _load_base(dev), None
-    from hub_cards import load_model, pull
+    from demo.access import model_folder
+    from hub_cards import load_model
     from hub_cards.fetch import recorded_normalization
 
-    folder = pull(ref, kind=kind)
+    folder = model_folder(ref, kind)  # a public Space refuses server paths and checks Hub repos first
     loaded = load_model(folder, kind=kind, device=str(dev))
     if kind == "sam2":
         model, spec = loaded

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 import torch
 
-from demo import auto_tab, compare_tab, d2_tab, models, prompt_tab, semantic_tab, video_tab
+from demo import access, auto_tab, compare_tab, d2_tab, models, prompt_tab, semantic_tab, video_tab
 from demo.errors import user_errors
 from trainer import precision as prec
 
@@ -59,6 +59,12 @@ def load_model(ref: str) -> str:
     return f"**Device:** `{models.device()}` · **Model:** {models.get_sam2(ref).note}"
 
 
+def picker_info() -> str:
+    if access.public():  # a public Space takes no server folders (demo/access.py)
+        return "local hub models, your own fine-tuned ones, or type a segkit model's Hub id"
+    return "local hub models, or type a Hub id / folder"
+
+
 def refresh_models() -> gr.Dropdown:
     return gr.Dropdown(choices=sam2_choices())
 
@@ -71,7 +77,7 @@ def build_app() -> gr.Blocks:
             choices = sam2_choices()  # open on the first fine-tuned model when the local hub has one
             model = gr.Dropdown(choices, value=choices[1] if len(choices) > 1 else models.BASE_REF,
                                 label="SAM2 model", allow_custom_value=True,
-                                info="local hub models, or type a Hub id / folder", scale=4)
+                                info=picker_info(), scale=4)
             refresh = gr.Button("↻ refresh", size="sm", scale=0, min_width=90, elem_id="refresh-models")
             precision = gr.Radio(precision_choices(str(device)), value="fp32", label="Precision",
                                  info=precision_info(str(device)), scale=4)

@@ -99,9 +99,9 @@ def get_video(ref: str) -> models.Sam2Handle:
                 predictor = build_predictor(VideoSpec(spec.size, spec.image_size), None, models.device())
                 predictor.load_state_dict(base.state_dict())
             else:
-                from hub_cards import pull
+                from demo.access import model_folder
 
-                predictor, spec = load_folder(pull(ref), models.device())
+                predictor, spec = load_folder(model_folder(ref, None), models.device())
                 note = f"{ref} ({spec.kind}, sam2.1 {spec.size}, image size {spec.image_size})"
             handle = models.Sam2Handle(ref, predictor.eval(), spec, note)
             models._models.put(key, handle)
