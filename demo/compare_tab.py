@@ -32,7 +32,8 @@ def compare(path: str | None, prompts_json: str, model_a: str, model_b: str,
     return overlays[0], overlays[1], info
 
 
-def build(precision: gr.Radio) -> None:
+def build(precision: gr.Radio) -> dict[str, gr.Component]:
+    """The tab; returns the parts the Fine-tune tab opens it with (models A and B, the image)."""
     local = models.local_models("sam2")
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
@@ -62,3 +63,4 @@ def build(precision: gr.Radio) -> None:
         .then(compare, inputs, [left, right, info], api_visibility="private")
     clear.click(lambda: ("", []), None, [prompts_box, history], api_visibility="private") \
         .then(compare, inputs, [left, right, info], api_visibility="private")
+    return {"model_a": model_a, "model_b": model_b, "upload": upload}

@@ -103,7 +103,8 @@ def undo(history: list) -> tuple[str, list]:
     return history[-1], history[:-1]
 
 
-def build(model: gr.Dropdown, precision: gr.Radio) -> None:
+def build(model: gr.Dropdown, precision: gr.Radio) -> dict[str, Any]:
+    """The tab; returns the parts the Fine-tune tab wires its "add to my dataset" to."""
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             upload = gr.File(label="Image", file_types=["image"], type="filepath", height=120)
@@ -116,6 +117,9 @@ def build(model: gr.Dropdown, precision: gr.Radio) -> None:
                 clear_btn = gr.Button("Clear", size="sm")
             info = gr.Textbox(label="Result", value="Upload an image or pick an example.", lines=2,
                               interactive=False, elem_id="prompt-info")
+            with gr.Row():
+                class_name = gr.Textbox(label="Class", placeholder="e.g. coin", scale=2, elem_id="class-name")
+                add = gr.Button("Add to my dataset", size="sm", scale=1, elem_id="add-to-dataset")
             with gr.Accordion("Prompts (JSON, editable; also the API's input)", open=False):
                 prompts_box = gr.Textbox(label="prompts", show_label=False, elem_id="prompt-json", lines=2,
                                          placeholder='{"points": [[x, y, 1]], "box": null}')
@@ -142,4 +146,4 @@ def build(model: gr.Dropdown, precision: gr.Radio) -> None:
     clear_btn.click(lambda: ("", []), None, [prompts_box, history], api_visibility="private") \
         .then(segment, seg_inputs, seg_outputs, api_visibility="private")
     multimask.change(segment, seg_inputs, seg_outputs, api_visibility="private")
-
+    return {"upload": upload, "prompts": prompts_box, "class_name": class_name, "add": add, "info": info}

@@ -35,11 +35,11 @@ def root() -> Path:
 
 
 def session_bytes() -> int:
-    return int(float(os.environ.get("SEGKIT_SESSION_MB", "400")) * 1024 * 1024)
+    return int(float(os.environ.get("SEGKIT_SESSION_MB", "1000")) * 1024 * 1024)
 
 
 def total_bytes() -> int:
-    return int(float(os.environ.get("SEGKIT_SESSIONS_MB", "4000")) * 1024 * 1024)
+    return int(float(os.environ.get("SEGKIT_SESSIONS_MB", "10000")) * 1024 * 1024)
 
 
 def ttl_s() -> float:
@@ -50,9 +50,12 @@ def folder(token: str | None) -> Path:
     """The session's folder (created): `token` when it is live, else a new session. Returns the folder, whose
     name is the token — handlers keep it in gr.State."""
     with _lock:
-        if not (token and _TOKEN.fullmatch(token) and token in _last_used):
+        new = not (token and _TOKEN.fullmatch(token) and token in _last_used)
+        if new:
             token = secrets.token_hex(16)
         _last_used[token] = time.monotonic()
+    if new:
+        sweep()  # a new visitor is a good moment to drop expired sessions
     path = root() / token
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 import torch
 
-from demo import access, auto_tab, compare_tab, d2_tab, models, prompt_tab, semantic_tab, video_tab
+from demo import access, auto_tab, compare_tab, d2_tab, finetune_tab, models, prompt_tab, semantic_tab, video_tab
 from demo.errors import user_errors
 from trainer import precision as prec
 
@@ -84,9 +84,9 @@ def build_app() -> gr.Blocks:
         note = gr.Markdown(f"**Device:** `{device}` · loading the model (a first start downloads the base "
                            f"model, about 150 MB)...", label="model",
                            elem_classes="segkit-note")
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Prompt"):
-                prompt_tab.build(model, precision)
+                prompt = prompt_tab.build(model, precision)
             with gr.Tab("Automatic"):
                 auto_tab.build(model, precision)
             with gr.Tab("Semantic"):
@@ -95,8 +95,10 @@ def build_app() -> gr.Blocks:
                 video_tab.build(precision)
             with gr.Tab("Detectron2"):
                 d2_tab.build(precision)
-            with gr.Tab("Compare"):
-                compare_tab.build(precision)
+            with gr.Tab("Compare", id="compare"):
+                compare = compare_tab.build(precision)
+            with gr.Tab("Fine-tune", id="finetune"):
+                finetune_tab.build(model, precision, prompt, compare, tabs)
         model.change(load_model, [model], [note], api_name="load_model")
         refresh.click(refresh_models, None, [model], api_visibility="private")
         precision.change(check_precision, [precision], [precision], api_visibility="private")

@@ -1,0 +1,162 @@
+"""One visitor's fine-tune: their masks → COCO folder → `python -m trainer sam2` in a child process → a model repo.
+
+A child process (not a thread) so training never holds the app's GIL or threads: other visitors' clicks keep
+answering while it runs, and cancelling or a time limit is a kill. At most SEGKIT_TRAIN_JOBS jobs run at once; one
+more is refused at once with a busy message rather than queued silently. The recipe is the trainer's default with a
+frozen encoder and its feature cache, and a step count sized to the data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from demo import my_data, sessions
+
+VAL_FRACTION = 0.2
+REPO_ROOT = Path(__file__).resolve().parents[1]
+_slots_lock = threading.Lock()
+_running = 0
+
+
+class Busy(ValueError):
+    """Every training slot of the Space is taken."""
+
+
+def max_jobs() -> int:
+    return int(os.environ.get("SEGKIT_TRAIN_JOBS", "1"))
+
+
+def max_seconds() -> float:
+    return float(os.environ.get("SEGKIT_TRAIN_MAX_S", "150"))
+
+
+def steps_for(num_masks: int) -> int:
+    """Steps sized to the data: 3 per mask, 20..60 (a frozen-encoder step at 1024 px is ~1 s on 2 cores)."""
+    fixed = int(os.environ.get("SEGKIT_TRAIN_STEPS", "0"))
+    return fixed if fixed > 0 else max(20, min(60, 3 * num_masks))
+
+
+@dataclass
+class Progress:
+    step: int
+    steps: int
+    loss: float | None
+    elapsed_s: float
+    losses: list[tuple[int, float]]
+    done: bool = False
+    summary: dict | None = None
+    model_name: str | None = None
+    held_out: list[str] | None = None  # ids of the images the model did not train on
+
+
+@dataclass
+class Start:
+    """What training starts from: the app's base (weights None = random init, as the app's offline base) or a
+    model folder; its sam2 size and input size."""
+
+    weights: str | None
+    size: str
+    image_size: int
+
+
+def command(data: Path, out: Path, start: Start, steps: int) -> list[str]:
+    """The CLI call: the trainer's recipe, encoder frozen with its feature cache, sized for a CPU Space."""
+    weights = ["--weights", start.weights] if start.weights else ["--no-pretrained"]
+    return [sys.executable, "-m", "trainer", "sam2", "--data", str(data), "--out", str(out), *weights,
+            "--size", start.size, "--image-size", str(start.image_size), "--steps", str(steps),
+            "--freeze", "image_encoder", "--feature-cache", "--cache-views", "2", "--correction-clicks", "2",
+            "--max-objects", "4", "--warmup-steps", str(max(1, steps // 10)), "--lr", "1e-4",
+            "--auto-points-per-side", "4", "--eval-images", "0", "--overlays", "0", "--save-every", str(steps),
+            "--no-progress", "--val-fraction", str(VAL_FRACTION), "--seed", "0"]
+
+
+def _acquire() -> None:
+    global _running
+    with _slots_lock:
+        if _running >= max_jobs():
+            raise Busy(f"the Space is training {_running} other model(s) right now (at most {max_jobs()} at a time); "
+                       "try again in a minute or two — your dataset is kept")
+        _running += 1
+
+
+def _release() -> None:
+    global _running
+    with _slots_lock:
+        _running -= 1
+
+
+def train(session: Path, start: Start, steps: int = 0, poll_s: float = 0.5) -> Iterator[Progress]:
+    """Train on the session's masks; yields progress while the child runs, then a last Progress with done=True,
+    the run summary and the new session model's name. Closing the generator (cancel) kills the child."""
+    dataset = my_data.to_dataset(session)
+    if len(dataset) < 2:
+        raise ValueError("add masks on at least 2 images first: one is held out to measure the model")
+    num_masks = sum(len(s.class_ids) for s in dataset)
+    steps = steps if steps and steps > 0 else steps_for(num_masks)
+    sessions.check_space(session, 160 * 2**20)  # a tiny model's weights
+    _acquire()
+    proc, out, finished = None, None, False
+    try:
+        name = f"run-{len(list((session / 'runs').glob('run-*')))}" if (session / "runs").is_dir() else "run-0"
+        work = session / "runs" / name
+        from trainer.data.export import write_coco
+
+        write_coco(dataset, work / "data")
+        out = sessions.models_dir(session) / name  # the run folder is the session's model (model_config + weights)
+        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("SEGKIT_TRAIN_THREADS", "1"),
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+        log = (work / "train.log").open("w")
+        proc = subprocess.Popen(command(work / "data", out, start, steps), cwd=REPO_ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        began = time.monotonic()
+        losses: list[tuple[int, float]] = []
+        while proc.poll() is None:
+            elapsed = time.monotonic() - began
+            if elapsed > max_seconds():
+                proc.kill()
+                raise ValueError(f"training stopped at this Space's time limit ({max_seconds():.0f} s); "
+                                 "use fewer masks or steps")
+            losses = _losses(out)
+            yield Progress(losses[-1][0] if losses else 0, steps, losses[-1][1] if losses else None, elapsed, losses)
+            time.sleep(poll_s)
+        log.close()
+        if proc.returncode != 0:
+            tail = (work / "train.log").read_text(errors="replace").strip().splitlines()[-1:]
+            raise ValueError(f"training failed: {tail[0] if tail else f'exit code {proc.returncode}'}")
+        shutil.rmtree(out / "state", ignore_errors=True)  # resume state: not needed, and it counts against the quota
+        summary = json.loads((out / "summary.json").read_text())
+        losses, finished = _losses(out), True
+        yield Progress(steps, steps, losses[-1][1] if losses else None, time.monotonic() - began, losses, True,
+                       summary, name, held_out_ids(session, dataset))
+    finally:
+        if proc is not None and proc.poll() is None:  # cancelled (generator closed) or failed while running
+            proc.kill()
+            proc.wait()
+        if out is not None and not finished:  # a failed or cancelled run leaves no half model behind
+            shutil.rmtree(out, ignore_errors=True)
+        _release()
+
+
+def _losses(run: Path) -> list[tuple[int, float]]:
+    path = run / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip().endswith("}")]
+    return [(r["step"], r["loss"]) for r in records if "loss" in r and "phase" not in r]
+
+
+def held_out_ids(session: Path, dataset) -> list[str]:
+    """Images the model did not train on: those without masks, then the trainer's validation split (the same
+    seeded split of the same images in the same order as the exported COCO folder)."""
+    unlabelled = [e["id"] for e in my_data.read_index(session)["images"] if not e["masks"]]
+    _, val = dataset.split(VAL_FRACTION, 0)
+    return unlabelled + [Path(ref.source).stem for ref in val.refs]

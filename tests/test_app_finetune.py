@@ -1,0 +1,141 @@
+"""The Fine-tune tab through gradio_client, as a visitor's browser drives it: masks from the Prompt tab's box prompts →
+the visitor's dataset → train (a few steps, real random-init sam2 at 256 px) → compare → COCO and model downloads
+→ push to a local target; two sessions never see each other's data; a second training job is refused while busy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from demo import my_data, sessions, train_job
+
+pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+
+BASE = "facebook/sam2.1-hiera-tiny"
+
+
+def _scenes(folder: Path, n: int) -> list[tuple[str, list[float]]]:
+    """n synthetic photos (PNG) with one object's box each (the Prompt tab's box prompt)."""
+    from trainer.data.synthetic import make_dataset
+
+    out = []
+    for i, sample in enumerate(make_dataset(n, 128, seed=3)):
+        path = folder / f"scene{i}.png"
+        Image.fromarray(sample.image).save(path)
+        ys, xs = np.nonzero(np.asarray(sample.masks)[0])
+        out.append((str(path), [float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())]))
+    return out
+
+
+def _add(client: Client, path: str, box: list[float], class_name: str = "vessel") -> str:
+    prompts = json.dumps({"points": [], "box": box})
+    return client.predict(handle_file(path), prompts, class_name, BASE, "fp32", api_name="/add_to_dataset")[0]
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    from demo.testing import running_app
+
+    monkeypatch.setenv("SEGKIT_SESSION_DIR", str(tmp_path / "sessions"))
+    monkeypatch.setenv("SEGKIT_TRAIN_STEPS", "4")
+    with running_app(tmp_path, with_d2=False, with_semantic=False) as served:
+        yield {**served, "scenes": _scenes(tmp_path, 3)}
+
+
+def test_annotate_train_compare_export_push(app, tmp_path):
+    alice, bob = Client(app["url"], verbose=False), Client(app["url"], verbose=False)
+    for path, box in app["scenes"]:
+        assert "added a vessel mask" in _add(alice, path, box)
+    _add(alice, *app["scenes"][0], class_name="bowl")
+    counts, gallery, _ = alice.predict(api_name="/my_dataset")
+    assert counts.startswith("3 images, 4 masks (bowl 1, vessel 3)") and len(gallery) == 3
+    counts = alice.predict("img0", 2, api_name="/remove_mask")[0]
+    assert counts.startswith("3 images, 3 masks (vessel 3)")
+    assert bob.predict(api_name="/my_dataset")[0].startswith("0 images, 0 masks")  # bob sees none of alice's
+    with pytest.raises(Exception, match="no masks yet"):
+        bob.predict(api_name="/export_coco")
+
+    status, _, result, mine = alice.predict(BASE, 0, api_name="/train")
+    assert status.startswith("done: 4 steps") and "before → after" in result
+    ref = mine["value"] if isinstance(mine, dict) else mine
+    assert ref.startswith(sessions.PREFIX)
+    held_out = sessions.root() / ref[len(sessions.PREFIX):].split("/")[0] / "data" / "images" / "img2.png"
+    overlay_a, overlay_b, info = alice.predict(handle_file(str(held_out)), "", BASE, ref, "fp32",
+                                               api_name="/compare")
+    assert info.startswith("IoU agreement")
+
+    coco_zip = alice.predict(api_name="/export_coco")
+    coco = tmp_path / "coco"
+    zipfile.ZipFile(coco_zip).extractall(coco)
+    checked = subprocess.run([sys.executable, "-m", "trainer", "validate-data", str(coco)], capture_output=True,
+                             text=True, cwd=Path(__file__).resolve().parents[1])
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert len(json.loads((coco / "annotations.json").read_text())["annotations"]) == 3
+
+    names = zipfile.ZipFile(alice.predict(ref, api_name="/export_model")).namelist()
+    assert {"model.safetensors", "model_config.yaml", "README.md"} <= set(names)
+    assert alice.predict(ref, "local:visitor/vessels", api_name="/push").startswith("pushed to")
+    assert (app["hub"] / "visitor" / "vessels" / "model.safetensors").is_file()
+    with pytest.raises(Exception, match="train a model first"):
+        bob.predict(ref, "local:bob/stolen", api_name="/push")  # alice's model is not bob's to push
+
+
+def test_a_second_training_job_is_refused_while_one_runs(app, monkeypatch):
+    monkeypatch.setenv("SEGKIT_TRAIN_STEPS", "12")
+    alice, bob = Client(app["url"], verbose=False), Client(app["url"], verbose=False)
+    for client in (alice, bob):
+        for path, box in app["scenes"][:2]:
+            _add(client, path, box)
+    job = alice.submit(BASE, 0, api_name="/train")
+    deadline = time.time() + 60
+    while train_job._running == 0 and time.time() < deadline:
+        time.sleep(0.2)
+    with pytest.raises(Exception, match="the Space is training 1 other model"):
+        bob.predict(BASE, 0, api_name="/train")
+    assert job.result()[0].startswith("done: 12 steps")
+
+
+def test_bad_annotations_are_explained(app):
+    client = Client(app["url"], verbose=False)
+    path, box = app["scenes"][0]
+    with pytest.raises(Exception, match="click on the object"):
+        client.predict(handle_file(path), "", "vessel", BASE, "fp32", api_name="/add_to_dataset")
+    with pytest.raises(Exception, match="class name"):
+        _add(client, path, box, class_name="../etc")
+    _add(client, path, box)
+    with pytest.raises(Exception, match="at least 2 images"):
+        client.predict(BASE, 0, api_name="/train")
+
+
+def test_session_folders_are_bounded_and_removed(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGKIT_SESSION_DIR", str(tmp_path))
+    monkeypatch.setenv("SEGKIT_SESSION_MB", "0.05")
+    session = sessions.folder(None)
+    assert sessions.folder(session.name) == session and sessions.folder("not-a-token") != session
+    with pytest.raises(sessions.StorageFull, match="your workspace is full"):
+        my_data.add_image(session, np.zeros((200, 200, 3), np.uint8))
+    monkeypatch.setenv("SEGKIT_SESSION_TTL_S", "0")
+    sessions.sweep()
+    assert not session.exists() and sessions.model_folder(sessions.model_ref(session, "run-0")) is None
+    other = sessions.folder(None)
+    sessions.close(other.name)  # gr.State's delete_callback at session end
+    assert not other.exists()
+
+
+def test_training_slots():
+    train_job._acquire()
+    try:
+        with pytest.raises(train_job.Busy, match="at most 1 at a time"):
+            train_job._acquire()
+    finally:
+        train_job._release()
+    assert train_job.steps_for(2) == 20 and train_job.steps_for(15) == 45 and train_job.steps_for(100) == 60
