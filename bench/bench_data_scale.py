@@ -4,6 +4,8 @@
     python bench/bench_data_scale.py rss --images 100,1000 --steps 20   # peak RSS of `trainer sam2` per dataset size
     python bench/bench_data_scale.py check --images 1000         # data check (decode + verdict cache) of N images
     python bench/bench_data_scale.py step                        # one 1024-px step: clicks checkpointed or not
+    python bench/bench_data_scale.py many --size 2048 --objects 400  # one crowded image: validate, train, evaluate
+    python bench/bench_data_scale.py disk --size 1024 --steps 4  # step time, views from the disk tier vs RAM
 
 `rss` writes N synthetic 1024 x 1024 JPEG images (copies of one generated scene with its masks, as a COCO folder)
 and runs the real CLI (`python -m trainer sam2 --no-pretrained --image-size 1024 --steps S --no-eval`) in a child
@@ -127,6 +129,64 @@ def check(n: int) -> None:
           f"unchanged, again (e.g. --resume): {again:.2f} s ({first / max(again, 1e-9):.0f}x)")
 
 
+def _scenes(n: int, size: int, objects: int = 10) -> list:
+    """n synthetic size x size scenes of bright discs on dark noise (Samples)."""
+    from trainer.data.sample import Sample
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:size, :size]
+    out = []
+    for i in range(n):
+        image, masks = rng.integers(0, 80, (size, size, 3), dtype=np.uint8), []
+        for _ in range(objects):
+            cy, cx = rng.integers(size // 10, size - size // 10, 2)
+            masks.append((yy - cy) ** 2 + (xx - cx) ** 2 < (size // 17) ** 2)
+            image[masks[-1]] = 200
+        out.append(Sample(image, np.stack(masks), np.zeros(objects), f"s{i}"))
+    return out
+
+
+def disk_vs_ram(size: int, steps: int) -> None:
+    """Training step time (frozen encoder, cached features) when every view comes from the RAM tier vs when the
+    RAM budget is ~0 and views are read back from the disk tier (safetensors + checksum, warm page cache).
+    Steps of the two alternate, so machine load hits both alike."""
+    import torch
+
+    from trainer.data.sample import SegmentationDataset
+    from trainer.precision import resolve
+    from trainer.sam2_ft import loop
+    from trainer.sam2_ft.batches import TrainingImages
+    from trainer.sam2_ft.config import Sam2TrainConfig
+    from trainer.sam2_ft.model import Sam2Spec, build_model
+
+    data = SegmentationDataset.from_samples(_scenes(3, size), ["blob"])
+    with tempfile.TemporaryDirectory() as tmp:
+        trainers = {}
+        for variant, budget in (("RAM tier", 2048.0), ("disk tier", 1e-6)):  # a ~0 budget keeps one view in RAM
+            cfg = Sam2TrainConfig(no_pretrained=True, image_size=size, batch_size=2, steps=100, progress=False,
+                                  eval=False, cache_views=1, cache_budget=budget, cache_dir=tmp)
+            torch.manual_seed(0)  # the same weights: both read the disk tier the first one writes
+            trainers[variant] = loop.Trainer(cfg, build_model(Sam2Spec("tiny", size), train=True),
+                                             TrainingImages.for_run(data, cfg, progress=False), resolve("fp32", "cpu"))
+        ram = trainers["RAM tier"]
+        while ram.objective.cache.misses < len(data):  # fill both tiers with every view
+            ram.train_step()
+        times: dict[str, list[float]] = {v: [] for v in trainers}
+        for _ in range(steps):
+            for variant, trainer in trainers.items():
+                start = time.perf_counter()
+                trainer.train_step()
+                times[variant].append(time.perf_counter() - start)
+        print(f"| {size} px, batch 2, sam2.1 tiny, fp32 | median step s | views from RAM / disk / encoder |")
+        print("|---|---|---|")
+        for variant, trainer in trainers.items():
+            c = trainer.objective.cache
+            print(f"| {variant} | {np.median(times[variant]):.2f} | {c.hits - c.disk_hits} / {c.disk_hits} / "
+                  f"{c.misses} |")
+        ratio = np.median(times["RAM tier"]) / np.median(times["disk tier"])
+        print(f"disk tier / RAM tier step rate: {ratio:.2f}x (goal >= 0.8x)")
+
+
 def step_memory(checkpointed: bool) -> tuple[float, float]:
     """Peak RSS (MiB) and seconds of one 1024-px training step (after a warm-up step), default recipe."""
     import torch
@@ -158,12 +218,57 @@ def step_memory(checkpointed: bool) -> tuple[float, float]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, time.perf_counter() - start
 
 
+def write_crowded(folder: Path, size: int, objects: int) -> Path:
+    """One size x size image of `objects` round cells (radius 8-30 px, later ones over earlier ones) as a mask
+    folder with a 16-bit label-index PNG: a microscopy-style layout."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    image = rng.normal(60, 15, (size, size, 3)).clip(0, 255).astype(np.uint8)
+    label = np.zeros((size, size), np.uint16)
+    for k in range(objects):
+        r = int(rng.integers(8, 31))
+        cy, cx = rng.integers(r, size - r, 2)
+        yy, xx = np.ogrid[cy - r:cy + r + 1, cx - r:cx + r + 1]
+        disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+        label[cy - r:cy + r + 1, cx - r:cx + r + 1][disc] = k + 1
+        image[cy - r:cy + r + 1, cx - r:cx + r + 1][disc] = rng.integers(120, 255, 3)
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    Image.fromarray(image).save(folder / "images" / "cells.png")
+    Image.fromarray(label).save(folder / "masks" / "cells.png")
+    return folder
+
+
+def many(size: int, objects: int, steps: int) -> None:
+    """Peak RSS and time of validate-data, a 1024-px training run and evaluate on one crowded image, each the real
+    CLI in its own process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data = write_crowded(Path(tmp) / "cells", size, objects)
+        run = Path(tmp) / "run"
+        env = {**os.environ, "SEGKIT_CACHE_DIR": str(Path(tmp) / "cache")}
+        jobs = {"validate-data": ["validate-data", str(data)],
+                f"trainer sam2 (1024 px, {steps} steps)": [
+                    "sam2", "--data", str(data), "--no-pretrained", "--image-size", "1024", "--steps", str(steps),
+                    "--no-eval", "--overlays", "0", "--no-progress", "--out", str(run)],
+                "evaluate": ["evaluate", str(run), "--data", str(data)]}
+        print(f"| {size}² image, {objects} objects | peak RSS MiB | wall s |\n|---|---|---|")
+        for name, args in jobs.items():
+            argv = [sys.executable, "-m", "trainer", *args]
+            out = subprocess.run([sys.executable, __file__, "_one", json.dumps(argv)], env=env, cwd=ROOT,
+                                 capture_output=True, text=True, check=True).stdout.split()
+            print(f"| {name} | {float(out[0]):.0f} | {float(out[1]):.0f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("bytes", "rss", "check", "step", "_one", "_step"))
+    parser.add_argument("what", choices=("bytes", "rss", "check", "step", "many", "disk", "_one",
+                                                   "_step"))
     parser.add_argument("argv", nargs="?")
     parser.add_argument("--images", default="100,1000")
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--size", type=int, default=2048, help="many: the image's side")
+    parser.add_argument("--objects", type=int, default=400, help="many: objects in the image")
     args = parser.parse_args()
     if args.what == "bytes":
         bytes_per_view()
@@ -177,6 +282,10 @@ def main() -> None:
             out = subprocess.run([sys.executable, __file__, "_step", variant], capture_output=True, text=True,
                                  check=True, cwd=ROOT).stdout.split()
             print(f"| decoder passes {variant} | {float(out[0]):.0f} | {float(out[1]):.1f} |")
+    elif args.what == "disk":
+        disk_vs_ram(args.size, args.steps)
+    elif args.what == "many":
+        many(args.size, args.objects, args.steps)
     elif args.what == "_step":
         print(*step_memory(args.argv == "checkpointed"))
     else:

@@ -45,7 +45,7 @@ def test_coco_crowd_annotations_are_not_instances(tmp_path):
     ds = load_dataset(write_coco(tmp_path, crowd=True))
     first = ds[0]
     assert len(first.masks) == 2  # the two objects, not the crowd corner
-    assert not first.masks[:, :4, :4].any()
+    assert not np.asarray(first.masks)[:, :4, :4].any()
 
 
 def test_coco_image_without_annotations_is_kept_empty(tmp_path):
@@ -114,7 +114,7 @@ def test_labpics_vessels_and_materials(tmp_path, sub):
     for mask, class_id in expected:  # the tutorial's merge: material wins, the vessel mask excludes it
         hits = [k for k in range(len(sample.masks)) if np.array_equal(sample.masks[k], mask)]
         assert len(hits) == 1 and sample.class_ids[hits[0]] == class_id
-    assert not (sample.masks.sum(axis=0) > 1).any()  # no pixel in two instances
+    assert not (np.asarray(sample.masks).sum(axis=0) > 1).any()  # no pixel in two instances
 
 
 # --- plain mask folders -------------------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ def test_label_map_smaller_instance_wins_whatever_the_order():
     assert not label_map(np.zeros((0, 5, 6), bool), np.zeros(0)).any()
     scene = make_scene(4, SIZE)  # liquid (class 1) lies inside its vessel (class 0): it stays visible
     labels = label_map(scene.masks, scene.class_ids)
-    liquid = scene.masks[scene.class_ids == 1].any(0)
+    liquid = np.asarray(scene.masks[scene.class_ids == 1]).any(0)
     assert liquid.any() and (labels[liquid] == 2).all()
 
 

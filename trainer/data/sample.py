@@ -7,6 +7,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from trainer.data.instances import InstanceMasks
+
 HELD_OUT = ("val", "test", "heldout")  # split names that mean "never train on this image"
 
 
@@ -24,14 +26,15 @@ class Sample:
     """One image with its instances.
 
     image:      HxWx3 uint8 RGB (grayscale / 16-bit / IR inputs are normalised by the readers)
-    masks:      NxHxW bool, one per instance (N may be 0 for an image with no objects)
+    masks:      N instance masks (N may be 0 for an image with no objects), as box crops (trainer/data/instances.py);
+                given as an N x H x W bool array they are cropped; `np.asarray(sample.masks)` is that array again
     class_ids:  N int64 indices into the dataset's `class_names`
     source:     path (or id) the image came from, for error messages and overlays
     split:      the split the dataset itself assigns ("train", "val", "test", "heldout"), "" when it assigns none
     """
 
     image: np.ndarray
-    masks: np.ndarray
+    masks: InstanceMasks
     class_ids: np.ndarray
     source: str
     normalization: str = "none"  # how the image was brought to uint8 RGB; inference repeats it
@@ -40,8 +43,10 @@ class Sample:
     def __post_init__(self) -> None:
         if self.image.dtype != np.uint8 or self.image.ndim != 3 or self.image.shape[2] != 3:
             raise DataError(self.source, f"image must be HxWx3 uint8, got {self.image.shape} {self.image.dtype}")
-        self.masks = np.asarray(self.masks, dtype=bool).reshape(-1, *self.image.shape[:2]) if self.masks.size else \
-            np.zeros((0, *self.image.shape[:2]), dtype=bool)
+        self.masks = InstanceMasks.of(self.masks, *self.image.shape[:2])
+        if self.masks.shape[1:] != self.image.shape[:2]:
+            raise DataError(self.source, f"masks of {self.masks.width}x{self.masks.height} for an image of "
+                                         f"{self.width}x{self.height}")
         self.class_ids = np.asarray(self.class_ids, dtype=np.int64).reshape(-1)
         if len(self.class_ids) != len(self.masks):
             raise DataError(self.source, f"{len(self.masks)} masks but {len(self.class_ids)} class ids")
@@ -53,6 +58,11 @@ class Sample:
     @property
     def width(self) -> int:
         return int(self.image.shape[1])
+
+    @property
+    def num_objects(self) -> int:
+        """Instances with at least one pixel."""
+        return int((self.masks.areas > 0).sum())
 
 
 @dataclass
@@ -128,6 +138,6 @@ class SegmentationDataset(Sequence[Sample]):
     @classmethod
     def from_samples(cls, samples: Sequence[Sample], class_names: list[str], **kw) -> "SegmentationDataset":
         """Wrap in-memory samples (tests, synthetic data)."""
-        refs = [SampleRef(s.source, (lambda s=s: s), s.split, int(sum(m.any() for m in s.masks)))
+        refs = [SampleRef(s.source, (lambda s=s: s), s.split, s.num_objects)
                 for s in samples]
         return cls(list(class_names), refs, **kw)

@@ -95,7 +95,7 @@ def decode_all(index: Index) -> ValidationReport:
                 problems.extend(entry_problems)
                 continue
             report.good.append(entry)
-            entry.num_objects = int(sum(m.any() for m in sample.masks))
+            entry.num_objects = sample.num_objects
             report.n_instances += len(sample.class_ids)
             normalizations.append(sample.normalization)
     unique: dict[str, DataError] = {}

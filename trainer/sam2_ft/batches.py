@@ -11,6 +11,7 @@ while the masks (cheap) are rebuilt from the same seed. A trained encoder gets a
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -20,10 +21,12 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from trainer.augment import Policy, augment
+from trainer.data.instances import InstanceMasks
 from trainer.data.sample import DataError, Sample, SegmentationDataset
 from trainer.sam2_ft.feature_cache import image_key
 
 FRESH = -1  # the view of an item augmented afresh for its step (not cached)
+CANDIDATES_PER_OBJECT = 4  # objects augmented per object a step trains on: enough survive a zoomed-in crop
 
 
 @dataclass
@@ -41,13 +44,28 @@ class Item:
 
 
 def to_model_size(image: np.ndarray, masks: np.ndarray, size: int) -> tuple[np.ndarray, torch.Tensor]:
-    """The image bilinear and its masks (area > half a pixel) at S x S; masks left empty by the resize dropped."""
+    """The image bilinear and its masks (area > half a pixel) at S x S; masks left empty by the resize dropped.
+    Masks are resized one at a time: a float copy of all of them at once is 4 bytes per pixel per object."""
     from PIL import Image
 
     image = np.array(Image.fromarray(image).resize((size, size), Image.BILINEAR))
-    resized = torch.from_numpy(np.ascontiguousarray(masks)).float()[:, None]
-    resized = F.interpolate(resized, size=(size, size), mode="bilinear", align_corners=False)[:, 0] > 0.5
+    resized = torch.zeros(len(masks), size, size, dtype=torch.bool)
+    for i, mask in enumerate(masks):
+        mask = torch.from_numpy(np.ascontiguousarray(mask)).float()[None, None]
+        resized[i] = F.interpolate(mask, size=(size, size), mode="bilinear", align_corners=False)[0, 0] > 0.5
     return image, resized[resized.flatten(1).any(1)]
+
+
+def shrink(image: np.ndarray, masks: InstanceMasks, longest: int) -> tuple[np.ndarray, InstanceMasks]:
+    """The image (bilinear) and masks (nearest) with their longer side at most `longest` pixels: the detail above
+    what the model will see after the largest zoom is lost anyway, and a 4096-px image costs 16x a 1024-px one."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    if max(h, w) <= longest:
+        return image, masks
+    nh, nw = max(1, round(h * longest / max(h, w))), max(1, round(w * longest / max(h, w)))
+    return np.array(Image.fromarray(image).resize((nw, nh), Image.BILINEAR)), masks.resized(nh, nw)
 
 
 class TrainingImages:
@@ -78,19 +96,36 @@ class TrainingImages:
         gen = torch.Generator().manual_seed(sample_seed(seed, step, index))
         return index, int(torch.randint(self.views, (1,), generator=gen)) if self.views else FRESH, gen
 
-    def augmented(self, index: int, view: int, step: int) -> tuple[Sample, np.ndarray, np.ndarray, np.ndarray]:
-        """The sample and its augmented image, masks and the kept objects' indices, at the sample's own scale."""
+    def prepared(self, index: int, limit: int = 0,
+                 generator: torch.Generator | None = None) -> tuple[Sample, np.ndarray, InstanceMasks, np.ndarray]:
+        """The sample, its image and masks shrunk to what the model can use after the policy's largest zoom, and
+        at most `limit` of its objects (a random choice; 0 = all) with their indices: an image of 400 cells
+        never becomes 400 full-size masks."""
         sample = self.dataset[index]
+        image, masks = shrink(sample.image, sample.masks, math.ceil(self.size * max(1.0, self.policy.scale[1])))
+        picked = np.arange(len(masks))
+        if 0 < limit < len(masks):
+            picked = torch.randperm(len(masks), generator=generator)[:limit].sort().values.numpy()
+            masks = masks[picked]
+        return sample, image, masks, picked
+
+    def augmented(self, index: int, view: int, step: int, limit: int = 0, generator: torch.Generator | None = None
+                  ) -> tuple[Sample, np.ndarray, np.ndarray, np.ndarray]:
+        """The sample and its augmented image, masks (N x H x W) and the kept objects' indices into the sample's
+        (see `prepared` for the size and `limit`)."""
+        sample, image, masks, picked = self.prepared(index, limit, generator)
         seed = sample_seed(self.seed, index, view) if view != FRESH else sample_seed(self.seed, step, index, 7)
-        frames, masks, kept = augment([sample.image], [sample.masks], self.policy, seed)
-        return sample, frames[0], masks[0], kept
+        frames, out, kept = augment([image], [masks.dense()], self.policy, seed)
+        return sample, frames[0], out[0], picked[kept]
 
     def item(self, pos: int, step: int, seed: int, max_objects: int) -> Item:
         index, view, gen = self.draw(pos, step, seed)
-        sample, image, masks, _ = self.augmented(index, view, step)
+        limit = CANDIDATES_PER_OBJECT * max_objects
+        _, image, masks, _ = self.augmented(index, view, step, limit, gen)
         image, resized = to_model_size(image, masks, self.size)
         if len(resized) == 0:  # the draw left no object: this view is the plain image
-            image, resized = to_model_size(sample.image, sample.masks, self.size)
+            _, image, plain, _ = self.prepared(index, limit, gen)
+            image, resized = to_model_size(image, plain, self.size)
         chosen = torch.randperm(len(resized), generator=gen)[:max_objects].sort().values
         return Item(index, view, image, resized[chosen][:, None], gen)
 
@@ -111,7 +146,7 @@ def usable_indices(dataset: SegmentationDataset, progress: bool = True, keep_emp
 
 
 def has_objects(sample: Sample) -> bool:
-    return bool(len(sample.masks)) and bool(sample.masks.any())
+    return sample.num_objects > 0
 
 
 def sample_seed(*parts: int) -> int:

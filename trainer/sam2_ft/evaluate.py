@@ -15,19 +15,23 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Union
 
 import numpy as np
 import torch
 import yaml
+from pycocotools import mask as coco_mask
 from tqdm import tqdm
 
+from trainer.data.instances import InstanceMasks
 from trainer.data.sample import SegmentationDataset
 from trainer.sam2_ft.model import make_mask_generator, make_predictor
 from trainer.sam2_ft.prompts import boxes, center_points, sample_points
 
 METRICS = ("miou_1pt", "miou_3pt", "miou_box", "auto_mean_best_iou", "auto_recall50", "area_corr_1pt", "area_corr_3pt",
            "area_corr_box")
+PIXELS_PER_CHUNK = 2**24  # objects prompted per predictor call: their image pixels (~200 MB of float masks)
+Masks = Union[np.ndarray, InstanceMasks, "list[dict]"]  # of one image: dense, box crops, or COCO RLEs
 
 
 @contextlib.contextmanager
@@ -48,14 +52,29 @@ def inference_mode(model: torch.nn.Module) -> Iterator[None]:
          decoder.dynamic_multimask_stability_thresh) = saved[1:]
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of boolean masks A x H x W and B x H x W."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    fa, fb = a.reshape(len(a), -1).astype(np.float32), b.reshape(len(b), -1).astype(np.float32)
-    inter = fa @ fb.T
-    union = fa.sum(1)[:, None] + fb.sum(1)[None, :] - inter
-    return inter / np.maximum(union, 1)
+def iou_matrix(a: Masks, b: Masks) -> np.ndarray:
+    """Pairwise IoU of two sets of masks of one image (A x H x W / B x H x W arrays, InstanceMasks or lists of COCO
+    RLEs), by pycocotools on run-length encodings: no A x B x H x W product, whatever the number of objects."""
+    ra, rb = _rles(a), _rles(b)
+    if not ra or not rb:
+        return np.zeros((len(ra), len(rb)))
+    return np.asarray(coco_mask.iou(ra, rb, [0] * len(rb)), dtype=np.float64).reshape(len(ra), len(rb))
+
+
+def _rles(masks: Masks) -> list[dict]:
+    if isinstance(masks, list) and (not masks or isinstance(masks[0], dict)):
+        return masks
+    return [coco_mask.encode(np.asfortranarray(np.asarray(m, dtype=np.uint8))) for m in masks]  # one at a time
+
+
+def paired_iou(truth: InstanceMasks, pred: np.ndarray) -> np.ndarray:
+    """IoU of truth mask i with predicted mask i (pred: N x H x W bool), from the truth's box crops."""
+    out = np.zeros(len(truth))
+    for i, crop in enumerate(truth.crops):
+        y0, x0, y1, x1 = crop.box
+        inter = int(pred[i, y0:y1, x0:x1][crop.mask].sum())
+        out[i] = inter / max(int(crop.mask.sum()) + int(pred[i].sum()) - inter, 1)
+    return out
 
 
 def predict(predictor, gt: torch.Tensor, kind: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -105,22 +124,25 @@ def evaluate(model: torch.nn.Module, dataset: SegmentationDataset, max_images: i
     with inference_mode(model):
         predictor = make_predictor(model)
         generator = make_mask_generator(model, points_per_side=points_per_side, points_per_batch=64,
-                                        **(thresholds or {})) if points_per_side > 0 else None
+                                        output_mode="coco_rle", **(thresholds or {})) if points_per_side > 0 else None
         for index in tqdm(range(n_images), desc="evaluating", disable=not progress, leave=False):
             sample = dataset[index]
-            keep = sample.masks.reshape(len(sample.masks), -1).any(1)
-            gt_np, class_ids = sample.masks[keep], sample.class_ids[keep]
-            if len(gt_np) == 0:
+            keep = sample.masks.areas > 0
+            truth, class_ids = sample.masks[keep], sample.class_ids[keep]
+            if len(truth) == 0:
                 continue
-            gt = torch.from_numpy(gt_np)
             predictor.set_image(sample.image)
-            for kind in ("1pt", "3pt", "box"):
-                pred, _, _ = predict(predictor, gt, kind, seed=seed + index)
-                ious[f"miou_{kind}"].extend(np.diag(iou_matrix(gt_np, pred)).tolist())
-                areas[kind].extend(zip(gt_np.sum((1, 2)).tolist(), pred.sum((1, 2)).tolist()))
+            # objects in chunks: the predictor's float masks of every object at once would be N x 3 x H x W
+            chunk = max(1, PIXELS_PER_CHUNK // (sample.height * sample.width))
+            for start in range(0, len(truth), chunk):
+                part = truth[start:start + chunk]
+                for kind in ("1pt", "3pt", "box"):
+                    pred, _, _ = predict(predictor, torch.from_numpy(part.dense()), kind, seed=seed + index + start)
+                    ious[f"miou_{kind}"].extend(paired_iou(part, pred).tolist())
+                    areas[kind].extend(zip(part.areas.tolist(), pred.sum((1, 2)).tolist()))
             auto = [m["segmentation"] for m in generator.generate(sample.image)] if generator else []
-            matrix = iou_matrix(gt_np, np.stack(auto) if auto else np.zeros((0, *gt_np.shape[1:]), bool))
-            ious["auto"].extend((matrix.max(1) if matrix.shape[1] else np.zeros(len(gt_np))).tolist())
+            matrix = iou_matrix(truth, auto)
+            ious["auto"].extend((matrix.max(1) if matrix.shape[1] else np.zeros(len(truth))).tolist())
             classes.extend(class_ids.tolist())
     metrics = _summarise(ious, np.ones(len(classes), bool))
     metrics.update({f"area_corr_{kind}": area_correlation(pairs) for kind, pairs in areas.items()})

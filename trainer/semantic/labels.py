@@ -12,6 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
+from trainer.data.instances import InstanceMasks
+
 BACKGROUND = "background"
 
 
@@ -20,14 +22,14 @@ def semantic_classes(class_names: Sequence[str]) -> list[str]:
     return [BACKGROUND, *(class_names or ["object"])]
 
 
-def label_map(masks: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
-    """HxW int64 labels from N x H x W bool masks (N may be 0) and their N class ids; smaller instances are
-    painted over larger ones."""
-    masks = np.asarray(masks, dtype=bool)
-    labels = np.zeros(masks.shape[1:], np.int64)
-    areas = masks.sum(axis=(1, 2))
-    for i in _paint_order(areas):
-        labels[masks[i]] = int(class_ids[i]) + 1
+def label_map(masks: InstanceMasks | np.ndarray, class_ids: np.ndarray) -> np.ndarray:
+    """HxW int64 labels from N masks (InstanceMasks or N x H x W bool; N may be 0) and their N class ids;
+    smaller instances are painted over larger ones."""
+    masks = InstanceMasks.of(masks, *np.shape(masks)[1:])
+    labels = np.zeros((masks.height, masks.width), np.int64)
+    for i in _paint_order(masks.areas):
+        y0, x0, y1, x1 = masks.crops[i].box
+        labels[y0:y1, x0:x1][masks.crops[i].mask] = int(class_ids[i]) + 1
     return labels
 
 

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from trainer.data.instances import Crop, InstanceMasks
 from trainer.data.normalize import to_uint8_rgb
 from trainer.data.sample import DataError, Sample
 
@@ -23,7 +24,8 @@ class Instance:
 
     source: str
     class_id: int
-    decode: Callable[[], np.ndarray]  # HxW array, nonzero = object; may raise DataError or ValueError
+    decode: Callable[[], "np.ndarray | Crop"]  # HxW array (nonzero = object) or its Crop; may raise DataError
+                                               # or ValueError
     what: str = ""
 
     def error(self, problem: str) -> DataError:
@@ -90,7 +92,8 @@ def _build(entry: Entry) -> tuple[Sample | None, list[DataError]]:
     masks, class_ids = [], []
     for inst in instances:
         try:
-            mask = np.asarray(inst.decode())
+            mask = inst.decode()  # one full-size mask at a time at most: it is kept as its crop
+            mask = mask if isinstance(mask, Crop) else np.asarray(mask)
         except DataError as err:
             problems.append(err)
             continue
@@ -98,19 +101,18 @@ def _build(entry: Entry) -> tuple[Sample | None, list[DataError]]:
             problems.append(inst.error(f"invalid mask: {err}"))
             continue
         if mask.shape != (h, w):
-            size = f"{mask.shape[1]}x{mask.shape[0]}" if mask.ndim == 2 else str(mask.shape)
+            size = f"{mask.shape[1]}x{mask.shape[0]}" if len(mask.shape) == 2 else str(mask.shape)
             problems.append(inst.error(f"mask size {size} does not match image size {w}x{h} "
                                        f"({Path(entry.source).name})"))
         elif not mask.any():
             problems.append(inst.error("empty mask (all zeros)"))
         else:
-            masks.append(mask.astype(bool))
+            masks.append(mask if isinstance(mask, Crop) else Crop.from_dense(mask))
             class_ids.append(inst.class_id)
     # Why drop the whole image for one bad instance: the rest of it would then teach "that object is background".
     if problems:
         return None, problems
-    stacked = np.stack(masks) if masks else np.zeros((0, h, w), bool)
-    return Sample(image, stacked, np.asarray(class_ids, np.int64), entry.source, normalization, entry.split), []
+    return Sample(image, InstanceMasks(h, w, masks), np.asarray(class_ids, np.int64), entry.source, normalization, entry.split), []
 
 
 def read_json(path: Path) -> Any:

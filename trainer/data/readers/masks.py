@@ -12,6 +12,8 @@ from typing import Any, Sequence
 import numpy as np
 from pycocotools import mask as coco_mask
 
+from trainer.data.instances import Crop, InstanceMasks
+
 
 def polygons_to_mask(polygons: Sequence[Sequence[float]], height: int, width: int) -> np.ndarray:
     """Rasterise COCO-style polygons [[x0, y0, x1, y1, ...], ...] (union of all parts) to an HxW bool mask."""
@@ -59,25 +61,25 @@ def encode_rle(mask: np.ndarray) -> dict:
     return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
-def label_map_to_instances(label: np.ndarray, semantic: bool) -> list[tuple[int, np.ndarray]]:
-    """Split a label-index image (0 = background) into (value, mask) pairs.
+def label_map_to_instances(label: np.ndarray, semantic: bool) -> list[tuple[int, Crop]]:
+    """Split a label-index image (0 = background) into (value, mask) pairs, each mask as its box crop (a map of
+    thousands of instances never becomes thousands of full-size masks).
 
     semantic=False: each distinct value is one instance (instance-id maps, e.g. cell segmentation labels).
     semantic=True:  each value is a class; its connected components are the instances (objects of one class
                     that touch merge into one: use one mask per instance when that matters).
     """
-    out = []
+    if not semantic:
+        values, masks = InstanceMasks.from_label_map(label)
+        return list(zip(values, masks.crops))
+    from skimage.measure import label as connected_components
+
+    out: list[tuple[int, Crop]] = []
     for value in np.unique(label):
         if value == 0:
             continue
-        region = label == value
-        if not semantic:
-            out.append((int(value), region))
-            continue
-        from skimage.measure import label as connected_components
-
-        components = connected_components(region, connectivity=2)
-        out.extend((int(value), components == k) for k in range(1, int(components.max()) + 1))
+        components = connected_components(label == value, connectivity=2)
+        out.extend((int(value), crop) for crop in InstanceMasks.from_label_map(components)[1].crops)
     return out
 
 
