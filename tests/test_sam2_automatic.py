@@ -136,3 +136,16 @@ def test_app_automatic_tab_reports_progress(monkeypatch, tmp_path, image):
     assert overlay.shape == image.shape and "masks" in info
     done, total = seen[-1]  # embedding, then the 4² grid points, then the survivors of NMS once more
     assert seen[0] == 0.0 and done == total > 16
+
+
+def test_survivors_upsampled_a_few_at_a_time_give_the_same_records(model, image, monkeypatch):
+    from trainer.sam2_ft import automatic
+
+    kwargs = dict(points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0,
+                  output_mode="coco_rle")  # (no NMS: a random-init model's masks overlap)
+    whole = make_mask_generator(model, **kwargs).generate(image)
+    monkeypatch.setattr(automatic, "UPSAMPLED_PIXELS", 150 * 200 * 3)  # three survivors per chunk
+    chunked = make_mask_generator(model, **kwargs).generate(image)
+    assert len(whole) == len(chunked) > 3
+    assert [m["segmentation"] for m in whole] == [m["segmentation"] for m in chunked]
+    assert [m["bbox"] for m in whole] == [m["bbox"] for m in chunked]

@@ -13,7 +13,7 @@ Where sam2's generator spends its time on a CPU, and what this one does instead:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ Progress = Callable[[int, int], None]  # (points decoded so far, points to decod
 # Points per decoder call on a CPU, whatever points_per_batch says: 4 kept the activations in cache (~10% faster
 # than 16, ~20% than 64 on 2 cores); points_per_batch still sets the batches of filtering and progress.
 CPU_POINTS_PER_CALL = 4
+UPSAMPLED_PIXELS = 2**26  # survivor masks upsampled per chunk (256 MB of float logits at most)
 
 
 class FastMaskGenerator(SAM2AutomaticMaskGenerator):
@@ -87,20 +88,24 @@ class FastMaskGenerator(SAM2AutomaticMaskGenerator):
         data.filter(keep)
 
         # 2. the survivors only: decode their points again, upsample to the crop, exact boxes, RLE
-        masks = self._survivor_masks(data, size)
+        boxes, rles = [], []
+        for masks in self._survivor_masks(data, size):
+            boxes.append(uncrop_boxes_xyxy(batched_mask_to_box(masks), crop_box))
+            rles.extend(mask_to_rle_pytorch(uncrop_masks(masks, crop_box, orig_size[0], orig_size[1])))
         self.predictor.reset_predictor()
         self._decoder = None
-        data["boxes"] = uncrop_boxes_xyxy(batched_mask_to_box(masks), crop_box)
-        data["rles"] = mask_to_rle_pytorch(uncrop_masks(masks, crop_box, orig_size[0], orig_size[1]))
+        data["boxes"], data["rles"] = torch.cat(boxes), rles
         data["points"] = uncrop_points(data["points"], crop_box)
         data["crop_boxes"] = torch.tensor([crop_box for _ in range(len(data["rles"]))])
         del data["mask_index"]
         return data
 
-    def _survivor_masks(self, data: MaskData, size: tuple[int, int]) -> torch.Tensor:
-        """Masks (K x H x W bool, at the crop's resolution) of the K candidates left in `data`."""
+    def _survivor_masks(self, data: MaskData, size: tuple[int, int]) -> Iterator[torch.Tensor]:
+        """Masks (K x H x W bool, at the crop's resolution) of the K candidates left in `data`, in order, a few at
+        a time: upsampled all at once, 200 masks of a 2048² image are 3 GB of float logits."""
         if len(data["points"]) == 0:
-            return torch.zeros(0, *size, dtype=torch.bool)
+            yield torch.zeros(0, *size, dtype=torch.bool)
+            return
         points, inverse = torch.unique(data["points"], dim=0, return_inverse=True)
         self._advance(0, more=len(points))
         logits = []
@@ -108,7 +113,10 @@ class FastMaskGenerator(SAM2AutomaticMaskGenerator):
             logits.append(self._decode(batch, size, None)[1])
             self._advance(len(batch))
         low_res = torch.cat(logits)[inverse, data["mask_index"]]
-        return self.predictor._transforms.postprocess_masks(low_res[:, None], size)[:, 0] > self.mask_threshold
+        per_chunk = max(1, UPSAMPLED_PIXELS // (size[0] * size[1]))
+        for start in range(0, len(low_res), per_chunk):
+            chunk = low_res[start:start + per_chunk, None]
+            yield self.predictor._transforms.postprocess_masks(chunk, size)[:, 0] > self.mask_threshold
 
     def _candidates(self, points: np.ndarray, size: tuple[int, int], crop_box: list[int],
                     orig_size: tuple[int, ...]) -> MaskData:

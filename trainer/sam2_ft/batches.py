@@ -12,8 +12,10 @@ while the masks (cheap) are rebuilt from the same seed. A trained encoder gets a
 from __future__ import annotations
 
 import math
+import multiprocessing as mp
 import warnings
 from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -165,6 +167,46 @@ def step_indices(n: int, batch: int, step: int, micro: int, grad_accum: int, see
 
 def make_items(images: TrainingImages, positions: list[int], step: int, seed: int, max_objects: int) -> list[Item]:
     return [images.item(pos, step, seed, max_objects) for pos in positions]
+
+
+class Ahead(torch.utils.data.Dataset):
+    """The micro-batches of a run built ahead of the training step by `workers` DataLoader worker processes, so
+    decoding, augmenting and resizing the next samples overlap the step (0 workers: built when asked, in this
+    process). Entry k is micro-step k of the run (step k // grad_accum); `build(step, micro)` makes it, the same
+    in any process (every draw is seeded), so a worker's items equal the ones this process would make."""
+
+    def __init__(self, build: Callable[[int, int], list], grad_accum: int, steps: int, workers: int = 0):
+        self.build, self.grad_accum, self.total, self.workers = build, grad_accum, steps * grad_accum, workers
+        self._stream: Iterator[list] | None = None
+        self._next = -1
+
+    def __len__(self) -> int:
+        return self.total
+
+    def __getitem__(self, k: int) -> list:
+        return self.build(*divmod(k, self.grad_accum))
+
+    def get(self, step: int, micro: int) -> list:
+        """Micro-batch `micro` of `step`: the prefetched one when the run asks in order (it does, resumed or
+        not), else built here and the workers restarted from the next one."""
+        k = step * self.grad_accum + micro
+        if self.workers <= 0 or k >= self.total or "fork" not in mp.get_all_start_methods():
+            return self[k]  # (workers get the builder by fork: a closure over the run does not pickle)
+        if k != self._next or self._stream is None:
+            loader = torch.utils.data.DataLoader(self, batch_size=None, sampler=range(k, self.total),
+                                                 num_workers=self.workers, collate_fn=_as_is,
+                                                 multiprocessing_context="fork", prefetch_factor=2)
+            self._stream = iter(loader)
+        self._next = k + 1
+        return next(self._stream)
+
+    def close(self) -> None:
+        """Stop the workers (also when the run stops early)."""
+        self._stream, self._next = None, -1
+
+
+def _as_is(batch: list) -> list:
+    return batch
 
 
 def rank_slice(indices: list[int], rank: int, world: int) -> list[int]:
