@@ -68,6 +68,9 @@ class Sam2TrainConfig(options.RunConfig):
                                                      "choices": ("auto", "fp32", "fp16", "bf16")})
     seed: int = field(default=0, metadata={"help": "seed for split, sampling, prompts"})
     max_bad_steps: int = field(default=5, metadata={"help": "consecutive NaN/inf losses before the run stops"})
+    compile: bool = field(default=False, metadata={
+        "help": "torch.compile the decoder + loss (objects padded to power-of-two buckets up to --max-objects; "
+                "compiles once per bucket and prompt type; off by default: see bench/README.md, issue 17)"})
     feature_cache: bool = field(default=True, metadata={
         "help": "cache image features when the encoder is frozen (off with --lora: the encoder changes)"})
     # Run
@@ -78,7 +81,8 @@ class Sam2TrainConfig(options.RunConfig):
     eval: bool = field(default=True, metadata={"help": "evaluate on the validation split before and after training"})
     eval_every: int = field(default=0, metadata={"help": "evaluate every N steps (0 = only before and after)"})
     save_every: int = field(default=50, metadata={"help": "checkpoint every N steps"})
-    log_every: int = field(default=1, metadata={"help": "log metrics every N steps"})
+    log_every: int = field(default=1, metadata={
+        "help": "log metrics every N steps (a GPU step's figures are read back, a sync, only then)"})
     eval_images: int = field(default=8, metadata={"help": "validation images used by the evaluation (0 = all)"})
     auto_points_per_side: int = field(default=16, metadata={"help": "grid of the prompt-free evaluation"})
     auto_iou_thresh: float = field(default=0.5, metadata={

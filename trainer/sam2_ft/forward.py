@@ -2,8 +2,9 @@
 
     encode_images   image_encoder only (cacheable when frozen)
     image_features  the decoder's conv_s0/conv_s1 projections + no_mem_embed, as SAM2ImagePredictor.set_image does
-    decode          prompt encoder + mask decoder for N objects, each with its own image's features: per image one
-                    PointDecoder (point_decoder.py) for all of its objects, so the image is never copied per object
+    decode          prompt encoder + mask decoder for N objects, each with its own image's features: one PointDecoder
+                    (point_decoder.py) for the whole micro-batch when every image has K objects (training pads to
+                    that), else one per image; either way the image is never copied per object
 
 sam2's `forward_image` applies conv_s0/conv_s1 (mask-decoder weights) inside the encoder call; we apply them
 after the cache instead, so a trainable mask decoder still trains them when the encoder is frozen.
@@ -27,10 +28,16 @@ class Features:
     image_embed: torch.Tensor  # B x C x S/16 x S/16
     high_res: list[torch.Tensor]  # [B x C/8 x S/4 x S/4, B x C/4 x S/8 x S/8]
     owner: torch.Tensor | None = None  # the image row of each object (select); None: row i is object i's image
+    per_image: list[int] | None = None  # objects of each image, image-major (for_objects): no owner needed
 
     def select(self, image_index: torch.Tensor) -> "Features":
         """The features of the image each object belongs to, by reference: nothing is copied per object."""
         return Features(self.image_embed, self.high_res, image_index)
+
+    def for_objects(self, per_image: list[int]) -> "Features":
+        """The features for per_image[i] objects of image i, image-major: one decoder call when they are all equal
+        (padded: a fixed shape), one per image otherwise."""
+        return Features(self.image_embed, self.high_res, per_image=per_image)
 
     def image(self, row: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
         return self.image_embed[row:row + 1], [f[row:row + 1] for f in self.high_res]
@@ -74,6 +81,16 @@ def decode(model: torch.nn.Module, feats: Features, coords: torch.Tensor, labels
 
     coords are in model-input pixels (0..image_size); labels 1/0 points, 2/3 box corners, -1 padding.
     """
+    if feats.per_image is not None:  # no host sync: the layout is known without looking at the data
+        if len(set(feats.per_image)) == 1:
+            return PointDecoder(model, feats.image_embed, feats.high_res)(coords, labels, multimask,
+                                                                          mask_input=mask_input)[:2]
+        ends = np.cumsum(feats.per_image).tolist()
+        rows = [slice(end - n, end) for n, end in zip(feats.per_image, ends)]
+        outputs = [PointDecoder(model, *feats.image(i))(coords[r], labels[r], multimask,
+                                                         mask_input=None if mask_input is None else mask_input[r])
+                   for i, r in enumerate(rows)]
+        return torch.cat([o[0] for o in outputs]), torch.cat([o[1] for o in outputs])
     owner = feats.owner if feats.owner is not None else torch.arange(len(coords), device=coords.device)
     rows = [torch.nonzero(owner == image)[:, 0] for image in torch.unique(owner).tolist()]
     outputs = [PointDecoder(model, *feats.image(int(owner[r[0]])))(

@@ -79,6 +79,8 @@ class Trainer:
 
     def __post_init__(self) -> None:
         cfg = self.cfg
+        if next(self.model.parameters()).device.type == "cuda":
+            torch.set_float32_matmul_precision("high")  # fp32 matmuls as TF32 on tensor cores (fp32 runs only)
         self.params, self.objective = self.build_objective()
         self.module = self.objective
         if self.world.size > 1:  # unused params: e.g. the box-corner embeddings in a step without boxes
@@ -89,6 +91,7 @@ class Trainer:
         self.scaler = self.precision.grad_scaler()
         self.step = 0
         self.bad_in_a_row = 0
+        self.unread: list[tuple[int, float, torch.Tensor]] = []  # (step, lr, [loss, grad norm, bad]) still on device
 
     def build_objective(self) -> tuple[list[torch.nn.Parameter], torch.nn.Module]:
         """The trainable parameters and the loss module (another trainer overrides this and micro_batch)."""
@@ -101,7 +104,8 @@ class Trainer:
         device = next(self.model.parameters()).device
         return params, Sam2Objective(self.model, cfg.loss, cfg.correction_clicks,
                                      run_cache(cfg, self.model.image_encoder, device) if cfg.cache_features else None,
-                                     checkpoint_clicks=cfg.image_size >= CHECKPOINT_CLICKS_FROM)
+                                     checkpoint_clicks=cfg.image_size >= CHECKPOINT_CLICKS_FROM, compile="inductor" if cfg.compile else None,
+                                     max_objects=cfg.max_objects)
 
     # One optimizer step ------------------------------------------------------------------------------------------
     def micro_batch(self, micro: int) -> tuple[list, str]:
@@ -113,7 +117,11 @@ class Trainer:
         kinds = cfg.prompt_types  # one type per micro-batch: a single decoder call serves every object
         return items, kinds[np.random.default_rng(sample_seed(cfg.seed, step, micro)).integers(len(kinds))]
 
-    def train_step(self) -> dict[str, float]:
+    def train_step(self, read: bool = True) -> dict[str, float]:
+        """One optimizer step that never waits for the device: a non-finite loss or gradient skips the update on
+        the device itself (fused AdamW's found_inf). Its figures stay there until `read` (a GPU sync), which also
+        applies the NaN guard (warnings, TrainingStopped) to every step since the last read; returns the last
+        step's record then, else {"step": ...}. run_training reads every --log-every steps."""
         cfg = self.cfg
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
@@ -131,29 +139,38 @@ class Trainer:
             total /= self.world.size
         self.scaler.unscale_(self.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.clip_grad if cfg.clip_grad > 0 else float("inf"))
-        # fp16's scaler skips inf-gradient steps itself while it lowers its scale; anything else non-finite is ours
-        if not torch.isfinite(total) or (not self.scaler.is_enabled() and not torch.isfinite(norm)):
-            return self._skip(float(total))
-        self.scaler.step(self.optimizer)
+        skip = ~(torch.isfinite(total) & torch.isfinite(norm))  # the same on every rank: both values are reduced
+        # fp16's scaler skips inf-gradient steps as it lowers its scale (normal); anything else non-finite is ours
+        ours = ~torch.isfinite(total) if self.scaler.is_enabled() else skip
+        self.optimizer.found_inf = skip.float()
+        self.optimizer.step()
+        del self.optimizer.found_inf
         self.scaler.update()
-        lr = self.scheduler.get_last_lr()[0]
-        self.scheduler.step()
+        self.unread.append((self.step + 1, self.scheduler.get_last_lr()[0],
+                            torch.stack([total, norm.float(), ours.float()])))
+        self.scheduler.step()  # skipped steps advance the schedule too (as fp16's skipped steps always did)
         self.step += 1
-        self.bad_in_a_row = 0
-        return {"step": self.step, "loss": float(total), "lr": lr, "grad_norm": float(norm)}
+        return self.read() if read else {"step": self.step}
 
-    def _skip(self, loss: float) -> dict[str, float]:
-        """A NaN/inf loss or gradient: drop this step's update (same decision on every rank: values are reduced)."""
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.update()  # lets fp16's scaler lower its scale
-        self.bad_in_a_row += 1
-        warnings.warn(f"step {self.step + 1}: non-finite loss/gradient ({loss}); update skipped "
-                      f"({self.bad_in_a_row}/{self.cfg.max_bad_steps} in a row)", stacklevel=2)
-        if self.bad_in_a_row >= self.cfg.max_bad_steps:
-            raise TrainingStopped(f"{self.bad_in_a_row} non-finite steps in a row at step {self.step + 1}; "
-                                  "stopped, last good checkpoint kept")
-        self.step += 1  # the batch is consumed; the schedule does not advance without an update
-        return {"step": self.step, "loss": loss, "skipped": 1}
+    def read(self) -> dict[str, float]:
+        """The unread steps' figures in one device-to-host copy, through the NaN guard in order; the last record."""
+        if not self.unread:
+            return {"step": self.step}
+        values = torch.stack([v for _, _, v in self.unread]).tolist()
+        steps, self.unread = self.unread, []
+        for (step, lr, _), (loss, norm, bad) in zip(steps, values):
+            record = self._skipped(step, loss) if bad else {"step": step, "loss": loss, "lr": lr, "grad_norm": norm}
+            self.bad_in_a_row = self.bad_in_a_row + 1 if bad else 0
+        return record
+
+    def _skipped(self, step: int, loss: float) -> dict[str, float]:
+        """A NaN/inf loss or gradient dropped step `step`'s update; too many in a row stop the run."""
+        bad = self.bad_in_a_row + 1
+        warnings.warn(f"step {step}: non-finite loss/gradient ({loss}); update skipped "
+                      f"({bad}/{self.cfg.max_bad_steps} in a row)", stacklevel=3)
+        if bad >= self.cfg.max_bad_steps:
+            raise TrainingStopped(f"{bad} non-finite steps in a row at step {step}; stopped, last good checkpoint kept")
+        return {"step": step, "loss": loss, "skipped": 1}
 
     # Checkpoints ---------------------------------------------------------------------------------------------------
     @property
@@ -161,6 +178,7 @@ class Trainer:
         return int(getattr(self.cfg, "lora", 0))  # trainers built on this one (semantic) have no LoRA option
 
     def save(self, run: RunDir) -> None:
+        self.read()  # the NaN guard's count is saved too (and a run stopped by it saves nothing more)
         if not self.world.main:
             return
         save_weights(lora.merged_state_dict(self.model), run.weights_path)  # plain sam2 keys, LoRA merged
@@ -178,7 +196,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scheduler.lr_lambdas[0] = lr_lambda(self.cfg.warmup_steps, self.cfg.steps)  # --steps may have grown
         self.scaler.load_state_dict(state["scaler"])
-        self.step = int(state["step"])
+        self.step, self.unread = int(state["step"]), []
         self.bad_in_a_row = int(state.get("bad_in_a_row", 0))
         set_rng_state(state["rng"])
 
@@ -195,12 +213,14 @@ def run_training(trainer: Trainer, run: RunDir, until: int,
                dynamic_ncols=True)
     try:
         while trainer.step < until:
-            record = trainer.train_step()
+            logged = (trainer.step + 1) % cfg.log_every == 0 or trainer.step + 1 == until
+            record = trainer.train_step(read=logged)  # figures read back (a GPU sync) only when logged
             images += cfg.batch_size * cfg.grad_accum
             rate = images / max(time.perf_counter() - start, 1e-9)
             bar.update(1)
-            bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{rate:.2f}")
-            if trainer.world.main and (trainer.step % cfg.log_every == 0 or trainer.step == until):
+            if logged:
+                bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{rate:.2f}")
+            if trainer.world.main and logged:
                 run.log({**record, "images_per_s": rate})
             if cfg.eval_every and trainer.step % cfg.eval_every == 0 and trainer.step < until and on_eval:
                 on_eval(trainer.step)

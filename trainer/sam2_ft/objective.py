@@ -1,5 +1,11 @@
 """The loss of one micro-batch: several images, several objects each, prompts sampled from their masks.
 
+Fixed shapes (--compile): every image's objects are padded to the same bucketed count K (repeats of its own
+objects, weight 0 in the loss), so one decoder call serves the micro-batch and the compiled decoder + loss see a few
+shapes instead of one per object count. Eager, nothing is padded (on a CPU a padded object costs what a real one
+does): one decoder call when the images have as many objects each, one per image otherwise. Nothing here reads a
+value back to the host (no sync in a GPU step).
+
 Wrapped as an nn.Module so DistributedDataParallel can wrap it (DDP only syncs what runs through its forward).
 """
 
@@ -11,14 +17,30 @@ from torch.utils.checkpoint import checkpoint
 
 from trainer.sam2_ft.batches import Item
 from trainer.sam2_ft.feature_cache import FeatureCache
-from trainer.sam2_ft.forward import decode, encode_images, image_features, preprocess
+from trainer.sam2_ft.forward import Features, decode, encode_images, image_features, preprocess
 from trainer.sam2_ft.losses import downsample_targets, loss_size, mask_loss
 from trainer.sam2_ft.prompts import Prompts, corrective_click, sample_prompts
 
 
+def object_slots(most: int, cap: int | None) -> int:
+    """Objects per image after padding: the micro-batch's largest count, or, with `cap` (compiled steps), the next
+    power of two up to cap, so compiled code sees log2(cap) + 1 shapes at most."""
+    return most if cap is None else min(cap, 1 << (most - 1).bit_length())
+
+
+def click_loss(model: torch.nn.Module, loss: str, feats: Features, coords: torch.Tensor, labels: torch.Tensor,
+               mask_input: torch.Tensor | None, multimask: bool,
+               target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One decoder pass: the per-object loss, and the logits / IoUs (detached) the next click is drawn from. The
+    part of the step that torch.compile takes (--compile)."""
+    low_res, iou = decode(model, feats, coords, labels, mask_input, multimask)
+    return mask_loss(loss, low_res, iou, target), low_res.detach(), iou.detach()
+
+
 class Sam2Objective(torch.nn.Module):
     def __init__(self, model: torch.nn.Module, loss: str, correction_clicks: int = 0,
-                 cache: FeatureCache | None = None, checkpoint_clicks: bool = False):
+                 cache: FeatureCache | None = None, checkpoint_clicks: bool = False, compile: str | None = None,
+                 max_objects: int | None = None):
         super().__init__()
         self.model = model
         self.loss = loss
@@ -27,29 +49,34 @@ class Sam2Objective(torch.nn.Module):
         # Each click's decoder activations are kept for the backward pass: with 8 objects x 7 clicks at 1024 px that
         # is ~10 GB. Checkpointed, a click keeps only its inputs and recomputes its decoder pass in backward.
         self.checkpoint_clicks = checkpoint_clicks
+        # `compile`: a torch.compile backend ("inductor" for --compile). Static shapes (dynamic=False), objects
+        # bucketed: it compiles once per bucket, prompt type and click (a click adds a point and a mask input)
+        self.click_loss = torch.compile(click_loss, backend=compile, dynamic=False) if compile else click_loss
+        self.bucket = max_objects if compile else None
 
     def encode(self, items: list[Item]):
         device = next(self.model.parameters()).device
-        run = lambda rows: encode_images(self.model, preprocess(self.model, [items[r].image for r in rows]).to(device))
+        run = lambda rows: encode_images(self.model, preprocess(  # noqa: E731 - preprocessed on the host
+            self.model, [items[r].image for r in rows]).to(device, non_blocking=True))
         keys = [it.cache_key for it in items]
         if self.cache is not None and None not in keys:
             return self.cache.get_batch(keys, run)
         return run(list(range(len(items))))
 
-    def _click_loss(self, feats, prompts: Prompts, target: torch.Tensor):
-        """One decoder pass: the per-object loss, and the logits / IoUs (detached) the next click is drawn from."""
-        low_res, iou = decode(self.model, feats, prompts.coords, prompts.labels, prompts.mask_input,
-                              prompts.multimask)
-        return mask_loss(self.loss, low_res, iou, target), low_res.detach(), iou.detach()
-
     def forward(self, items: list[Item], kind: str) -> torch.Tensor:
         """Mean over images of the mean loss of each image's objects (so any split over processes averages alike)."""
         device = next(self.model.parameters()).device
-        feats = image_features(self.model, self.encode(items))
-        owner = torch.cat([torch.full((len(it.masks),), i) for i, it in enumerate(items)]).to(device)
-        feats = feats.select(owner)
-        gt = torch.cat([it.masks for it in items]).to(device)
-        prompts = Prompts.cat([sample_prompts(kind, it.masks, it.generator) for it in items]).to(device)
+        counts = [len(it.masks) for it in items]
+        layout = counts if self.bucket is None else [object_slots(max(counts), self.bucket)] * len(items)
+        pads = [torch.arange(n) % count for n, count in zip(layout, counts)]  # row j: the image's object j mod count
+        feats = image_features(self.model, self.encode(items)).for_objects(layout)
+        gt = torch.cat([it.masks[pad] for it, pad in zip(items, pads)]).to(device, non_blocking=True)
+        # each image's prompts drawn for its own objects only, then padded: the same draws as without padding
+        prompts = Prompts.cat([sample_prompts(kind, it.masks, it.generator).take(pad)
+                               for it, pad in zip(items, pads)]).to(device)
+        # mean over each image's objects, then over images; padding weighs 0
+        weight = torch.cat([(pad == torch.arange(len(pad))) / count / len(items) for pad, count in zip(pads, counts)])
+        weight = weight.to(device, non_blocking=True)
         size = loss_size(self.model.image_size)
         target = downsample_targets(gt, (size, size))  # once, shared by every click
 
@@ -62,20 +89,29 @@ class Sam2Objective(torch.nn.Module):
         for click in range(self.correction_clicks + 1):
             if click:  # next click from the error region of the previous prediction, which is also the mask prompt
                 best = best_mask(low_res, iou)
-                pred = F.interpolate(best.float(), size=gt.shape[-2:], mode="bilinear") > 0
-                clicks = [corrective_click(gt[owner == i], pred[owner == i], it.generator)
-                          for i, it in enumerate(items)]
-                prompts = prompts.add_points(torch.cat([c for c, _ in clicks]).to(device),
-                                             torch.cat([lab for _, lab in clicks]).to(device))
+                prompts = prompts.add_points(*self._corrective_clicks(items, pads, gt, best))
                 prompts.mask_input = best
-            scored = lambda p=prompts: self._click_loss(feats, p, target)  # noqa: E731 - binds this click's prompts
+            scored = lambda p=prompts: self.click_loss(  # noqa: E731 - binds this click's prompts
+                self.model, self.loss, feats, p.coords, p.labels, p.mask_input, p.multimask, target)
             loss, low_res, iou = checkpoint(scored, use_reentrant=False) if self.checkpoint_clicks else scored()
             per_object.append(loss)
 
-        per_object = torch.stack(per_object).mean(0)
-        per_image = torch.zeros(len(items), device=device).index_add(0, owner, per_object)
-        counts = torch.bincount(owner, minlength=len(items)).clamp(min=1)
-        return (per_image / counts).mean()
+        return (torch.stack(per_object).mean(0) * weight).sum()  # padded objects weigh 0: no loss, no gradient
+
+    @staticmethod
+    def _corrective_clicks(items: list[Item], pads: list[torch.Tensor], gt: torch.Tensor,
+                           best: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One click per object from its own image's generator (drawn for the real objects, then padded alike)."""
+        pred = F.interpolate(best.float(), size=gt.shape[-2:], mode="bilinear") > 0
+        xy, labels, start = [], [], 0
+        for it, pad in zip(items, pads):
+            count = len(it.masks)
+            click, label = corrective_click(gt[start:start + count], pred[start:start + count], it.generator)
+            rows = pad.to(gt.device, non_blocking=True)
+            xy.append(click[rows])
+            labels.append(label[rows])
+            start += len(pad)
+        return torch.cat(xy), torch.cat(labels)
 
 
 def best_mask(low_res: torch.Tensor, iou: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,8 @@ on all 4096 image positions of every copy. `PointDecoder` keeps one copy: the fi
 do not depend on the prompt and run once per image (kept with the image, so a click reuses them), and the later
 attention projections are folded into the prompt's 8 tokens instead of the 4096 positions (same values, about a
 third of the transformer's FLOPs). The mask head runs channels-last, only for the prompts and masks asked for.
-Used by the automatic mask generator (automatic.py) and by the app's clicks (`predict`).
+Used by the automatic mask generator (automatic.py) and by the app's clicks (`predict`), one image at a time, and by
+training for a micro-batch of B images at once (K prompts each, image-major): one call instead of one per image.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def _image_to_tokens(attn: torch.nn.Module, q: torch.Tensor | None, k: torch.Ten
     P, T, C = k.shape
     H, d = _heads(attn)
     keys = attn.k_proj(k).view(P, T, H, d)
-    if shared_q is not None:
-        scores = torch.einsum("pthj,hnj->phtn", keys, shared_q)
+    if shared_q is not None:  # B x H x N x d, the prompts image-major
+        scores = torch.einsum("bkthj,bhnj->bkhtn", keys.unflatten(0, (len(shared_q), -1)), shared_q).flatten(0, 1)
     else:
         folded = torch.einsum("pthj,hjc->phtc", keys, attn.q_proj.weight.view(H, d, C)).reshape(P, H * T, C)
         bias = torch.einsum("pthj,hj->pht", keys, attn.q_proj.bias.view(H, d)).reshape(P, H * T, 1)
@@ -69,12 +70,13 @@ HEAD_ROWS = 4  # rows of the S/16 grid per band of the mask head without gradien
 
 
 class PointDecoder:
-    """sam2's prompt encoder + mask decoder for many prompts (points, box corners, optional mask input) on ONE
-    image, without a copy of the image per prompt. Without a mask input the first transformer layer's image-side
+    """sam2's prompt encoder + mask decoder for many prompts (points, box corners, optional mask input) on B images,
+    without a copy of an image per prompt. Without a mask input the first transformer layer's image-side
     projections do not depend on the prompt: they run once per PointDecoder and are reused by every call.
-    Differentiable (training builds one per image and step).
+    Differentiable (training builds one per micro-batch and step).
 
-    image_embed 1 x C x h x w and high_res as SAM2ImagePredictor holds them (`_features`, batch 1).
+    image_embed B x C x h x w and high_res as SAM2ImagePredictor holds them (`_features`); a call's P prompts are
+    B x K, image-major (prompt p belongs to image p // K). B = 1 for the app and the automatic generator.
     """
 
     def __init__(self, model: torch.nn.Module, image_embed: torch.Tensor, high_res: list[torch.Tensor]):
@@ -90,9 +92,22 @@ class PointDecoder:
         self._shared_first_layer()
         return self
 
+    @property
+    def images(self) -> int:
+        return len(self.image_embed)
+
+    def _add_image(self, x: torch.Tensor, per_image: torch.Tensor) -> torch.Tensor:
+        """x (P x ...) plus its image's row of per_image (B x ...), in place: broadcast, never copied per prompt."""
+        x.unflatten(0, (self.images, -1)).add_(per_image.unsqueeze(1))
+        return x
+
     def _image_tokens(self, dense: torch.Tensor) -> torch.Tensor:
-        """The image plus the dense prompt embedding as tokens, B x N x C (B = 1 without a mask input)."""
-        return (self.image_embed + dense).flatten(2).transpose(1, 2)
+        """The image plus the dense prompt embedding as tokens: B x N x C for the "no mask" embedding (1 x C x h x w),
+        P x N x C for the prompts' own mask inputs (P x C x h x w)."""
+        if len(dense) == 1:
+            return (self.image_embed + dense).flatten(2).transpose(1, 2)
+        tokens = self.image_embed.unsqueeze(1) + dense.unflatten(0, (self.images, -1))
+        return tokens.flatten(0, 1).flatten(2).transpose(1, 2)
 
     def _shared_first_layer(self) -> tuple[torch.Tensor, ...]:
         """(image tokens, keys and values of the first token-to-image attention, queries of the first
@@ -105,7 +120,7 @@ class PointDecoder:
             keys_pe = keys + self.pe
             self._shared = (keys, _split_heads(t2i.k_proj(keys_pe), t2i.num_heads),
                             _split_heads(t2i.v_proj(keys), t2i.num_heads),
-                            _split_heads(i2t.q_proj(keys_pe), i2t.num_heads)[0])
+                            _split_heads(i2t.q_proj(keys_pe), i2t.num_heads))
         return self._shared
 
     def _first_layer(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,12 +130,12 @@ class PointDecoder:
         queries = layer.norm1(layer.self_attn(q=tokens, k=tokens, v=tokens))
         t2i = layer.cross_attn_token_to_image
         P, T, _ = queries.shape
-        q = _split_heads(t2i.q_proj(queries + tokens).reshape(1, P * T, -1), t2i.num_heads)
+        q = _split_heads(t2i.q_proj(queries + tokens).unflatten(0, (self.images, -1)).flatten(1, 2), t2i.num_heads)
         out = F.scaled_dot_product_attention(q, t2i_k, t2i_v).transpose(1, 2).reshape(P, T, -1)
         queries = layer.norm2(queries + t2i.out_proj(out))
         queries = layer.norm3(queries + layer.mlp(queries))
         out = _image_to_tokens(layer.cross_attn_image_to_token, None, queries + tokens, queries, shared_q=i2t_q)
-        return queries, layer.norm4(out.add_(keys))  # in place into a fresh result: no new 4096 x C per prompt
+        return queries, layer.norm4(self._add_image(out, keys))  # in place into a fresh result: no new N x C per prompt
 
     def _layer(self, layer: torch.nn.Module, queries: torch.Tensor, keys: torch.Tensor,
                tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,8 +185,8 @@ class PointDecoder:
         queries, keys = self._transformer(tokens, None if mask_input is None else dense)
 
         dynamic = not multimask and decoder.dynamic_multimask_via_stability and not decoder.training
-        if min_iou is not None and not multimask:
-            raise ValueError("min_iou needs multimask output")
+        if min_iou is not None and (not multimask or self.images > 1):
+            raise ValueError("min_iou needs multimask output and one image")
         chosen = slice(1, None) if multimask else slice(None) if dynamic else slice(0, 1)
         # with gradients every mask token runs, as in sam2: the unused ones get zero gradients, not none, so the
         # optimizer (weight decay, moments) treats them as it does with sam2's decoder
@@ -218,9 +233,9 @@ class PointDecoder:
             upscaled = decoder.output_upscaling(src)
         else:
             dc1, ln1, act1, dc2, act2 = decoder.output_upscaling
-            x = dc1(src).add_(feat_s1).permute(0, 2, 3, 1)  # in place: the 128² and 256² maps are the big ones
+            x = self._add_image(dc1(src), feat_s1).permute(0, 2, 3, 1)  # in place: the 128² and 256² maps are big
             x = act1(F.layer_norm(x, x.shape[-1:], ln1.weight, ln1.bias, ln1.eps)).permute(0, 3, 1, 2)
-            upscaled = act2(dc2(x).add_(feat_s0))
+            upscaled = act2(self._add_image(dc2(x), feat_s0))
         b, c, h, w = upscaled.shape
         pixels = upscaled.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view when channels-last
         return (pixels @ hyper.transpose(1, 2)).transpose(1, 2).reshape(b, hyper.shape[1], h, w)

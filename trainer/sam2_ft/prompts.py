@@ -27,8 +27,15 @@ class Prompts:
                        multimask=False)
 
     def to(self, device: torch.device) -> "Prompts":
-        mask = None if self.mask_input is None else self.mask_input.to(device)
-        return Prompts(self.coords.to(device), self.labels.to(device), mask, self.multimask)
+        """On `device`; non-blocking, so a GPU step does not wait here for the work queued before it."""
+        mask = None if self.mask_input is None else self.mask_input.to(device, non_blocking=True)
+        return Prompts(self.coords.to(device, non_blocking=True), self.labels.to(device, non_blocking=True), mask,
+                       self.multimask)
+
+    def take(self, rows: torch.Tensor) -> "Prompts":
+        """These rows (objects), e.g. repeated to pad an image's objects to a fixed count."""
+        mask = None if self.mask_input is None else self.mask_input[rows]
+        return Prompts(self.coords[rows], self.labels[rows], mask, self.multimask)
 
     @staticmethod
     def cat(parts: list["Prompts"]) -> "Prompts":
@@ -45,7 +52,7 @@ def _pick(region: torch.Tensor, count: int, generator: torch.Generator) -> tuple
     n, _, h, w = region.shape
     cum = region.reshape(n, h * w).cumsum(1, dtype=torch.int32)
     total = cum[:, -1:]
-    u = torch.rand(n, count, generator=generator, device=generator.device).to(region.device)
+    u = torch.rand(n, count, generator=generator, device=generator.device).to(region.device, non_blocking=True)
     rank = torch.minimum((u * total).long(), (total - 1).clamp(min=0).long())  # 0 .. total-1: which pixel
     index = torch.searchsorted(cum, (rank + 1).to(cum.dtype)).clamp(max=h * w - 1)
     xy = torch.stack([index % w, index // w], dim=2).float()
