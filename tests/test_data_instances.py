@@ -121,3 +121,6 @@ def test_evaluation_in_object_chunks_scores_as_in_one(monkeypatch):
     for key in ("miou_1pt", "miou_box", "area_corr_1pt", "area_corr_box"):  # (3pt draws its points per chunk)
         assert chunked[key] == pytest.approx(whole[key], abs=1e-6), key
     assert chunked["num_objects"] == whole["num_objects"] == 9
+    monkeypatch.setattr(sam2_eval, "MAX_SIDE", 64)  # a big image is scored at MAX_SIDE: about the same figures
+    smaller = sam2_eval.evaluate(model, data, points_per_side=0, progress=False)
+    assert smaller["num_objects"] == 9 and smaller["miou_box"] == pytest.approx(whole["miou_box"], abs=0.05)

@@ -1,6 +1,6 @@
 """Validation metrics through sam2's own inference APIs (SAM2ImagePredictor, SAM2AutomaticMaskGenerator).
 
-With prompts, at the original image resolution, each ground-truth object prompted by:
+With prompts, at the original image resolution (at most MAX_SIDE px on a side), each ground-truth object prompted by:
     miou_1pt  its most interior point (multimask output, the mask with the best predicted IoU, as SAM is used)
     miou_3pt  that point plus two random points inside it (seeded)
     miou_box  its tight box
@@ -25,11 +25,15 @@ from tqdm import tqdm
 
 from trainer.data.instances import InstanceMasks
 from trainer.data.sample import SegmentationDataset
+from trainer.sam2_ft.batches import shrink
 from trainer.sam2_ft.model import make_mask_generator, make_predictor
 from trainer.sam2_ft.prompts import boxes, center_points, sample_points
 
 METRICS = ("miou_1pt", "miou_3pt", "miou_box", "auto_mean_best_iou", "auto_recall50", "area_corr_1pt", "area_corr_3pt",
            "area_corr_box")
+# Images above this side are scored at it (masks nearest): the predictions are 256² logits upsampled, so a finer
+# grid adds no detail, only time (a 4096² image's 1,000 objects x 3 prompts x 16.7 M pixels).
+MAX_SIDE = 2048
 PIXELS_PER_CHUNK = 2**24  # objects prompted per predictor call: their image pixels (~200 MB of float masks)
 Masks = Union[np.ndarray, InstanceMasks, "list[dict]"]  # of one image: dense, box crops, or COCO RLEs
 
@@ -127,20 +131,21 @@ def evaluate(model: torch.nn.Module, dataset: SegmentationDataset, max_images: i
                                         output_mode="coco_rle", **(thresholds or {})) if points_per_side > 0 else None
         for index in tqdm(range(n_images), desc="evaluating", disable=not progress, leave=False):
             sample = dataset[index]
-            keep = sample.masks.areas > 0
-            truth, class_ids = sample.masks[keep], sample.class_ids[keep]
+            image, truth = shrink(sample.image, sample.masks, MAX_SIDE)
+            keep = truth.areas > 0
+            truth, class_ids = truth[keep], sample.class_ids[keep]
             if len(truth) == 0:
                 continue
-            predictor.set_image(sample.image)
+            predictor.set_image(image)
             # objects in chunks: the predictor's float masks of every object at once would be N x 3 x H x W
-            chunk = max(1, PIXELS_PER_CHUNK // (sample.height * sample.width))
+            chunk = max(1, PIXELS_PER_CHUNK // (image.shape[0] * image.shape[1]))
             for start in range(0, len(truth), chunk):
                 part = truth[start:start + chunk]
                 for kind in ("1pt", "3pt", "box"):
                     pred, _, _ = predict(predictor, torch.from_numpy(part.dense()), kind, seed=seed + index + start)
                     ious[f"miou_{kind}"].extend(paired_iou(part, pred).tolist())
                     areas[kind].extend(zip(part.areas.tolist(), pred.sum((1, 2)).tolist()))
-            auto = [m["segmentation"] for m in generator.generate(sample.image)] if generator else []
+            auto = [m["segmentation"] for m in generator.generate(image)] if generator else []
             matrix = iou_matrix(truth, auto)
             ious["auto"].extend((matrix.max(1) if matrix.shape[1] else np.zeros(len(truth))).tolist())
             classes.extend(class_ids.tolist())
