@@ -100,7 +100,7 @@ def test_padded_objects_add_nothing_to_loss_or_gradients(data, one_thread, kind)
     want, want_grads = torch.stack(alone).mean().detach(), _grads(model)
 
     model.zero_grad(set_to_none=True)
-    objective.bucket = 8  # as a compiled step pads: 8 slots per image, most of them repeats
+    objective.bucket = 8  # as a GPU or compiled step pads: 8 slots per image, most of them repeats
     got = objective(items(), kind)
     got.backward()
     torch.testing.assert_close(got.detach(), want, atol=1e-6, rtol=1e-5)
@@ -160,8 +160,7 @@ def test_compiled_step_gives_the_eager_loss_and_gradients(data, one_thread, back
     results = []
     for compiled in (None, backend):
         torch._dynamo.reset()
-        objective = Sam2Objective(model, "dice_bce_iou", correction_clicks=1, compile=compiled, max_objects=4)
-        objective.bucket = 4  # the same padding on both sides
+        objective = Sam2Objective(model, "dice_bce_iou", correction_clicks=1, compile=compiled, pad_to=4)
         model.zero_grad(set_to_none=True)
         start = time.perf_counter()
         loss = objective(make_items(data, [0, 1], step=2, seed=0, max_objects=4), "points")

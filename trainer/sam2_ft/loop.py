@@ -104,8 +104,9 @@ class Trainer:
         device = next(self.model.parameters()).device
         return params, Sam2Objective(self.model, cfg.loss, cfg.correction_clicks,
                                      run_cache(cfg, self.model.image_encoder, device) if cfg.cache_features else None,
-                                     checkpoint_clicks=cfg.image_size >= CHECKPOINT_CLICKS_FROM, compile="inductor" if cfg.compile else None,
-                                     max_objects=cfg.max_objects)
+                                     checkpoint_clicks=cfg.image_size >= CHECKPOINT_CLICKS_FROM,
+                                     compile="inductor" if cfg.compile else None,  # padded: a GPU is host-bound
+                                     pad_to=cfg.max_objects if cfg.compile or device.type == "cuda" else None)
 
     # One optimizer step ------------------------------------------------------------------------------------------
     def micro_batch(self, micro: int) -> tuple[list, str]:

@@ -1,9 +1,9 @@
 """The loss of one micro-batch: several images, several objects each, prompts sampled from their masks.
 
-Fixed shapes (--compile): every image's objects are padded to the same bucketed count K (repeats of its own
-objects, weight 0 in the loss), so one decoder call serves the micro-batch and the compiled decoder + loss see a few
-shapes instead of one per object count. Eager, nothing is padded (on a CPU a padded object costs what a real one
-does): one decoder call when the images have as many objects each, one per image otherwise. Nothing here reads a
+Fixed shapes (`pad_to`: on a GPU, or with --compile): every image's objects are padded to the same bucketed count
+K (repeats of its own objects, weight 0 in the loss), so one decoder call serves the micro-batch and compiled code
+sees a few shapes instead of one per object count. Without (a CPU's eager step: a padded object costs what a real
+one does there), one decoder call when the images have as many objects each, one per image otherwise. Nothing here reads a
 value back to the host (no sync in a GPU step).
 
 Wrapped as an nn.Module so DistributedDataParallel can wrap it (DDP only syncs what runs through its forward).
@@ -40,7 +40,7 @@ def click_loss(model: torch.nn.Module, loss: str, feats: Features, coords: torch
 class Sam2Objective(torch.nn.Module):
     def __init__(self, model: torch.nn.Module, loss: str, correction_clicks: int = 0,
                  cache: FeatureCache | None = None, checkpoint_clicks: bool = False, compile: str | None = None,
-                 max_objects: int | None = None):
+                 pad_to: int | None = None):
         super().__init__()
         self.model = model
         self.loss = loss
@@ -52,7 +52,7 @@ class Sam2Objective(torch.nn.Module):
         # `compile`: a torch.compile backend ("inductor" for --compile). Static shapes (dynamic=False), objects
         # bucketed: it compiles once per bucket, prompt type and click (a click adds a point and a mask input)
         self.click_loss = torch.compile(click_loss, backend=compile, dynamic=False) if compile else click_loss
-        self.bucket = max_objects if compile else None
+        self.bucket = pad_to  # objects per image padded to object_slots(.., pad_to); None: not padded
 
     def encode(self, items: list[Item]):
         device = next(self.model.parameters()).device
