@@ -256,12 +256,13 @@ def build(model: gr.Dropdown, precision: gr.Radio, prompt: dict[str, Any], compa
                 remove_mask_btn = gr.Button("Remove mask", size="sm")
                 remove_image_btn = gr.Button("Remove image", size="sm")
         with gr.Column(scale=2):
-            gallery = gr.Gallery(label="My dataset", columns=5, height=260, format="jpeg", elem_id="finetune-gallery")
+            gallery = gr.Gallery(label="My dataset", columns=6, height=260, object_fit="contain", format="jpeg",
+                                 elem_id="finetune-gallery")
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             steps = gr.Number(0, label="Steps (0 = sized to your data)", precision=0, minimum=0)
             with gr.Row():
-                train_btn = gr.Button("Train", variant="primary")
+                train_btn = gr.Button("Train", variant="primary", elem_id="finetune-train")
                 cancel_btn = gr.Button("Cancel")
             status = gr.Textbox(label="Training", interactive=False, elem_id="finetune-status")
             result = gr.Markdown(elem_id="finetune-result")
@@ -269,9 +270,9 @@ def build(model: gr.Dropdown, precision: gr.Radio, prompt: dict[str, Any], compa
             curve = gr.LinePlot(x="step", y="loss", label="loss", height=220)
     with gr.Row():
         mine = gr.Dropdown([], label="My models", allow_custom_value=True, scale=2)
-        coco_btn = gr.Button("Download dataset (COCO zip)")
+        coco_btn = gr.Button("Download dataset (COCO zip)", elem_id="finetune-coco")
         model_btn = gr.Button("Download model (zip)")
-        download = gr.File(label="Download", interactive=False)
+        download = gr.File(label="Download", interactive=False, elem_id="finetune-download")
     with gr.Row():
         if oauth_available():
             gr.LoginButton(scale=1)

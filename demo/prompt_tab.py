@@ -107,7 +107,7 @@ def build(model: gr.Dropdown, precision: gr.Radio) -> dict[str, Any]:
     """The tab; returns the parts the Fine-tune tab wires its "add to my dataset" to."""
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
-            upload = gr.File(label="Image", file_types=["image"], type="filepath", height=120)
+            upload = gr.File(label="Image", file_types=["image"], type="filepath", height=120, elem_id="prompt-upload")
             gr.Examples(list(map(lambda p: [p], example_paths().values())), inputs=[upload],
                         example_labels=list(example_paths()), label="Examples (scikit-image photos)")
             mode = gr.Radio(list(P.MODES), value=P.MODES[0], label="Click adds")

@@ -139,3 +139,65 @@ def test_training_slots():
     finally:
         train_job._release()
     assert train_job.steps_for(2) == 20 and train_job.steps_for(15) == 45 and train_job.steps_for(100) == 60
+
+
+CHROMIUM = __import__("shutil").which("chromium")
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (apt-get install chromium)")
+def test_browser_annotate_train_compare_export(tmp_path, monkeypatch):
+    """Each step in headless Chromium, with a screenshot: masks added from the Prompt tab, the dataset gallery, a
+    training run, the Compare tab it opens, the COCO download."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from demo.testing import running_app
+
+    monkeypatch.setenv("SEGKIT_SESSION_DIR", str(tmp_path / "sessions"))
+    monkeypatch.setenv("SEGKIT_TRAIN_STEPS", "4")
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    scenes = _scenes(tmp_path, 2)
+    value = "(sel) => (document.querySelector(sel) || {}).value || ''"
+    text = "(sel) => (document.querySelector(sel) || {}).innerText || ''"
+    with running_app(tmp_path / "app", with_d2=False, with_semantic=False) as app, \
+            sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(app["url"], wait_until="domcontentloaded")
+            upload = page.locator("#prompt-upload input[type=file]")
+            upload.wait_for(state="attached", timeout=120_000)
+            for n, (path, box) in enumerate(scenes, start=1):
+                if n > 1:
+                    page.locator("#prompt-upload button[aria-label=Clear]").click()
+                upload.set_input_files(path)
+                page.wait_for_function(f"({value})('#prompt-info textarea').includes('Click on the image')",
+                                       timeout=60_000)
+                canvas = page.locator("#prompt-canvas img")
+                shown = canvas.bounding_box()
+                x, y = (box[0] + box[2]) / 2 / 128 * shown["width"], (box[1] + box[3]) / 2 / 128 * shown["height"]
+                canvas.click(position={"x": x, "y": y})
+                page.wait_for_function(f"({value})('#prompt-info textarea').startsWith('score')", timeout=60_000)
+                page.locator("#class-name textarea, #class-name input").first.fill("vessel")
+                page.locator("#add-to-dataset").click()
+                page.wait_for_function(f"({value})('#prompt-info textarea').includes('{n} images, {n} masks')",
+                                       timeout=60_000)
+            page.screenshot(path=str(shots / "1_prompt_added.png"), full_page=True)
+            page.get_by_role("tab", name="Fine-tune").click()
+            page.wait_for_function(f"({text})('#finetune-counts').includes('2 images, 2 masks')", timeout=30_000)
+            page.screenshot(path=str(shots / "2_dataset.png"), full_page=True)
+            thumbs = page.locator("#finetune-gallery img").count()
+            page.locator("#finetune-train").click()
+            page.wait_for_function(f"({value})('#finetune-status textarea').startsWith('done')", timeout=240_000)
+            result = page.locator("#finetune-result").inner_text()
+            page.wait_for_function(f"({value})('#compare-info textarea').startsWith('IoU agreement')",
+                                   timeout=120_000)  # training opened the Compare tab on a held-out image
+            page.screenshot(path=str(shots / "3_compare.png"), full_page=True)
+            page.get_by_role("tab", name="Fine-tune").click()
+            page.locator("#finetune-coco").click()
+            page.wait_for_function(f"({text})('#finetune-download').includes('my-dataset-coco')", timeout=60_000)
+            page.screenshot(path=str(shots / "4_export.png"), full_page=True)
+        finally:
+            browser.close()
+    assert thumbs == 2 and "before → after" in result
+    assert all(shot.stat().st_size > 10_000 for shot in shots.iterdir()) and len(list(shots.iterdir())) == 4

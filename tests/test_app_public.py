@@ -148,3 +148,23 @@ def test_public_api_refuses_server_paths_alike(tmp_path, monkeypatch):
         assert "not a model this Space offers" in str(err.value)
         assert "me/sam2-ft" in client.predict("me/sam2-ft", api_name="/load_model")
     assert len(set(answers)) == 1 and "not a model this Space offers" in answers[0], answers
+
+
+def test_public_push_needs_the_visitors_own_sign_in(public_hub, monkeypatch):
+    """Never the Space's token: without the visitor's OAuth token a public Space does not push, nor to a server path."""
+    import gradio as gr
+
+    from demo import finetune_tab
+    from demo.testing import make_sam2_repo
+
+    monkeypatch.setenv("HF_TOKEN", "hf_spaceOwnerSecretToken000000000")
+    session = sessions.folder(None)
+    (make_sam2_repo(sessions.models_dir(session) / "run-0", image_size=256) / "summary.json").write_text("{}")
+    ref = sessions.model_ref(session, "run-0")
+    with pytest.raises(gr.Error, match="sign in with Hugging Face"):
+        finetune_tab.push(ref, "alice/coins", session.name, None)
+    visitor = gr.OAuthToken(token="hf_visitorToken", scope="write-repos", expires_at=0)
+    for target in ("local:alice/coins", "file:/srv/models/x"):
+        with pytest.raises(gr.Error, match="give a Hub repo id") as err:
+            finetune_tab.push(ref, target, session.name, visitor)
+        assert "hf_" not in str(err.value)
