@@ -15,7 +15,7 @@ import time
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -64,6 +64,12 @@ class LRU:
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def drop(self, doomed: Callable[[Any], bool]) -> None:
+        """Remove every entry whose key `doomed(key)` says must go."""
+        with self._lock:
+            for key in [k for k in self._items if doomed(k)]:
+                del self._items[key]
 
     def clear(self) -> None:
         with self._lock:
@@ -308,6 +314,12 @@ def local_models(kind: str) -> list[str]:
         return [m.name for m in list_local_models(kind=kind)]
     except OSError:
         return []
+
+
+def forget(ref_prefix: str) -> None:
+    """Unload the models (and their embeddings) whose ref starts with `ref_prefix`: a closed session's models."""
+    _models.drop(lambda key: str(key[1]).startswith(ref_prefix))
+    _embeddings.drop(lambda key: str(key[1]).startswith(ref_prefix))
 
 
 def clear_caches() -> None:

@@ -70,7 +70,9 @@ def sweep() -> list[str]:
             del _last_used[token]
         live = set(_last_used)
     orphans = [p.name for p in root().glob("*") if p.is_dir() and _TOKEN.fullmatch(p.name) and p.name not in live]
-    for token in {*expired, *orphans}:
+    for token in expired:
+        close(token)
+    for token in orphans:
         shutil.rmtree(root() / token, ignore_errors=True)
     return sorted({*expired, *orphans})
 
@@ -79,8 +81,11 @@ def close(token: str | None) -> None:
     """The session ended (gr.State's delete_callback): forget it and delete its folder."""
     if not (token and _TOKEN.fullmatch(token)):
         return
+    from demo.models import forget
+
     with _lock:
         _last_used.pop(token, None)
+    forget(f"{PREFIX}{token}/")  # loaded copies of its models go too, not only the files
     shutil.rmtree(root() / token, ignore_errors=True)
     log.info("session %s… closed, its files removed", token[:6])
 

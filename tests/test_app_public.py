@@ -112,7 +112,11 @@ def test_public_picker_loads_local_hub_and_session_models(public_hub):
 
     make_sam2_repo(sessions.models_dir(mine) / "run-1", image_size=256)
     assert access.model_folder(sessions.model_ref(mine, "run-1"), "sam2").is_dir()
-    sessions.close(mine.name)  # a closed session's model is gone for everyone
+    from demo import models
+
+    models.get_sam2(sessions.model_ref(mine, "run-1"))
+    sessions.close(mine.name)  # a closed session's model is gone for everyone, loaded copy included
+    assert models._models.get(("sam2", sessions.model_ref(mine, "run-1"))) is None
     assert "not a model this Space offers" in _refusal(sessions.model_ref(mine, "run-1"))
 
 
