@@ -201,3 +201,17 @@ def test_browser_annotate_train_compare_export(tmp_path, monkeypatch):
             browser.close()
     assert thumbs == 2 and "before → after" in result
     assert all(shot.stat().st_size > 10_000 for shot in shots.iterdir()) and len(list(shots.iterdir())) == 4
+
+
+def test_cancel_kills_the_child_and_leaves_no_model(tmp_path, monkeypatch):
+    from trainer.data.synthetic import make_dataset
+
+    monkeypatch.setenv("SEGKIT_SESSION_DIR", str(tmp_path))
+    session = sessions.folder(None)
+    for sample in make_dataset(2, 128, seed=1):
+        my_data.add_mask(session, my_data.add_image(session, sample.image), np.asarray(sample.masks)[0], "vessel")
+    job = train_job.train(session, train_job.Start(None, "tiny", 256), steps=500, poll_s=0.1)
+    first = next(job)
+    assert first.step == 0 and not first.done and train_job._running == 1
+    job.close()  # what Gradio does to the handler's generator on Cancel
+    assert train_job._running == 0 and not (sessions.models_dir(session) / "run-0").exists()
