@@ -69,12 +69,14 @@ class Start:
 
 
 def command(data: Path, out: Path, start: Start, steps: int) -> list[str]:
-    """The CLI call: the trainer's recipe, encoder frozen with its feature cache, sized for a CPU Space."""
+    """The CLI call: the trainer's default recipe (loss, prompt types, lr), encoder frozen with its feature cache;
+    fewer objects, corrective clicks and cached views per step than its defaults, and a cheap automatic-mask
+    evaluation, so a job fits a CPU Space's minutes."""
     weights = ["--weights", start.weights] if start.weights else ["--no-pretrained"]
     return [sys.executable, "-m", "trainer", "sam2", "--data", str(data), "--out", str(out), *weights,
             "--size", start.size, "--image-size", str(start.image_size), "--steps", str(steps),
             "--freeze", "image_encoder", "--feature-cache", "--cache-views", "2", "--correction-clicks", "2",
-            "--max-objects", "4", "--warmup-steps", str(max(1, steps // 10)), "--lr", "1e-4",
+            "--max-objects", "4", "--warmup-steps", str(max(1, steps // 10)),
             "--auto-points-per-side", "4", "--eval-images", "0", "--overlays", "0", "--save-every", str(steps),
             "--no-progress", "--val-fraction", str(VAL_FRACTION), "--seed", "0"]
 
