@@ -144,14 +144,16 @@ def _my_models(session: Path) -> list[str]:
 
 
 def open_compare(start_ref: str, mine: str | None, token: str | None) -> tuple:
-    """After training: the Compare tab on start vs the new model, on an image the model did not train on."""
+    """After training: the Compare tab on start vs the new model, on an image the model did not train on; the
+    header's picker lists the visitor's models too."""
     if not mine or not token:
-        return gr.Tabs(), gr.Dropdown(), gr.Dropdown(), gr.File()
+        return gr.Tabs(), gr.Dropdown(), gr.Dropdown(), gr.File(), gr.Dropdown()
     session = sessions.folder(token)
     held = train_job.held_out_ids(session, my_data.to_dataset(session))
     image = my_data.data_dir(session) / "images" / f"{held[0]}.png" if held else None
+    picker = gr.Dropdown(choices=[models.BASE_REF, *models.local_models("sam2"), *_my_models(session)])
     return (gr.Tabs(selected="compare"), gr.Dropdown(value=start_ref or models.BASE_REF), gr.Dropdown(value=mine),
-            gr.File(value=str(image) if image else None))
+            gr.File(value=str(image) if image else None), picker)
 
 
 def _session_model(session: Path, ref: str | None) -> tuple[str, Path]:
@@ -290,8 +292,8 @@ def build(model: gr.Dropdown, precision: gr.Radio, prompt: dict[str, Any], compa
     # own concurrency group, wider than the job limit: a job over the limit is refused at once with the busy message
     job = train_btn.click(train, [model, steps, token], [status, curve, result, mine, token], api_name="train",
                           concurrency_id="train", concurrency_limit=train_job.max_jobs() + 2)
-    job.success(open_compare, [model, mine, token], [tabs, compare["model_a"], compare["model_b"], compare["upload"]],
-                api_visibility="private")
+    job.success(open_compare, [model, mine, token],
+                [tabs, compare["model_a"], compare["model_b"], compare["upload"], model], api_visibility="private")
     cancel_btn.click(None, None, None, cancels=[job])
     coco_btn.click(export_coco, [token], [download, token], api_name="export_coco")
     model_btn.click(export_model, [mine, token], [download, token], api_name="export_model")
