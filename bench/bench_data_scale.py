@@ -1,11 +1,12 @@
 """How the SAM2 data path scales: bytes per cached view, the data check, and peak memory against dataset size.
 
     python bench/bench_data_scale.py bytes                       # bytes per cached view at 1024 px (tiny)
-    python bench/bench_data_scale.py rss --images 100,1000 --steps 20   # peak RSS of `trainer sam2` per dataset size
+    python bench/bench_data_scale.py rss --images 100,1000,10000 --steps 2 --plot bench/data_scale_rss.png
     python bench/bench_data_scale.py check --images 1000         # data check (decode + verdict cache) of N images
     python bench/bench_data_scale.py step                        # one 1024-px step: clicks checkpointed or not
     python bench/bench_data_scale.py many --size 2048 --objects 400  # one crowded image: validate, train, evaluate
-    python bench/bench_data_scale.py disk --size 1024 --steps 4  # step time, views from the disk tier vs RAM
+    python bench/bench_data_scale.py disk --size 1024 --steps 3  # step time, views from the disk tier vs RAM
+    python bench/bench_data_scale.py fetch --size 1024           # what one step's views cost to fetch per tier
 
 `rss` writes N synthetic 1024 x 1024 JPEG images (copies of one generated scene with its masks, as a COCO folder)
 and runs the real CLI (`python -m trainer sam2 --no-pretrained --image-size 1024 --steps S --no-eval`) in a child
@@ -97,9 +98,10 @@ def child_peak_rss_mib(argv: list[str], env: dict) -> tuple[float, float]:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, time.perf_counter() - start
 
 
-def rss(sizes: list[int], steps: int) -> None:
+def rss(sizes: list[int], steps: int, plot: str = "") -> None:
     print(f"| images (1024 px, 10 objects) | peak RSS MiB | wall s ({steps} steps, data check included) |")
     print("|---|---|---|")
+    peaks = []
     for n in sizes:
         with tempfile.TemporaryDirectory() as tmp:
             data = write_synthetic(Path(tmp) / "data", n)
@@ -110,7 +112,28 @@ def rss(sizes: list[int], steps: int) -> None:
             # ru_maxrss of RUSAGE_CHILDREN is the largest child so far: one size per process keeps them apart
             out = subprocess.run([sys.executable, __file__, "_one", json.dumps(argv)], env=env, cwd=ROOT,
                                  capture_output=True, text=True, check=True).stdout.split()
-            print(f"| {n} | {float(out[0]):.0f} | {float(out[1]):.0f} |", flush=True)
+            peaks.append(float(out[0]))
+            print(f"| {n} | {peaks[-1]:.0f} | {float(out[1]):.0f} |", flush=True)
+    if plot:
+        plot_rss(sizes, peaks, plot)
+
+
+def plot_rss(sizes: list[int], peaks_mib: list[float], path: str) -> None:
+    """Peak RSS against dataset size (log axis), with the 6 GB goal."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(sizes, [p / 1024 for p in peaks_mib], "o-", label="python -m trainer sam2 (1024 px)")
+    ax.axhline(6, color="red", linestyle="--", label="goal: 6 GB")
+    ax.set(xscale="log", xlabel="training images", ylabel="peak RSS (GB)", ylim=(0, 8),
+           title="Peak memory against dataset size")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"plot: {path}")
 
 
 def check(n: int) -> None:
@@ -185,6 +208,45 @@ def disk_vs_ram(size: int, steps: int) -> None:
                   f"{c.misses} |")
         ratio = np.median(times["RAM tier"]) / np.median(times["disk tier"])
         print(f"disk tier / RAM tier step rate: {ratio:.2f}x (goal >= 0.8x)")
+
+
+def fetch_times(size: int, repeats: int = 5) -> None:
+    """What one step's views cost to fetch from each tier: RAM (a hit is a dict lookup and a float cast) vs disk
+    (safetensors read + sha256 check, warm page cache), batch 2, median of `repeats`."""
+    import torch
+
+    from trainer.sam2_ft.feature_cache import FeatureCache
+    from trainer.sam2_ft.forward import encode_images, preprocess
+    from trainer.sam2_ft.model import Sam2Spec, build_model
+
+    model = build_model(Sam2Spec("tiny", size)).eval()
+    images = [s.image for s in _scenes(2, size)]
+    keys = ["a", "b"]
+
+    def encode(rows: list[int]):
+        return encode_images(model, preprocess(model, [images[r] for r in rows]))
+
+    def refuse(rows: list[int]):
+        raise AssertionError("a cached view was recomputed")
+
+    with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
+        ram = FeatureCache(budget_bytes=2**31, disk=tmp, namespace="bench")
+        disk = FeatureCache(budget_bytes=1, disk=tmp, namespace="bench")  # keeps no view in RAM between steps
+        ram.get_batch(keys, encode)  # computes both views, writes the disk tier
+        timings = {}
+        for name, cache in (("RAM tier", ram), ("disk tier", disk)):
+            runs = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                cache.get_batch(keys, refuse)
+                runs.append(time.perf_counter() - start)
+                cache._store.clear()
+                cache.nbytes = 0
+                if cache is ram:
+                    ram.get_batch(keys, refuse)  # back in RAM (read from disk) before the next timed RAM fetch
+            timings[name] = float(np.median(runs))
+        print(f"fetching one step's 2 views at {size} px: RAM tier {timings['RAM tier'] * 1e3:.0f} ms, "
+              f"disk tier {timings['disk tier'] * 1e3:.0f} ms (disk hits {disk.disk_hits})")
 
 
 def step_memory(checkpointed: bool) -> tuple[float, float]:
@@ -262,18 +324,19 @@ def many(size: int, objects: int, steps: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("bytes", "rss", "check", "step", "many", "disk", "_one",
-                                                   "_step"))
+    parser.add_argument("what", choices=("bytes", "rss", "check", "step", "many", "disk", "fetch",
+                                                   "_one", "_step"))
     parser.add_argument("argv", nargs="?")
     parser.add_argument("--images", default="100,1000")
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--plot", default="", help="rss: also draw peak RSS against size to this PNG")
     parser.add_argument("--size", type=int, default=2048, help="many: the image's side")
     parser.add_argument("--objects", type=int, default=400, help="many: objects in the image")
     args = parser.parse_args()
     if args.what == "bytes":
         bytes_per_view()
     elif args.what == "rss":
-        rss([int(v) for v in args.images.split(",")], args.steps)
+        rss([int(v) for v in args.images.split(",")], args.steps, args.plot)
     elif args.what == "check":
         check(int(args.images.split(",")[0]))
     elif args.what == "step":  # each variant in its own process: peak RSS is per process
@@ -282,6 +345,8 @@ def main() -> None:
             out = subprocess.run([sys.executable, __file__, "_step", variant], capture_output=True, text=True,
                                  check=True, cwd=ROOT).stdout.split()
             print(f"| decoder passes {variant} | {float(out[0]):.0f} | {float(out[1]):.1f} |")
+    elif args.what == "fetch":
+        fetch_times(args.size)
     elif args.what == "disk":
         disk_vs_ram(args.size, args.steps)
     elif args.what == "many":

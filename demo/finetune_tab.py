@@ -7,6 +7,7 @@ Every handler takes and returns the session token (gr.State): the token names th
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Iterator
@@ -230,11 +231,13 @@ def push(mine: str | None, repo_id: str, token: str | None, oauth: gr.OAuthToken
 
 
 def oauth_available() -> bool:
-    """Gradio's sign-in needs gradio[oauth] (itsdangerous); without it the push uses HF_TOKEN locally and a public
-    Space refuses to push (it never falls back to the Space's own token)."""
+    """Sign in with Hugging Face only where the Hub runs it: a Space with `hf_oauth: true` in README.md's front
+    matter sets OAUTH_CLIENT_ID (and gradio[oauth] is installed from requirements.txt). Elsewhere Gradio's button
+    would demand a local login at start-up, so it is left out: the push uses HF_TOKEN locally, and a public Space
+    without sign-in refuses to push (it never falls back to the Space's own token)."""
     import importlib.util
 
-    return importlib.util.find_spec("itsdangerous") is not None
+    return bool(os.environ.get("OAUTH_CLIENT_ID")) and importlib.util.find_spec("itsdangerous") is not None
 
 
 def build(model: gr.Dropdown, precision: gr.Radio, prompt: dict[str, Any], compare: dict[str, Any],

@@ -32,3 +32,22 @@ def test_workers_build_the_micro_batches_this_process_would():
             _same(ahead.get(step, micro), here.get(step, micro))
     finally:
         ahead.close()
+
+
+def test_a_run_with_a_loader_worker_takes_the_same_steps():
+    from trainer.precision import resolve
+    from trainer.sam2_ft.config import Sam2TrainConfig
+    from trainer.sam2_ft.loop import Trainer
+    from trainer.sam2_ft.model import Sam2Spec, build_model
+
+    data = make_dataset(3, 64, seed=2)
+    losses = {}
+    for workers in (0, 1):
+        cfg = Sam2TrainConfig(image_size=64, no_pretrained=True, batch_size=2, steps=3, lr=1e-3, warmup_steps=0,
+                              progress=False, eval=False, correction_clicks=1, workers=workers)
+        torch.manual_seed(0)
+        trainer = Trainer(cfg, build_model(Sam2Spec("tiny", 64), train=True),
+                          TrainingImages.for_run(data, cfg, progress=False), resolve("fp32", "cpu"))
+        losses[workers] = [trainer.train_step()["loss"] for _ in range(3)]
+        trainer.ahead.close()
+    assert losses[0] == losses[1]

@@ -71,6 +71,9 @@ class Sam2TrainConfig(options.RunConfig):
     compile: bool = field(default=False, metadata={
         "help": "torch.compile the decoder + loss (objects padded to power-of-two buckets up to --max-objects; "
                 "compiles once per bucket and prompt type; off by default: see bench/README.md, issue 17)"})
+    workers: int = field(default=-1, metadata={
+        "help": "processes that decode and augment the next micro-batches during the step (-1: 2 on a GPU, 0 on a "
+                "CPU, where the step already uses every core)"})
     feature_cache: bool = field(default=True, metadata={
         "help": "cache image features when the encoder is frozen (off with --lora: the encoder changes)"})
     # Run

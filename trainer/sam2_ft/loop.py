@@ -20,13 +20,21 @@ from trainer.checkpoint import STATE_NAME, load_state, rng_state, save_state, sa
 from trainer.precision import Precision
 from trainer.runlog import RunDir
 from trainer.sam2_ft import lora
-from trainer.sam2_ft.batches import TrainingImages, make_items, rank_slice, sample_seed, step_indices
+from trainer.sam2_ft.batches import Ahead, TrainingImages, make_items, rank_slice, sample_seed, step_indices
 from trainer.sam2_ft.config import Sam2TrainConfig
 from trainer.sam2_ft.feature_cache import run_cache
 from trainer.sam2_ft.objective import Sam2Objective
 
 CHECKPOINT_CLICKS_FROM = 512  # image size from which each click's decoder pass is recomputed in backward (memory)
 PARTS = {"image_encoder": "image_encoder", "prompt_encoder": "sam_prompt_encoder", "mask_decoder": "sam_mask_decoder"}
+
+
+def loader_workers(requested: int, model: torch.nn.Module) -> int:
+    """--workers, with -1 resolved: 2 when the model is on a GPU (its step is short; decoding must not wait for
+    it), 0 on a CPU (the step uses every core already; a worker would only take turns with it)."""
+    if requested >= 0:
+        return requested
+    return 2 if next(model.parameters()).device.type == "cuda" else 0
 
 
 class TrainingStopped(RuntimeError):
@@ -91,6 +99,7 @@ class Trainer:
         self.scaler = self.precision.grad_scaler()
         self.step = 0
         self.bad_in_a_row = 0
+        self.ahead = Ahead(self.build_items, cfg.grad_accum, cfg.steps, loader_workers(cfg.workers, self.model))
         self.unread: list[tuple[int, float, torch.Tensor]] = []  # (step, lr, [loss, grad norm, bad]) still on device
 
     def build_objective(self) -> tuple[list[torch.nn.Parameter], torch.nn.Module]:
@@ -109,12 +118,18 @@ class Trainer:
                                      pad_to=cfg.max_objects if cfg.compile or device.type == "cuda" else None)
 
     # One optimizer step ------------------------------------------------------------------------------------------
-    def micro_batch(self, micro: int) -> tuple[list, str]:
-        """This process's share of the step's images (objects, views, prompt generators) and the prompt type."""
-        cfg, step = self.cfg, self.step
+    def build_items(self, step: int, micro: int) -> list:
+        """This process's share of micro-batch `micro` of `step` (images, objects, views, prompt generators): data
+        only, so the loader's workers can make it ahead (another trainer overrides this and micro_batch)."""
+        cfg = self.cfg
         positions = step_indices(len(self.data), cfg.batch_size, step, micro, cfg.grad_accum, cfg.seed)
-        items = make_items(self.data, rank_slice(positions, self.world.rank, self.world.size), step, cfg.seed,
-                           cfg.max_objects)
+        return make_items(self.data, rank_slice(positions, self.world.rank, self.world.size), step, cfg.seed,
+                          cfg.max_objects)
+
+    def micro_batch(self, micro: int) -> tuple[list, str]:
+        """This micro-batch's items and the prompt type."""
+        cfg, step = self.cfg, self.step
+        items = self.ahead.get(step, micro)
         kinds = cfg.prompt_types  # one type per micro-batch: a single decoder call serves every object
         return items, kinds[np.random.default_rng(sample_seed(cfg.seed, step, micro)).integers(len(kinds))]
 
@@ -229,6 +244,7 @@ def run_training(trainer: Trainer, run: RunDir, until: int,
                 trainer.save(run)
     finally:
         bar.close()
+        trainer.ahead.close()
     elapsed = time.perf_counter() - start
     return {"train_time_s": elapsed, "images_per_s": images / max(elapsed, 1e-9), "images": images}
 

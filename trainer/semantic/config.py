@@ -57,6 +57,7 @@ class SemanticTrainConfig(options.RunConfig):
     seed: int = sam2_option("seed", help="seed for split, sampling, augmentation")
     max_bad_steps: int = sam2_option("max_bad_steps")
     feature_cache: bool = sam2_option("feature_cache")
+    workers: int = sam2_option("workers")
     # Run
     out: str | None = sam2_option("out", help="run folder (default runs/semantic-<timestamp>)")
     resume: bool = sam2_option("resume")

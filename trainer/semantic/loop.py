@@ -27,10 +27,13 @@ class SemanticTrainer(Trainer):
         cache = run_cache(cfg, model.image_encoder, device) if cfg.feature_cache and cfg.frozen else None
         return [p for p in model.parameters() if p.requires_grad], SemanticObjective(model, loss, cache)
 
-    def micro_batch(self, micro: int) -> tuple[list]:
+    def build_items(self, step: int, micro: int) -> list:
         cfg = self.cfg
-        positions = step_indices(len(self.data), cfg.batch_size, self.step, micro, cfg.grad_accum, cfg.seed)
-        return (make_items(self.data, rank_slice(positions, self.world.rank, self.world.size), self.step, cfg.seed),)
+        positions = step_indices(len(self.data), cfg.batch_size, step, micro, cfg.grad_accum, cfg.seed)
+        return make_items(self.data, rank_slice(positions, self.world.rank, self.world.size), step, cfg.seed)
+
+    def micro_batch(self, micro: int) -> tuple[list]:
+        return (self.ahead.get(self.step, micro),)
 
 
 def class_weights(spec: str, data: LabelledImages, num_classes: int) -> torch.Tensor | None:

@@ -60,6 +60,7 @@ class VideoTrainConfig(options.RunConfig):
     seed: int = sam2_option("seed")
     max_bad_steps: int = sam2_option("max_bad_steps")
     feature_cache: bool = sam2_option("feature_cache", help="cache the frozen image encoder's per-frame features")
+    workers: int = sam2_option("workers")
     # Run
     out: str | None = sam2_option("out", help="run folder (default runs/sam2-video-<timestamp>)")
     resume: bool = sam2_option("resume")

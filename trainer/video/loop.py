@@ -40,10 +40,13 @@ class VideoTrainer(Trainer):
         cache = FeatureCache(device) if cfg.cache_features else None
         return params, VideoObjective(self.model, cfg.weights_of_losses, cache)
 
-    def micro_batch(self, micro: int) -> tuple[list, int]:
-        """This process's clips of the step and the seed of SAM2Train's prompt sampling."""
-        cfg, step = self.cfg, self.step
+    def build_items(self, step: int, micro: int) -> list:
+        """This process's clips of micro-batch `micro` of `step`."""
+        cfg = self.cfg
         positions = step_indices(len(self.data), cfg.batch_size, step, micro, cfg.grad_accum, cfg.seed)
-        mine = rank_slice(positions, self.world.rank, self.world.size)
-        items = [self.data.item(pos, step, cfg.seed, cfg.max_objects) for pos in mine]
-        return items, sample_seed(cfg.seed, step, micro, self.world.rank)
+        return [self.data.item(pos, step, cfg.seed, cfg.max_objects)
+                for pos in rank_slice(positions, self.world.rank, self.world.size)]
+
+    def micro_batch(self, micro: int) -> tuple[list, int]:
+        """The micro-batch's clips and the seed of SAM2Train's prompt sampling."""
+        return self.ahead.get(self.step, micro), sample_seed(self.cfg.seed, self.step, micro, self.world.rank)
