@@ -16,7 +16,7 @@ synthetic scenes (every object, up to 8), batch --batch; the median step time ov
 and torch's peak allocated memory over those steps. Utilisation: the image encoder's forward FLOPs for one image,
 counted by torch.utils.flop_counter (the issue's figure: ~205 GFLOPs for tiny at 1024²), x3 for forward + backward,
 x images/s, against the chip's dense matrix peak (--peak-tflops, default the H200's ~990 for fp16/bf16 and ~67 for
-fp32; fp32 matmuls run as TF32 only if torch is told to, which our trainer does not). The decoder's share is left
+fp32; fp32 matmuls run as TF32 since issue 17: the trainer sets it on CUDA). The decoder's share is left
 out of the FLOPs, so the figure is a lower bound. Also the encoder's inference images/s at batch 8 (the app's
 embedding). Ratios against fp32 measured in the same run.
 """
