@@ -21,9 +21,20 @@ if [ -f "$VENV/.setup-stamp" ] && [ "$(cat "$VENV/.setup-stamp")" = "$stamp_now"
   echo "setup: $VENV is up to date"; exit 0
 fi
 
+# The stack (torch's CUDA build among it) takes ~7.5 GB in the venv: say so up front rather than fail mid-install
+# with pip's "No space left on device" (a CI machine once had too little room and failed that way).
+need_gb=${SETUP_NEED_GB:-9}
+free_gb=$(df -Pk "$(dirname "$VENV")" | awk 'NR==2 {print int($4 / 1048576)}')
+if [ "$free_gb" -lt "$need_gb" ] && [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: only ${free_gb} GB free under $(cd "$(dirname "$VENV")" && pwd); the stack needs ~${need_gb} GB" \
+       "(torch alone is ~5.5 GB). Free some space or set VENV to a bigger disk." >&2
+  exit 1
+fi
+
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 # This machine's pip config adds local indexes that print one harmless warning per package: keep the log readable.
 pip() { "$VENV/bin/python" -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+export PIP_NO_CACHE_DIR=${PIP_NO_CACHE_DIR:-1}  # a second copy of every wheel in ~/.cache costs GBs of disk
 pip install -q "pip==26.3"
 
 # A wheel of detectron2 @ D2_COMMIT: the vendored one when torch matches, else built from D2_SOURCE, the vendored
