@@ -1,9 +1,10 @@
 """The Fine-tune tab: does a training job slow down other visitors' clicks, and how long does a job take?
 
-    python bench/bench_finetune_tab.py [--image-size 1024] [--masks 20] [--clicks 20] [--steps 0]
+    python bench/bench_finetune_tab.py [--image-size 1024] [--masks 20] [--clicks 20] [--steps 0] [--click-gap 0]
 
 Through gradio_client, in one run: visitor A adds --masks masks (box prompts on synthetic scenes) and starts /train;
-visitor B's /segment clicks (cached embedding) are timed while nothing trains (idle) and while A's job runs.
+visitor B's /segment clicks (cached embedding) are timed while nothing trains (idle) and while A's job runs, back to
+back or --click-gap seconds apart (a visitor who looks at each mask).
 Random-init sam2.1 tiny (offline), so the mIoU figures only show the wiring; the latencies and times are real.
 """
 
@@ -41,7 +42,7 @@ def scenes(folder: Path, masks: int, size: int) -> list[tuple[str, list[float]]]
     return out[:masks]
 
 
-def clicks(client, image: str, n: int, stop=lambda i: False) -> list[float]:
+def clicks(client, image: str, n: int, stop=lambda i: False, gap_s: float = 0.0) -> list[float]:
     """Latency (ms) of n /segment calls with a moving point on a cached embedding."""
     from gradio_client import handle_file
 
@@ -53,6 +54,7 @@ def clicks(client, image: str, n: int, stop=lambda i: False) -> list[float]:
         start = time.perf_counter()
         client.predict(handle_file(image), prompt, BASE, "fp32", False, api_name="/segment")
         times.append((time.perf_counter() - start) * 1000)
+        time.sleep(gap_s)
     return times
 
 
@@ -67,7 +69,8 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=1024)
     parser.add_argument("--masks", type=int, default=20)
     parser.add_argument("--clicks", type=int, default=20)
-    parser.add_argument("--steps", type=int, default=0, help="0 = the tab's own sizing (3 per mask, 20..60)")
+    parser.add_argument("--click-gap", type=float, default=0.0, help="seconds between B's clicks while A trains")
+    parser.add_argument("--steps", type=int, default=0, help="0 = the tab's own sizing (2 per mask, 20..40)")
     args = parser.parse_args()
 
     from gradio_client import Client, handle_file
@@ -93,11 +96,11 @@ def main() -> None:
             while train_job._running == 0 and not job.done():
                 time.sleep(0.1)
             busy = clicks(bob, app["image"], 10**6, stop=lambda i: job.done() or (i >= args.clicks and
-                                                                                  train_job._running == 0))
+                                                                                  train_job._running == 0), gap_s=args.click_gap)
             status, _, result, _ = job.result()
             train_s = time.perf_counter() - start
     print(json.dumps({"image_size": args.image_size, "masks": len(prompts), "annotate_s": round(annotate_s, 1),
-                      "train_wall_s": round(train_s, 1), "train_status": status,
+                      "train_wall_s": round(train_s, 1), "click_gap_s": args.click_gap, "train_status": status,
                       "clicks_idle": stats(idle), "clicks_while_training": stats(busy),
                       "slowdown_p50": round(stats(busy)["p50_ms"] / stats(idle)["p50_ms"], 2),
                       "result": result}, indent=1))

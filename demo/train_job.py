@@ -36,13 +36,16 @@ def max_jobs() -> int:
 
 
 def max_seconds() -> float:
-    return float(os.environ.get("SEGKIT_TRAIN_MAX_S", "150"))
+    """The job's time limit: 20 masks take ~95 s on 2 quiet cores and ~290 s while another visitor clicks back to
+    back (clicks are served first), so the default leaves room for a busy Space but stops a runaway job."""
+    return float(os.environ.get("SEGKIT_TRAIN_MAX_S", "300"))
 
 
 def steps_for(num_masks: int) -> int:
-    """Steps sized to the data: 3 per mask, 20..60 (a frozen-encoder step at 1024 px is ~1 s on 2 cores)."""
+    """Steps sized to the data: 2 per mask, 20..40 (a frozen-encoder step at 1024 px is ~1.6 s on 2 cores, so 20
+    masks train in ~95 s with the cache fill and both evaluations; bench/README.md, *The Fine-tune tab*)."""
     fixed = int(os.environ.get("SEGKIT_TRAIN_STEPS", "0"))
-    return fixed if fixed > 0 else max(20, min(60, 3 * num_masks))
+    return fixed if fixed > 0 else max(20, min(40, 2 * num_masks))
 
 
 @dataclass
@@ -70,12 +73,13 @@ class Start:
 
 def command(data: Path, out: Path, start: Start, steps: int) -> list[str]:
     """The CLI call: the trainer's default recipe (loss, prompt types, lr), encoder frozen with its feature cache;
-    fewer objects, corrective clicks and cached views per step than its defaults, and a cheap automatic-mask
-    evaluation, so a job fits a CPU Space's minutes."""
+    fewer objects, corrective clicks and cached views per step than its defaults (one view: each view is an encoder
+    pass at 1024 px, the largest share of a short job), and a cheap automatic-mask evaluation, so a job fits a CPU
+    Space's minutes."""
     weights = ["--weights", start.weights] if start.weights else ["--no-pretrained"]
     return [sys.executable, "-m", "trainer", "sam2", "--data", str(data), "--out", str(out), *weights,
             "--size", start.size, "--image-size", str(start.image_size), "--steps", str(steps),
-            "--freeze", "image_encoder", "--feature-cache", "--cache-views", "2", "--correction-clicks", "2",
+            "--freeze", "image_encoder", "--feature-cache", "--cache-views", "1", "--correction-clicks", "2",
             "--max-objects", "4", "--warmup-steps", str(max(1, steps // 10)),
             "--auto-points-per-side", "4", "--eval-images", "0", "--overlays", "0", "--save-every", str(steps),
             "--no-progress", "--val-fraction", str(VAL_FRACTION), "--seed", "0"]
@@ -114,7 +118,7 @@ def train(session: Path, start: Start, steps: int = 0, poll_s: float = 0.5) -> I
 
         write_coco(dataset, work / "data")
         out = sessions.models_dir(session) / name  # the run folder is the session's model (model_config + weights)
-        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("SEGKIT_TRAIN_THREADS", "1"),
+        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("SEGKIT_TRAIN_THREADS", "2"),
                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
         log = (work / "train.log").open("w")
         proc = subprocess.Popen(command(work / "data", out, start, steps), cwd=REPO_ROOT, env=env, stdout=log,

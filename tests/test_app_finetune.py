@@ -138,7 +138,7 @@ def test_training_slots():
             train_job._acquire()
     finally:
         train_job._release()
-    assert train_job.steps_for(2) == 20 and train_job.steps_for(15) == 45 and train_job.steps_for(100) == 60
+    assert train_job.steps_for(2) == 20 and train_job.steps_for(15) == 30 and train_job.steps_for(100) == 40
 
 
 CHROMIUM = __import__("shutil").which("chromium")

@@ -16,7 +16,7 @@ from trainer.sam2_ft.batches import TrainingImages, usable_indices
 from trainer.sam2_ft.config import Sam2TrainConfig
 from trainer.sam2_ft.feature_cache import FeatureCache
 from trainer.sam2_ft.forward import encode_images, image_features, preprocess
-from trainer.sam2_ft.loop import PARTS, Trainer, TrainingStopped
+from trainer.sam2_ft.loop import PARTS, Trainer, TrainingStopped, checkpoint_clicks
 from trainer.sam2_ft.model import Sam2Spec, build_model, make_predictor
 from trainer.sam2_ft.pipeline import run
 
@@ -159,6 +159,17 @@ def test_resume_two_plus_two_steps_equals_four(tmp_path, one_thread):
                                           save_every=0, correction_clicks=1)
     init = _model().state_dict()
     assert any(not torch.equal(weights[k], init[k]) for k in weights)  # training did something
+
+
+def test_clicks_are_checkpointed_only_for_a_large_step():
+    """The default 1024-px recipe (2 × 8 objects × 7 passes) needs it (11.2 GB without); the Space's small job and
+    the 256-px quickstart do not, and would only pay the recomputation."""
+    assert checkpoint_clicks(Sam2TrainConfig())
+    assert not checkpoint_clicks(Sam2TrainConfig(image_size=512))  # 112 passes of a quarter the pixels: 28
+    assert checkpoint_clicks(Sam2TrainConfig(image_size=512, batch_size=4))
+    assert not checkpoint_clicks(Sam2TrainConfig(max_objects=4, correction_clicks=2))
+    assert not checkpoint_clicks(Sam2TrainConfig(image_size=256))
+    assert not checkpoint_clicks(Sam2TrainConfig(grad_accum=2, max_objects=2))
 
 
 def test_checkpointed_clicks_give_the_same_loss_and_gradients(data, one_thread):
