@@ -54,12 +54,13 @@ def tutorial_loop(dataset, size: int, lr: float = 1e-5) -> tuple[Callable[[], in
 
     def read_batch():
         sample = dataset[int(rng.integers(len(dataset)))]
+        masks = np.asarray(sample.masks)  # the tutorial's dense N x H x W masks
         points = []
-        for mask in sample.masks:
+        for mask in masks:
             ys, xs = np.nonzero(mask)
             k = rng.integers(len(ys))
             points.append([[xs[k], ys[k]]])
-        return sample.image, sample.masks, np.array(points), np.ones((len(points), 1))
+        return sample.image, masks, np.array(points), np.ones((len(points), 1))
 
     def step() -> int:
         image, mask, input_point, input_label = read_batch()
@@ -146,7 +147,7 @@ def miou(model: torch.nn.Module, dataset: SegmentationDataset) -> dict[str, floa
         for sample in dataset:
             predictor.set_image(sample.image)
             for kind in ious:
-                pred, _, _ = predict(predictor, torch.from_numpy(sample.masks), kind)
+                pred, _, _ = predict(predictor, torch.from_numpy(np.asarray(sample.masks)), kind)
                 ious[kind].extend(np.diag(iou_matrix(sample.masks, pred)).tolist())
     return {kind: float(np.mean(v)) for kind, v in ious.items()}
 
