@@ -29,7 +29,7 @@ Progress = Callable[[int, int], None]  # (points decoded so far, points to decod
 # Points per decoder call on a CPU, whatever points_per_batch says: 4 kept the activations in cache (~10% faster
 # than 16, ~20% than 64 on 2 cores); points_per_batch still sets the batches of filtering and progress.
 CPU_POINTS_PER_CALL = 4
-UPSAMPLED_PIXELS = 2**26  # survivor masks upsampled per chunk (256 MB of float logits at most)
+UPSAMPLED_PIXELS = 2**24  # survivor masks upsampled per chunk (64 MB of float logits at most)
 
 
 class FastMaskGenerator(SAM2AutomaticMaskGenerator):

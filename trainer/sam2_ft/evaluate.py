@@ -34,7 +34,7 @@ METRICS = ("miou_1pt", "miou_3pt", "miou_box", "auto_mean_best_iou", "auto_recal
 # Images above this side are scored at it (masks nearest): the predictions are 256² logits upsampled, so a finer
 # grid adds no detail, only time (a 4096² image's 1,000 objects x 3 prompts x 16.7 M pixels).
 MAX_SIDE = 2048
-PIXELS_PER_CHUNK = 2**24  # objects prompted per predictor call: their image pixels (~200 MB of float masks)
+PIXELS_PER_CHUNK = 2**22  # objects prompted per predictor call: their image pixels (~50 MB of float masks)
 Masks = Union[np.ndarray, InstanceMasks, "list[dict]"]  # of one image: dense, box crops, or COCO RLEs
 
 
