@@ -111,3 +111,21 @@ def test_images_without_objects_and_draws_that_empty_every_object_are_fine():
         assert out[0].shape == (0, *frames[0].shape[:2]) and len(kept) == 0
     emptied = [augment([image], [masks[2:]], Policy(scale=(4.0, 4.0)), seed)[2] for seed in range(30)]
     assert any(len(k) == 0 for k in emptied)  # a 24-px window missing the one square: nothing kept, no error
+
+
+def test_a_step_whose_draw_empties_every_object_trains_on_the_plain_image(monkeypatch):
+    """A 4x zoom often misses the one square: the item falls back to the plain image's object, decoded once."""
+    image, masks = squares()
+    dataset = SegmentationDataset.from_samples([Sample(image, masks[2:], np.zeros(1, np.int64), "one.png")], ["square"])
+    reads = []
+    read = SegmentationDataset.__getitem__
+    monkeypatch.setattr(SegmentationDataset, "__getitem__", lambda self, i: reads.append(i) or read(self, i))
+    images = TrainingImages(dataset, 64, Policy(scale=(4.0, 4.0)), seed=0, views=0, progress=False)
+    plain = np.asarray(torch.nn.functional.interpolate(torch.from_numpy(masks[2:3, None]).float(), size=(64, 64)) > 0.5)
+    fallbacks = 0
+    for step in range(30):
+        item = images.item(0, step, seed=0, max_objects=2)
+        assert item.masks.shape[0] == 1 and item.masks.any()
+        fallbacks += int(np.array_equal(np.asarray(item.masks[0, 0]), plain[0, 0]))
+    assert 0 < fallbacks < 30  # some draws emptied the square (plain image), the others kept a part of it
+    assert len(reads) == 30  # one decode per item, fallback or not

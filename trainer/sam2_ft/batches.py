@@ -116,18 +116,24 @@ class TrainingImages:
         """The sample and its augmented image, masks (N x H x W) and the kept objects' indices into the sample's
         (see `prepared` for the size and `limit`)."""
         sample, image, masks, picked = self.prepared(index, limit, generator)
+        frames, out, kept = self.augment_view(index, view, step, image, masks)
+        return sample, frames, out, picked[kept]
+
+    def augment_view(self, index: int, view: int, step: int, image: np.ndarray, masks: InstanceMasks
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One prepared image and its masks through the policy: a cached view's draw is fixed by (index, view), a
+        fresh one by the step. Returns the image, masks (N x H x W) and the indices of the objects kept."""
         seed = sample_seed(self.seed, index, view) if view != FRESH else sample_seed(self.seed, step, index, 7)
         frames, out, kept = augment([image], [masks.dense()], self.policy, seed)
-        return sample, frames[0], out[0], picked[kept]
+        return frames[0], out[0], kept
 
     def item(self, pos: int, step: int, seed: int, max_objects: int) -> Item:
         index, view, gen = self.draw(pos, step, seed)
-        limit = CANDIDATES_PER_OBJECT * max_objects
-        _, image, masks, _ = self.augmented(index, view, step, limit, gen)
+        _, plain_image, plain, _ = self.prepared(index, CANDIDATES_PER_OBJECT * max_objects, gen)
+        image, masks, _ = self.augment_view(index, view, step, plain_image, plain)
         image, resized = to_model_size(image, masks, self.size)
-        if len(resized) == 0:  # the draw left no object: this view is the plain image
-            _, image, plain, _ = self.prepared(index, limit, gen)
-            image, resized = to_model_size(image, plain, self.size)
+        if len(resized) == 0:  # the draw left no object: this view is the plain image (decoded once, kept above)
+            image, resized = to_model_size(plain_image, plain, self.size)
         chosen = torch.randperm(len(resized), generator=gen)[:max_objects].sort().values
         return Item(index, view, image, resized[chosen][:, None], gen)
 
