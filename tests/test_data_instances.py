@@ -118,7 +118,7 @@ def test_evaluation_in_object_chunks_scores_as_in_one(monkeypatch):
     whole = sam2_eval.evaluate(model, data, points_per_side=0, progress=False)
     monkeypatch.setattr(sam2_eval, "PIXELS_PER_CHUNK", 128 * 128 * 2)  # two objects per predictor call
     chunked = sam2_eval.evaluate(model, data, points_per_side=0, progress=False)
-    for key in ("miou_1pt", "miou_box", "area_corr_1pt", "area_corr_box"):  # (3pt draws its points per chunk)
+    for key in ("miou_1pt", "miou_3pt", "miou_box", "area_corr_1pt", "area_corr_3pt", "area_corr_box"):
         assert chunked[key] == pytest.approx(whole[key], abs=1e-6), key
     assert chunked["num_objects"] == whole["num_objects"] == 9
     monkeypatch.setattr(sam2_eval, "MAX_SIDE", 64)  # a big image is scored at MAX_SIDE: about the same figures

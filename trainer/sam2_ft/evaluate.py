@@ -25,9 +25,9 @@ from tqdm import tqdm
 
 from trainer.data.instances import InstanceMasks
 from trainer.data.sample import SegmentationDataset
-from trainer.sam2_ft.batches import shrink
+from trainer.sam2_ft.batches import sample_seed, shrink
 from trainer.sam2_ft.model import make_mask_generator, make_predictor
-from trainer.sam2_ft.prompts import boxes, center_points, sample_points
+from trainer.sam2_ft.prompts import Prompts, boxes, center_points, sample_points
 
 METRICS = ("miou_1pt", "miou_3pt", "miou_box", "auto_mean_best_iou", "auto_recall50", "area_corr_1pt", "area_corr_3pt",
            "area_corr_box")
@@ -81,9 +81,11 @@ def paired_iou(truth: InstanceMasks, pred: np.ndarray) -> np.ndarray:
     return out
 
 
-def predict(predictor, gt: torch.Tensor, kind: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def predict(predictor, gt: torch.Tensor, kind: str, seed: int = 0,
+            first: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Masks (N x H x W bool) for N ground-truth objects prompted by `kind`, with the prompt points and labels used.
-    The predictor must already hold the image (set_image)."""
+    The predictor must already hold the image (set_image). Random points are drawn per object from (seed, its index
+    first + i), so the same object gets the same points however the objects are chunked."""
     n, h, w = gt.shape
     g = gt[:, None]
     coords = labels = box = None
@@ -91,10 +93,10 @@ def predict(predictor, gt: torch.Tensor, kind: str, seed: int = 0) -> tuple[np.n
         p = center_points(g)
         coords, labels = p.coords, p.labels
     elif kind == "3pt":
-        first, more = center_points(g), sample_points(g, 2, 0, torch.Generator().manual_seed(seed))
-        coords, labels = torch.cat([first.coords, more.coords], 1), torch.cat([first.labels, more.labels], 1)
+        centre, more = center_points(g), _random_points(g, 2, 0, seed, first)
+        coords, labels = torch.cat([centre.coords, more.coords], 1), torch.cat([centre.labels, more.labels], 1)
     elif kind == "pos_neg":  # overlays: show both point colours
-        p = sample_points(g, 2, 1, torch.Generator().manual_seed(seed))
+        p = _random_points(g, 2, 1, seed, first)
         coords, labels = p.coords, p.labels
     elif kind == "box":
         box = boxes(g).numpy()
@@ -107,6 +109,13 @@ def predict(predictor, gt: torch.Tensor, kind: str, seed: int = 0) -> tuple[np.n
     best = masks[np.arange(n), scores.argmax(1)] > 0
     pts = (np.zeros((n, 0, 2)), np.zeros((n, 0))) if coords is None else (coords.numpy(), labels.numpy())
     return best, *pts
+
+
+def _random_points(masks: torch.Tensor, n_pos: int, n_neg: int, seed: int, first: int) -> Prompts:
+    """sample_points for each object with its own generator, seeded by (seed, first + i)."""
+    each = [sample_points(masks[i:i + 1], n_pos, n_neg, torch.Generator().manual_seed(sample_seed(seed, first + i)))
+            for i in range(len(masks))]
+    return Prompts(torch.cat([p.coords for p in each]), torch.cat([p.labels for p in each]))
 
 
 def auto_thresholds(cfg) -> dict[str, float]:
@@ -142,7 +151,7 @@ def evaluate(model: torch.nn.Module, dataset: SegmentationDataset, max_images: i
             for start in range(0, len(truth), chunk):
                 part = truth[start:start + chunk]
                 for kind in ("1pt", "3pt", "box"):
-                    pred, _, _ = predict(predictor, torch.from_numpy(part.dense()), kind, seed=seed + index + start)
+                    pred, _, _ = predict(predictor, torch.from_numpy(part.dense()), kind, sample_seed(seed, index), start)
                     ious[f"miou_{kind}"].extend(paired_iou(part, pred).tolist())
                     areas[kind].extend(zip(part.areas.tolist(), pred.sum((1, 2)).tolist()))
             auto = [m["segmentation"] for m in generator.generate(image)] if generator else []
