@@ -95,8 +95,8 @@ def main() -> None:
             job = alice.submit(BASE, args.steps, api_name="/train")
             while train_job._running == 0 and not job.done():
                 time.sleep(0.1)
-            busy = clicks(bob, app["image"], 10**6, stop=lambda i: job.done() or (i >= args.clicks and
-                                                                                  train_job._running == 0), gap_s=args.click_gap)
+            done = lambda i: job.done() or (i >= args.clicks and train_job._running == 0)  # noqa: E731
+            busy = clicks(bob, app["image"], 10**6, stop=done, gap_s=args.click_gap)
             status, _, result, _ = job.result()
             train_s = time.perf_counter() - start
     print(json.dumps({"image_size": args.image_size, "masks": len(prompts), "annotate_s": round(annotate_s, 1),

@@ -10,7 +10,7 @@ import torch
 
 from trainer.augment import LEVELS, Policy, augment, policy, scale_crop
 from trainer.data.sample import Sample, SegmentationDataset
-from trainer.sam2_ft.batches import TrainingImages, make_items
+from trainer.sam2_ft.batches import TrainingImages, make_items, to_model_size
 
 COLOURS = [(250, 40, 40), (40, 250, 40), (40, 40, 250)]
 
@@ -121,11 +121,11 @@ def test_a_step_whose_draw_empties_every_object_trains_on_the_plain_image(monkey
     read = SegmentationDataset.__getitem__
     monkeypatch.setattr(SegmentationDataset, "__getitem__", lambda self, i: reads.append(i) or read(self, i))
     images = TrainingImages(dataset, 64, Policy(scale=(4.0, 4.0)), seed=0, views=0, progress=False)
-    plain = np.asarray(torch.nn.functional.interpolate(torch.from_numpy(masks[2:3, None]).float(), size=(64, 64)) > 0.5)
+    _, plain = to_model_size(image, masks[2:], 64)
     fallbacks = 0
     for step in range(30):
         item = images.item(0, step, seed=0, max_objects=2)
         assert item.masks.shape[0] == 1 and item.masks.any()
-        fallbacks += int(np.array_equal(np.asarray(item.masks[0, 0]), plain[0, 0]))
+        fallbacks += int(torch.equal(item.masks[0, 0], plain[0]))
     assert 0 < fallbacks < 30  # some draws emptied the square (plain image), the others kept a part of it
     assert len(reads) == 30  # one decode per item, fallback or not

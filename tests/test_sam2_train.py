@@ -173,7 +173,8 @@ def test_clicks_are_checkpointed_only_for_a_large_step():
 
 
 def test_checkpointed_clicks_give_the_same_loss_and_gradients(data, one_thread):
-    """At 512 px and up each click's decoder pass is recomputed in backward (memory): same numbers as keeping it."""
+    """When a step is large (loop.checkpoint_clicks) each click's decoder pass is recomputed in backward (memory):
+    same numbers as keeping it."""
     from trainer.sam2_ft.batches import make_items
     from trainer.sam2_ft.objective import Sam2Objective
 

@@ -151,7 +151,8 @@ def evaluate(model: torch.nn.Module, dataset: SegmentationDataset, max_images: i
             for start in range(0, len(truth), chunk):
                 part = truth[start:start + chunk]
                 for kind in ("1pt", "3pt", "box"):
-                    pred, _, _ = predict(predictor, torch.from_numpy(part.dense()), kind, sample_seed(seed, index), start)
+                    pred, _, _ = predict(predictor, torch.from_numpy(part.dense()), kind, sample_seed(seed, index),
+                                         first=start)
                     ious[f"miou_{kind}"].extend(paired_iou(part, pred).tolist())
                     areas[kind].extend(zip(part.areas.tolist(), pred.sum((1, 2)).tolist()))
             auto = [m["segmentation"] for m in generator.generate(image)] if generator else []
