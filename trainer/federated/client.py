@@ -106,7 +106,7 @@ def local_train(cfg: FederatedConfig, model: torch.nn.Module, data: TrainingImag
 def local_evaluate(cfg: FederatedConfig, model: torch.nn.Module, val: SegmentationDataset) -> dict[str, float]:
     """The global model's prompted mIoU on this site's validation split (+ prompt-free metrics if asked)."""
     metrics = evaluate(model, val, cfg.eval_images, cfg.auto_points_per_side, cfg.seed, progress=False,
-                       thresholds=auto_thresholds(cfg))
+                       thresholds=auto_thresholds(cfg), clicks=cfg.eval_clicks)
     names = POOLED if cfg.auto_points_per_side > 0 else PROMPTED
-    # weight = objects evaluated, so the weighted mean over clients is the pooled mIoU over every object
-    return {**{k: float(metrics[k]) for k in names}, "num-examples": int(metrics["num_objects"])}
+    # weight = objects evaluated, so the weighted mean over clients is the pooled mIoU (and NoC) over every object
+    return {**{k: float(metrics[k]) for k in names if k in metrics}, "num-examples": int(metrics["num_objects"])}

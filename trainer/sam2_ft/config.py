@@ -87,6 +87,9 @@ class Sam2TrainConfig(options.RunConfig):
     log_every: int = field(default=1, metadata={
         "help": "log metrics every N steps (a GPU step's figures are read back, a sync, only then)"})
     eval_images: int = field(default=8, metadata={"help": "validation images used by the evaluation (0 = all)"})
+    eval_clicks: int = field(default=20, metadata={
+        "help": "clicks per object of the interactive evaluation (mIoU after 1-10 clicks, NoC@85/90 capped at it; "
+                "0 = off)"})
     auto_points_per_side: int = field(default=16, metadata={"help": "grid of the prompt-free evaluation"})
     auto_iou_thresh: float = field(default=0.5, metadata={
         "help": "prompt-free evaluation: keep masks whose predicted IoU reaches this (sam2's generator: 0.8)"})

@@ -9,6 +9,8 @@ Without prompts: the automatic mask generator's masks; each ground-truth mask ma
 How the predicted area tracks the true one, per prompt type (a model that answers every prompt with the same
 blob scores ~0 here even where its IoU looks fair):
     area_corr_1pt / _3pt / _box   Pearson correlation of log(predicted area) and log(true area) over the objects
+Interactively, clicks placed by the standard simulator (interactive.py) on the previous mask's largest error:
+    miou_click_1 / 2 / 3 / 5 / 10, noc_85, noc_90   mIoU after K clicks; clicks needed to reach 85 / 90 % IoU
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ from tqdm import tqdm
 from trainer.data.instances import InstanceMasks
 from trainer.data.sample import SegmentationDataset
 from trainer.sam2_ft.batches import sample_seed, shrink
+from trainer.sam2_ft.interactive import MAX_CLICKS, click_metric_names, simulate
+from trainer.sam2_ft.interactive import summarise as summarise_clicks
 from trainer.sam2_ft.model import make_mask_generator, make_predictor
 from trainer.sam2_ft.prompts import Prompts, boxes, center_points, sample_points
 
 METRICS = ("miou_1pt", "miou_3pt", "miou_box", "auto_mean_best_iou", "auto_recall50", "area_corr_1pt", "area_corr_3pt",
-           "area_corr_box")
+           "area_corr_box", *click_metric_names(MAX_CLICKS))
 # Images above this side are scored at it (masks nearest): the predictions are 256² logits upsampled, so a finer
 # grid adds no detail, only time (a 4096² image's 1,000 objects x 3 prompts x 16.7 M pixels).
 MAX_SIDE = 2048
@@ -126,13 +130,16 @@ def auto_thresholds(cfg) -> dict[str, float]:
 
 
 def evaluate(model: torch.nn.Module, dataset: SegmentationDataset, max_images: int = 0, points_per_side: int = 16,
-             seed: int = 0, progress: bool = True, thresholds: dict[str, float] | None = None) -> dict:
+             seed: int = 0, progress: bool = True, thresholds: dict[str, float] | None = None,
+             clicks: int = MAX_CLICKS) -> dict:
     """Metrics over (the first max_images of) `dataset`; per class as well when it has class names.
     `thresholds`: the automatic mask generator's pred_iou_thresh / stability_score_thresh (sam2's defaults if None).
-    points_per_side <= 0 skips the prompt-free metrics (their auto_* values are then 0)."""
+    points_per_side <= 0 skips the prompt-free metrics (their auto_* values are then 0); clicks <= 0 skips the
+    interactive ones (NoC is capped at `clicks`)."""
     n_images = len(dataset) if max_images <= 0 else min(max_images, len(dataset))
     ious: dict[str, list[float]] = {k: [] for k in ("miou_1pt", "miou_3pt", "miou_box", "auto")}
     areas: dict[str, list[tuple[int, int]]] = {k: [] for k in ("1pt", "3pt", "box")}  # (true, predicted) pixels
+    clicked: list[np.ndarray] = []  # per chunk: objects x clicks IoUs of the interactive simulation
     classes: list[int] = []
     with inference_mode(model):
         predictor = make_predictor(model)
@@ -150,22 +157,29 @@ def evaluate(model: torch.nn.Module, dataset: SegmentationDataset, max_images: i
             chunk = max(1, PIXELS_PER_CHUNK // (image.shape[0] * image.shape[1]))
             for start in range(0, len(truth), chunk):
                 part = truth[start:start + chunk]
+                dense = part.dense()
                 for kind in ("1pt", "3pt", "box"):
-                    pred, _, _ = predict(predictor, torch.from_numpy(part.dense()), kind, sample_seed(seed, index),
+                    pred, _, _ = predict(predictor, torch.from_numpy(dense), kind, sample_seed(seed, index),
                                          first=start)
                     ious[f"miou_{kind}"].extend(paired_iou(part, pred).tolist())
                     areas[kind].extend(zip(part.areas.tolist(), pred.sum((1, 2)).tolist()))
+                if clicks > 0:
+                    clicked.append(simulate(predictor, dense, clicks))
             auto = [m["segmentation"] for m in generator.generate(image)] if generator else []
             matrix = iou_matrix(truth, auto)
             ious["auto"].extend((matrix.max(1) if matrix.shape[1] else np.zeros(len(truth))).tolist())
             classes.extend(class_ids.tolist())
-    metrics = _summarise(ious, np.ones(len(classes), bool))
+    clicked_all = np.concatenate(clicked) if clicked else np.zeros((0, max(clicks, 0)))
+    metrics = {**_summarise(ious, np.ones(len(classes), bool)),
+               **(summarise_clicks(clicked_all) if clicks > 0 else {})}
     metrics.update({f"area_corr_{kind}": area_correlation(pairs) for kind, pairs in areas.items()})
     metrics["num_objects"] = len(classes)
     names = list(getattr(dataset, "class_names", []) or [])
     if names:
         cls = np.array(classes)
-        metrics["per_class"] = {name: _summarise(ious, cls == c) for c, name in enumerate(names) if (cls == c).any()}
+        metrics["per_class"] = {name: {**_summarise(ious, cls == c),
+                                       **(summarise_clicks(clicked_all[cls == c]) if clicks > 0 else {})}
+                                for c, name in enumerate(names) if (cls == c).any()}
     return metrics
 
 
@@ -200,4 +214,5 @@ def evaluate_folder(folder: str | Path, dataset: SegmentationDataset, device: st
     if saved.is_file():
         cfg = Sam2TrainConfig.from_dict(yaml.safe_load(saved.read_text()) or {})
     model, _ = load_folder(folder, device)
-    return evaluate(model, dataset, 0, cfg.auto_points_per_side, cfg.seed, cfg.progress, auto_thresholds(cfg))
+    return evaluate(model, dataset, 0, cfg.auto_points_per_side, cfg.seed, cfg.progress, auto_thresholds(cfg),
+                    cfg.eval_clicks)

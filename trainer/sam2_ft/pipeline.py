@@ -91,7 +91,8 @@ def run(cfg: Sam2TrainConfig, dataset: SegmentationDataset | None = None) -> Run
     trainer = Trainer(cfg, model, TrainingImages.for_run(train_set, cfg, cfg.progress and world.main), precision, world)
 
     eval_now = evaluation(run_dir, world, enabled=cfg.eval, keys=METRICS, measure=lambda: evaluate(
-        model, val_set, cfg.eval_images, cfg.auto_points_per_side, cfg.seed, cfg.progress, auto_thresholds(cfg)))
+        model, val_set, cfg.eval_images, cfg.auto_points_per_side, cfg.seed, cfg.progress, auto_thresholds(cfg),
+        cfg.eval_clicks))
     logged = start_or_resume(trainer, run_dir)
     before = next((r for r in logged if r.get("phase") == "before"), {}) if cfg.resume else eval_now(0, "before")
     status, timing = train_session(trainer, run_dir, on_eval=eval_now)
