@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "trainer.video.cli",       # sam2-video
     "trainer.federated.cli",   # federated
     "trainer.evaluate",        # evaluate
+    "trainer.export_onnx",     # export-onnx
     "trainer.quickstart",      # quickstart
     "hub_cards.cli",           # push, pull
 )

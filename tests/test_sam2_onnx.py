@@ -1,0 +1,133 @@
+"""The ONNX prompt decoder: exported from a real random-init SAM2, run by onnxruntime on CPU, and compared with
+sam2's SAM2ImagePredictor and with the app's click path (PointDecoder) on a photo no model saw (scikit-image's
+coffee cup)."""
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+from skimage import data
+
+from trainer.checkpoint import save_weights
+from trainer.cli import main as cli
+from trainer.sam2_ft import onnx_export
+from trainer.sam2_ft.evaluate import inference_mode
+from trainer.sam2_ft.model import Sam2Spec, build_model, make_predictor, save_spec
+from trainer.sam2_ft.point_decoder import PointDecoder
+from trainer.sam2_ft.point_decoder import predict as app_predict
+
+SIZE = 128
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """(model, predictor holding the photo, onnxruntime session of the model's exported decoder)."""
+    torch.manual_seed(0)
+    model = build_model(Sam2Spec("tiny", SIZE))
+    path = onnx_export.export_decoder(model, tmp_path_factory.mktemp("onnx") / "decoder.onnx")
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with inference_mode(model):
+        predictor = make_predictor(model)
+        predictor.set_image(data.coffee())
+        yield model, predictor, session
+
+
+def _onnx(predictor, session, points=None, labels=None, box=None, mask_input=None):
+    """Low-res logits 4 x h x w and scores 4 for a prompt in image pixels, converted as the predictor converts it."""
+    _, coords, point_labels, box_coords = predictor._prep_prompts(points, labels, box, None, normalize_coords=True)
+    parts = []
+    if box_coords is not None:
+        parts.append((box_coords.reshape(1, 2, 2), torch.tensor([[2.0, 3.0]])))
+    if coords is not None:
+        parts.append((coords.reshape(1, -1, 2), point_labels.reshape(1, -1).float()))
+    feed = onnx_export.onnx_inputs(predictor._features, torch.cat([c for c, _ in parts], 1).numpy(),
+                                   torch.cat([lab for _, lab in parts], 1).numpy(), mask_input)
+    logits, scores = session.run(None, feed)
+    return logits[0], scores[0]
+
+
+def _upsample(predictor, logits: np.ndarray) -> np.ndarray:
+    """One mask's low-res logits (h x w) at the photo's size, thresholded, as the predictor does it."""
+    upsampled = predictor._transforms.postprocess_masks(torch.from_numpy(logits)[None, None], predictor._orig_hw[-1])
+    return (upsampled[0, 0] > 0).numpy()
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a) > 0, np.asarray(b) > 0  # sam2's predictor gives masks as 0. / 1. floats
+    union = (a | b).sum()
+    return 1.0 if union == 0 else float((a & b).sum() / union)
+
+
+PROMPTS = {  # in the photo's pixels (400 x 640)
+    "one click": dict(points=np.array([[320.0, 200.0]]), labels=np.array([1])),
+    "clicks": dict(points=np.array([[320.0, 200.0], [150.0, 80.0], [400.0, 260.0]]), labels=np.array([1, 0, 1])),
+    "box": dict(box=np.array([200.0, 100.0, 480.0, 330.0])),
+    "box and click": dict(box=np.array([200.0, 100.0, 480.0, 330.0]), points=np.array([[150.0, 80.0]]),
+                          labels=np.array([0])),
+}
+
+
+@pytest.mark.parametrize("prompt", PROMPTS)
+@pytest.mark.parametrize("multimask", [False, True])
+def test_masks_match_sam2s_image_predictor(exported, prompt, multimask):
+    _, predictor, session = exported
+    p = PROMPTS[prompt]
+    with torch.inference_mode():
+        masks, scores, _ = predictor.predict(point_coords=p.get("points"), point_labels=p.get("labels"),
+                                             box=p.get("box"), multimask_output=multimask)
+    logits, onnx_scores = _onnx(predictor, session, p.get("points"), p.get("labels"), p.get("box"))
+    assert all(0.01 < m.mean() < 0.99 for m in masks)  # real masks, not an empty or full frame that always agrees
+    chosen = slice(1, 4) if multimask else slice(0, 1)
+    np.testing.assert_allclose(onnx_scores[chosen], scores, atol=1e-4)
+    for ours, theirs in zip(logits[chosen], masks):
+        assert _iou(_upsample(predictor, ours), theirs) >= 0.99
+
+
+def test_a_previous_masks_logits_fed_back_match_sam2s(exported):
+    _, predictor, session = exported
+    p = PROMPTS["clicks"]
+    with torch.inference_mode():
+        _, _, previous = predictor.predict(point_coords=p["points"][:1], point_labels=p["labels"][:1],
+                                           multimask_output=False)
+        masks, scores, _ = predictor.predict(point_coords=p["points"], point_labels=p["labels"], mask_input=previous,
+                                             multimask_output=False)
+    logits, onnx_scores = _onnx(predictor, session, p["points"], p["labels"], mask_input=previous)
+    assert onnx_scores[0] == pytest.approx(scores[0], abs=1e-4)
+    assert _iou(_upsample(predictor, logits[0]), masks[0]) >= 0.99
+
+
+@pytest.mark.parametrize("prompt", PROMPTS)
+def test_the_apps_click_rule_gives_the_apps_mask(exported, prompt):
+    """The app shows, for one click, the best-scored of the 3 masks, else the single mask (demo/models.py): the same
+    choice made on the graph's outputs gives the app's PointDecoder mask."""
+    model, predictor, session = exported
+    p = PROMPTS[prompt]
+    features = predictor._features
+    decoder = PointDecoder(model, features["image_embed"][-1:], [f[-1:] for f in features["high_res_feats"]])
+    single_click = p.get("box") is None and len(p["points"]) == 1
+    with torch.inference_mode():
+        masks, _ = app_predict(predictor, decoder, p.get("points"), p.get("labels"), p.get("box"), single_click, top=1)
+    logits, scores = _onnx(predictor, session, p.get("points"), p.get("labels"), p.get("box"))
+    pick = 1 + int(scores[1:].argmax()) if single_click else 0
+    assert _iou(_upsample(predictor, logits[pick]), masks[0]) >= 0.99
+
+
+def test_cli_exports_a_model_folder_and_refuses_a_folder_without_one(tmp_path, capsys):
+    torch.manual_seed(1)
+    spec = Sam2Spec("tiny", SIZE)
+    save_weights(build_model(spec).state_dict(), tmp_path / "model" / "model.safetensors")
+    save_spec(spec, tmp_path / "model")
+    assert cli(["export-onnx", str(tmp_path / "model")]) == 0
+    assert (tmp_path / "model" / "onnx" / "decoder.onnx").is_file()
+    assert "exported:" in capsys.readouterr().out
+    assert cli(["export-onnx", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "nothing" in err and "Traceback" not in err
+
+
+def test_an_export_that_differs_from_pytorch_is_refused_and_leaves_no_file(exported, tmp_path, monkeypatch):
+    model, _, _ = exported
+    monkeypatch.setattr(onnx_export, "MAX_ABS_DIFF", -1.0)  # any difference at all is too much
+    with pytest.raises(onnx_export.ExportError, match="differs from sam2's"):
+        onnx_export.export_decoder(model, tmp_path / "decoder.onnx")
+    assert list(tmp_path.iterdir()) == []

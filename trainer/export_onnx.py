@@ -1,0 +1,40 @@
+"""`python -m trainer export-onnx MODEL`: a SAM2 model's prompt encoder + mask decoder as MODEL/onnx/decoder.onnx.
+
+The graph decodes a click or a box from an image's features wherever onnxruntime runs (trainer/sam2_ft/onnx_export.py
+says what goes in and out); `push` exports it into every SAM2 repo. The export is checked against PyTorch before it
+is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "export-onnx", help="export a SAM2 model's prompt encoder + mask decoder to ONNX (MODEL/onnx/decoder.onnx)",
+        description="Export the prompt encoder and mask decoder of the SAM2 model in MODEL (a run folder or a "
+                    "pulled repo) to ONNX for onnxruntime / onnxruntime-web, and check it against PyTorch.")
+    parser.add_argument("model", metavar="MODEL", help="a SAM2 run folder or model folder")
+    parser.add_argument("--out", default=None, help="the .onnx file (default: MODEL/onnx/decoder.onnx)")
+    parser.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from trainer.checkpoint import CheckpointError
+    from trainer.sam2_ft.model import load_folder
+    from trainer.sam2_ft.onnx_export import DECODER_NAME, ONNX_DIR, ExportError, check_decoder, export_decoder
+
+    folder = Path(args.model)
+    try:
+        model, spec = load_folder(folder)
+        path = export_decoder(model.eval(), args.out or folder / ONNX_DIR / DECODER_NAME)
+        diff = check_decoder(model, path, seed=1)  # a second draw of features and prompts than the export's own
+    except (CheckpointError, ExportError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"exported: {path} ({path.stat().st_size / 2**20:.1f} MiB; sam2.1 {spec.size} at {spec.image_size} px; "
+          f"largest difference from PyTorch {diff:.1e})")
+    return 0
