@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from tqdm import tqdm
 
 from trainer.augment import Policy, augment, policy
@@ -44,12 +45,15 @@ class Item:
         return None if self.view == FRESH else image_key(self.image)
 
 
+def resized_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """An H x W x 3 uint8 image, bilinear, at width x height (every trainer's image resize)."""
+    return np.array(Image.fromarray(image).resize((width, height), Image.BILINEAR))
+
+
 def to_model_size(image: np.ndarray, masks: np.ndarray, size: int) -> tuple[np.ndarray, torch.Tensor]:
     """The image bilinear and its masks (area > half a pixel) at S x S; masks left empty by the resize dropped.
     Masks are resized one at a time: a float copy of all of them at once is 4 bytes per pixel per object."""
-    from PIL import Image
-
-    image = np.array(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+    image = resized_image(image, size, size)
     resized = torch.zeros(len(masks), size, size, dtype=torch.bool)
     for i, mask in enumerate(masks):
         mask = torch.from_numpy(np.ascontiguousarray(mask)).float()[None, None]
@@ -60,13 +64,11 @@ def to_model_size(image: np.ndarray, masks: np.ndarray, size: int) -> tuple[np.n
 def shrink(image: np.ndarray, masks: InstanceMasks, longest: int) -> tuple[np.ndarray, InstanceMasks]:
     """The image (bilinear) and masks (nearest) with their longer side at most `longest` pixels: the detail above
     what the model will see after the largest zoom is lost anyway, and a 4096-px image costs 16x a 1024-px one."""
-    from PIL import Image
-
     h, w = image.shape[:2]
     if max(h, w) <= longest:
         return image, masks
     nh, nw = max(1, round(h * longest / max(h, w))), max(1, round(w * longest / max(h, w)))
-    return np.array(Image.fromarray(image).resize((nw, nh), Image.BILINEAR)), masks.resized(nh, nw)
+    return resized_image(image, nw, nh), masks.resized(nh, nw)
 
 
 class SeededViews:

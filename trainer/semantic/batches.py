@@ -15,7 +15,7 @@ from PIL import Image
 from trainer.augment import policy
 from trainer.data.sample import DataError, Sample, SegmentationDataset
 from trainer.engine.feature_cache import image_key
-from trainer.engine.images import FRESH, TrainingImages
+from trainer.engine.images import FRESH, TrainingImages, resized_image
 from trainer.semantic.labels import label_map
 
 
@@ -41,7 +41,7 @@ def sample_labels(sample: Sample, num_classes: int) -> np.ndarray:
 
 def to_model_size(image: np.ndarray, labels: np.ndarray, size: int) -> tuple[np.ndarray, torch.Tensor]:
     """The image bilinear, its label map nearest (no invented classes), at S x S."""
-    image = np.array(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+    image = resized_image(image, size, size)
     labels = Image.fromarray(labels.astype(np.int32)).resize((size, size), Image.NEAREST)
     return image, torch.from_numpy(np.asarray(labels).astype(np.int64))
 

@@ -14,13 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from trainer.augment import Policy, augment
 from trainer.data.clips import clip_length
 from trainer.data.sample import DataError, SegmentationDataset
 from trainer.engine.feature_cache import image_key
-from trainer.engine.images import FRESH, SeededViews
+from trainer.engine.images import FRESH, SeededViews, resized_image
 
 
 @dataclass
@@ -40,7 +39,7 @@ class ClipItem:
 
 def to_model_size(frames: list[np.ndarray], masks: np.ndarray, size: int) -> tuple[list[np.ndarray], torch.Tensor]:
     """Frames bilinear, masks (T x N x H x W; area > half a pixel) at S x S; empty masks stay (out of view)."""
-    frames = [np.array(Image.fromarray(f).resize((size, size), Image.BILINEAR)) for f in frames]
+    frames = [resized_image(f, size, size) for f in frames]
     resized = F.interpolate(torch.from_numpy(np.ascontiguousarray(masks)).float(), size=(size, size),
                             mode="bilinear", align_corners=False) > 0.5
     return frames, resized
