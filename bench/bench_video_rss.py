@@ -1,12 +1,16 @@
-"""Peak resident memory of a 1024-px `trainer sam2-video` run over the built-in 16 training clips x 8 frames, with the
-engine's bounded feature cache (issue 26: goal <= 4 GB; unbounded, 16 clips x 4 views x 8 frames x 42 MiB would
-reach ~21 GiB).
+"""Peak resident memory of the video trainer's feature cache at 1024 px over the built-in 16 training clips x 8
+frames (issue 26: goal <= 4 GB; before, `sam2-video` kept every frame view: 16 clips x 4 views x 8 frames x 42 MiB
+= ~21 GiB).
 
-    PYTHONPATH=. python bench/bench_video_rss.py [--steps 8] [--cache-budget 2048] [--image-size 1024]
+    PYTHONPATH=. python bench/bench_video_rss.py cache [--cache-budget 2048]   # the cache alone (any machine)
+    PYTHONPATH=. python bench/bench_video_rss.py run [--steps 64]               # a whole run (needs a big machine)
 
-The run is `python -m trainer sam2-video` in a fresh process (random-init sam2.1 tiny, no evaluation, batch 1 clip
-per step, so each step draws a new view of 8 frames until the 4 views of each clip repeat); its peak RSS is the
-child's ru_maxrss.
+cache: the engine's FeatureCache as `trainer sam2-video` builds it (run_cache: --cache-budget MiB of RAM), fed the
+frame features a run draws (sam2.1 tiny's FPN levels at 1024 px, 42 MiB per frame in float16) for every view of
+every clip, one clip (8 frames) per step, each frame's key its content digest; peak RSS of that process.
+run: `python -m trainer sam2-video` at 1024 px (random-init sam2.1 tiny, no evaluation, batch 1 clip) in a child
+process; its peak RSS (ru_maxrss). A 1024-px step's own activations are several GiB beyond the cache (a 256-px
+8-frame step peaks 2.6 GiB above the resident model, bench_video.py), so this mode wants a machine with room.
 """
 
 from __future__ import annotations
@@ -18,32 +22,51 @@ import sys
 import tempfile
 import time
 
+import numpy as np
+import torch
 
-def peak_rss_run(steps: int, budget: float, size: int, frames: int) -> tuple[float, float]:
-    """(peak RSS in GiB, wall seconds) of one run in a child process."""
+from trainer.engine.feature_cache import FeatureCache, image_key
+
+CLIPS, VIEWS, FRAMES = 16, 4, 8
+FPN_SHAPES = [(256, 256, 256), (256, 128, 128), (256, 64, 64)]  # sam2.1 tiny's backbone_fpn at 1024 px
+
+
+def peak_rss_gib(who: int = resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 2**20  # ru_maxrss is KiB on Linux
+
+
+def cache_only(budget_mib: float) -> None:
+    cache = FeatureCache("cpu", budget_bytes=int(budget_mib * 2**20))  # what run_cache builds without --cache-dir
+    start, base = time.perf_counter(), peak_rss_gib()
+    for view in range(VIEWS):
+        for clip in range(CLIPS):
+            keys = [image_key(np.full((64, 64, 3), [clip, view, t], np.uint8)) for t in range(FRAMES)]
+            cache.get_batch(keys, lambda rows: {"backbone_fpn": [torch.ones(len(rows), *s) for s in FPN_SHAPES]})
+    drawn = CLIPS * VIEWS * FRAMES * sum(np.prod(s) for s in FPN_SHAPES) * 2 / 2**30
+    print(f"feature cache, --cache-budget {budget_mib:g} MiB: {CLIPS} clips x {VIEWS} views x {FRAMES} frames at "
+          f"1024 px drawn ({drawn:.1f} GiB of float16 features): peak RSS {peak_rss_gib():.2f} GiB (process "
+          f"{base:.2f} GiB before), cache holds {cache.nbytes / 2**30:.2f} GiB in {len(cache)} entries, "
+          f"{cache.evictions} evicted, {time.perf_counter() - start:.0f} s")
+
+
+def whole_run(steps: int, budget_mib: float) -> None:
     with tempfile.TemporaryDirectory(prefix="segkit-bench-") as out:
         argv = [sys.executable, "-m", "trainer", "sam2-video", "--data", "builtin", "--no-pretrained",
-                "--image-size", str(size), "--frames", str(frames), "--steps", str(steps), "--no-eval",
-                "--overlays", "0", "--no-progress", "--cache-budget", str(budget), "--save-every", "0",
-                "--device", "cpu", "--out", f"{out}/run"]
+                "--image-size", "1024", "--frames", str(FRAMES), "--steps", str(steps), "--no-eval", "--overlays",
+                "0", "--no-progress", "--cache-budget", str(budget_mib), "--save-every", "0", "--out", f"{out}/run"]
         start = time.perf_counter()
         subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
-        wall = time.perf_counter() - start
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, wall  # ru_maxrss: KiB on Linux
+    print(f"sam2-video 1024 px, {FRAMES} frames, {steps} steps, --cache-budget {budget_mib:g} MiB: peak RSS "
+          f"{peak_rss_gib(resource.RUSAGE_CHILDREN):.2f} GiB ({time.perf_counter() - start:.0f} s)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=8, help="steps (1 clip each): 8 new views fill 2 GiB")
+    parser.add_argument("mode", choices=("cache", "run"))
     parser.add_argument("--cache-budget", type=float, default=2048.0, help="MiB (the trainer's default)")
-    parser.add_argument("--image-size", type=int, default=1024)
-    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=CLIPS * VIEWS, help="run: steps of one clip each")
     args = parser.parse_args()
-    rss, wall = peak_rss_run(args.steps, args.cache_budget, args.image_size, args.frames)
-    per_view = 42.0 * (args.image_size / 1024) ** 2 * args.frames  # MiB of float16 FPN levels per clip view
-    print(f"sam2-video {args.image_size} px, {args.frames} frames, {args.steps} steps, --cache-budget "
-          f"{args.cache_budget:g} MiB: peak RSS {rss:.2f} GiB ({wall:.0f} s); the steps drew up to "
-          f"{args.steps * per_view / 1024:.1f} GiB of features, the cache keeps <= {args.cache_budget / 1024:.1f}")
+    cache_only(args.cache_budget) if args.mode == "cache" else whole_run(args.steps, args.cache_budget)
 
 
 if __name__ == "__main__":
