@@ -1,4 +1,4 @@
-"""Automatic masks: sam2's SAM2AutomaticMaskGenerator vs ours (trainer/sam2_ft/automatic.py), in one run.
+"""Automatic masks: sam2's SAM2AutomaticMaskGenerator vs ours (trainer/sam2_model/automatic.py), in one run.
 
     python bench/bench_amg.py [--sides 8 16 32] [--image-size 1024] [--settings bench|sam2] [--weights RUN_OR_FILE]
 
@@ -32,7 +32,7 @@ SETTINGS = {"bench": dict(pred_iou_thresh=0.0, stability_score_thresh=0.0),
 
 def agreement(a: list[np.ndarray], b: list[np.ndarray]) -> tuple[float, float]:
     """Mean best IoU of each mask of `a` with the masks of `b`, and the share of `a` matched at IoU >= 0.9."""
-    from trainer.sam2_ft.evaluate import iou_matrix
+    from trainer.data.instances import iou_matrix
 
     if not a:
         return (1.0, 1.0) if not b else (0.0, 0.0)
@@ -50,7 +50,7 @@ def main() -> None:
 
     from skimage import data
 
-    from trainer.sam2_ft.model import Sam2Spec, build_model, make_mask_generator
+    from trainer.sam2_model.model import Sam2Spec, build_model, make_mask_generator
 
     torch.manual_seed(0)
     model = build_model(Sam2Spec("tiny", args.image_size), args.weights).eval()

@@ -35,9 +35,9 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 def bytes_per_view(size: int = 1024) -> None:
     import torch
 
-    from trainer.sam2_ft.feature_cache import FeatureCache
-    from trainer.sam2_ft.forward import encode_images, preprocess
-    from trainer.sam2_ft.model import Sam2Spec, build_model
+    from trainer.engine.feature_cache import FeatureCache
+    from trainer.sam2_model.forward import encode_images, preprocess
+    from trainer.sam2_model.model import Sam2Spec, build_model
 
     model = build_model(Sam2Spec("tiny", size)).eval()
     image = np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8)
@@ -176,11 +176,11 @@ def disk_vs_ram(size: int, steps: int) -> None:
     import torch
 
     from trainer.data.sample import SegmentationDataset
+    from trainer.engine.images import TrainingImages
     from trainer.precision import resolve
-    from trainer.sam2_ft import loop
-    from trainer.sam2_ft.batches import TrainingImages
+    from trainer.sam2_ft import trainer as loop
     from trainer.sam2_ft.config import Sam2TrainConfig
-    from trainer.sam2_ft.model import Sam2Spec, build_model
+    from trainer.sam2_model.model import Sam2Spec, build_model
 
     data = SegmentationDataset.from_samples(_scenes(3, size), ["blob"])
     with tempfile.TemporaryDirectory() as tmp:
@@ -189,7 +189,7 @@ def disk_vs_ram(size: int, steps: int) -> None:
             cfg = Sam2TrainConfig(no_pretrained=True, image_size=size, batch_size=2, steps=100, progress=False,
                                   eval=False, cache_views=1, cache_budget=budget, cache_dir=tmp)
             torch.manual_seed(0)  # the same weights: both read the disk tier the first one writes
-            trainers[variant] = loop.Trainer(cfg, build_model(Sam2Spec("tiny", size), train=True),
+            trainers[variant] = loop.Sam2Trainer(cfg, build_model(Sam2Spec("tiny", size), train=True),
                                              TrainingImages.for_run(data, cfg, progress=False), resolve("fp32", "cpu"))
         ram = trainers["RAM tier"]
         while ram.objective.cache.misses < len(data):  # fill both tiers with every view
@@ -215,9 +215,9 @@ def fetch_times(size: int, repeats: int = 5) -> None:
     (safetensors read + sha256 check, warm page cache), batch 2, median of `repeats`."""
     import torch
 
-    from trainer.sam2_ft.feature_cache import FeatureCache
-    from trainer.sam2_ft.forward import encode_images, preprocess
-    from trainer.sam2_ft.model import Sam2Spec, build_model
+    from trainer.engine.feature_cache import FeatureCache
+    from trainer.sam2_model.forward import encode_images, preprocess
+    from trainer.sam2_model.model import Sam2Spec, build_model
 
     model = build_model(Sam2Spec("tiny", size)).eval()
     images = [s.image for s in _scenes(2, size)]
@@ -254,11 +254,11 @@ def step_memory(checkpointed: bool) -> tuple[float, float]:
     import torch
 
     from trainer.data.sample import Sample, SegmentationDataset
+    from trainer.engine.images import TrainingImages
     from trainer.precision import resolve
-    from trainer.sam2_ft import loop
-    from trainer.sam2_ft.batches import TrainingImages
+    from trainer.sam2_ft import trainer as loop
     from trainer.sam2_ft.config import Sam2TrainConfig
-    from trainer.sam2_ft.model import Sam2Spec, build_model
+    from trainer.sam2_model.model import Sam2Spec, build_model
 
     loop.CHECKPOINT_ABOVE_PASSES = 0 if checkpointed else 10**9
     rng = np.random.default_rng(0)
@@ -272,7 +272,7 @@ def step_memory(checkpointed: bool) -> tuple[float, float]:
                                             ["blob"])
     cfg = Sam2TrainConfig(no_pretrained=True, image_size=1024, batch_size=2, steps=3, progress=False, eval=False)
     torch.manual_seed(0)
-    trainer = loop.Trainer(cfg, build_model(Sam2Spec("tiny", 1024), train=True),
+    trainer = loop.Sam2Trainer(cfg, build_model(Sam2Spec("tiny", 1024), train=True),
                            TrainingImages.for_run(data, cfg, progress=False), resolve("fp32", "cpu"))
     trainer.train_step()
     start = time.perf_counter()

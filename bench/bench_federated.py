@@ -18,14 +18,14 @@ import warnings
 import torch
 
 from trainer.data.sample import SegmentationDataset
+from trainer.engine.images import TrainingImages
 from trainer.federated.config import FederatedConfig
 from trainer.federated.pipeline import run as run_federated
 from trainer.federated.sites import load_sites
 from trainer.precision import resolve
-from trainer.sam2_ft.batches import TrainingImages
 from trainer.sam2_ft.evaluate import evaluate
-from trainer.sam2_ft.loop import Trainer
-from trainer.sam2_ft.pipeline import base_weights, build
+from trainer.sam2_ft.pipeline import build
+from trainer.sam2_ft.trainer import Sam2Trainer
 
 warnings.filterwarnings("ignore")
 
@@ -46,8 +46,8 @@ def centralised(cfg: FederatedConfig) -> dict[str, float]:
     # One torch thread, as each simulated client has (Ray gives an actor one core): two threads were 2.5-4.5x slower
     # per step on the shared 2-core machine. The federated clients train side by side, one core each.
     torch.set_num_threads(1)
-    model = build(central, base_weights(central), torch.device("cpu"))
-    trainer = Trainer(central, model, TrainingImages.for_run(train, central, progress=False),
+    model = build(central, central.base_weights, torch.device("cpu"))
+    trainer = Sam2Trainer(central, model, TrainingImages.for_run(train, central, progress=False),
                       resolve(cfg.precision, "cpu"))
     start = time.perf_counter()
     for _ in range(steps):

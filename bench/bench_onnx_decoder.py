@@ -24,10 +24,9 @@ import torch
 def main() -> None:
     import onnxruntime
 
-    from trainer.sam2_ft.evaluate import inference_mode
-    from trainer.sam2_ft.model import Sam2Spec, build_model
-    from trainer.sam2_ft.onnx_export import INPUTS, PromptDecoder, example_inputs, export_decoder, onnx_inputs
-    from trainer.sam2_ft.point_decoder import PointDecoder
+    from trainer.sam2_model.model import Sam2Spec, build_model, inference_mode
+    from trainer.sam2_model.onnx_export import INPUTS, PromptDecoder, example_inputs, export_decoder, onnx_inputs
+    from trainer.sam2_model.point_decoder import PointDecoder
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image-size", type=int, default=1024)

@@ -65,11 +65,11 @@ def encoder_gflops(model: torch.nn.Module, size: int, device: str) -> float:
 def train_run(size_name: str, precision_name: str, image_size: int, batch: int, steps: int, device: str) -> dict:
     from trainer.data.sample import SegmentationDataset
     from trainer.data.synthetic import CLASS_NAMES, make_scene
+    from trainer.engine.images import TrainingImages
     from trainer.precision import resolve
-    from trainer.sam2_ft.batches import TrainingImages
     from trainer.sam2_ft.config import Sam2TrainConfig
-    from trainer.sam2_ft.loop import Trainer
-    from trainer.sam2_ft.model import Sam2Spec, build_model
+    from trainer.sam2_ft.trainer import Sam2Trainer
+    from trainer.sam2_model.model import Sam2Spec, build_model
 
     samples = [make_scene(i, size=image_size, max_vessels=4) for i in range(2 * batch)]
     dataset = SegmentationDataset.from_samples(samples, CLASS_NAMES, root="synthetic", format="synthetic")
@@ -78,7 +78,8 @@ def train_run(size_name: str, precision_name: str, image_size: int, batch: int, 
                           precision=precision_name).validate()
     torch.manual_seed(0)
     model = build_model(Sam2Spec(size_name, image_size), device=device, train=True)
-    trainer = Trainer(cfg, model, TrainingImages.for_run(dataset, cfg, progress=False), resolve(precision_name, device))
+    trainer = Sam2Trainer(cfg, model, TrainingImages.for_run(dataset, cfg, progress=False),
+                          resolve(precision_name, device))
     for _ in range(3):
         trainer.train_step()
     sync(device)
@@ -132,12 +133,12 @@ def step_worker(args: argparse.Namespace) -> None:
 
     from trainer.data.sample import SegmentationDataset
     from trainer.data.synthetic import CLASS_NAMES, make_scene
+    from trainer.engine.images import TrainingImages
     from trainer.precision import resolve
     from trainer.sam2_ft import objective as objective_module
-    from trainer.sam2_ft.batches import TrainingImages
     from trainer.sam2_ft.config import Sam2TrainConfig
-    from trainer.sam2_ft.loop import Trainer
-    from trainer.sam2_ft.model import Sam2Spec, build_model
+    from trainer.sam2_ft.trainer import Sam2Trainer
+    from trainer.sam2_model.model import Sam2Spec, build_model
 
     samples = [make_scene(i, size=args.image_size, max_vessels=4) for i in range(2 * args.batch)]
     dataset = SegmentationDataset.from_samples(samples, CLASS_NAMES, root="synthetic", format="synthetic")
@@ -148,7 +149,7 @@ def step_worker(args: argparse.Namespace) -> None:
                           correction_clicks=args.clicks, **extra).validate()
     torch.manual_seed(0)
     model = build_model(Sam2Spec("tiny", args.image_size), device=args.device, train=True)
-    trainer = Trainer(cfg, model, TrainingImages.for_run(dataset, cfg, progress=False),
+    trainer = Sam2Trainer(cfg, model, TrainingImages.for_run(dataset, cfg, progress=False),
                       resolve(args.precision, args.device))
     unread = {"read": False} if "read" in inspect.signature(trainer.train_step).parameters else {}
     if args.padded:

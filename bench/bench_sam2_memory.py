@@ -47,11 +47,11 @@ def child(mode: str, size: int, steps: int, lora: int, device: str) -> dict:
 
     from trainer.data.sample import SegmentationDataset
     from trainer.data.synthetic import CLASS_NAMES, make_scene
+    from trainer.engine.images import TrainingImages
     from trainer.precision import resolve
-    from trainer.sam2_ft.batches import TrainingImages
     from trainer.sam2_ft.config import Sam2TrainConfig
-    from trainer.sam2_ft.loop import Trainer
-    from trainer.sam2_ft.model import Sam2Spec, build_model
+    from trainer.sam2_ft.trainer import Sam2Trainer
+    from trainer.sam2_model.model import Sam2Spec, build_model
 
     options = dict(MODES[mode])
     if "lora" in options:
@@ -62,7 +62,7 @@ def child(mode: str, size: int, steps: int, lora: int, device: str) -> dict:
                           steps=steps + 1, warmup_steps=0, augment="none", device=device, **options).validate()
     torch.manual_seed(0)
     model = build_model(Sam2Spec("tiny", size), device=device, train=True)
-    trainer = Trainer(cfg, model, TrainingImages.for_run(dataset, cfg, progress=False), resolve("fp32", device))
+    trainer = Sam2Trainer(cfg, model, TrainingImages.for_run(dataset, cfg, progress=False), resolve("fp32", device))
     if device.startswith("cuda"):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()

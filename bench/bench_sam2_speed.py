@@ -27,11 +27,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 from trainer.data.sample import SegmentationDataset
 from trainer.data.synthetic import CLASS_NAMES, make_dataset, make_scene
+from trainer.engine.images import TrainingImages
 from trainer.precision import resolve
-from trainer.sam2_ft.batches import TrainingImages
 from trainer.sam2_ft.config import Sam2TrainConfig
-from trainer.sam2_ft.loop import Trainer
-from trainer.sam2_ft.model import Sam2Spec, build_model, make_predictor
+from trainer.sam2_ft.trainer import Sam2Trainer
+from trainer.sam2_model.model import Sam2Spec, build_model, make_predictor
 
 warnings.filterwarnings("ignore")
 
@@ -97,7 +97,8 @@ def ours(dataset, size: int, batch: int = 4, **overrides) -> tuple[Callable[[], 
     """Our Trainer as a callable doing one optimizer step (-> images processed)."""
     cfg = Sam2TrainConfig(image_size=size, no_pretrained=True, batch_size=batch, progress=False,
                           **{"max_objects": 16, **overrides})
-    trainer = Trainer(cfg, model(size), TrainingImages.for_run(dataset, cfg, progress=False), resolve(cfg.precision, "cpu"))
+    trainer = Sam2Trainer(cfg, model(size), TrainingImages.for_run(dataset, cfg, progress=False),
+                          resolve(cfg.precision, "cpu"))
 
     def step() -> int:
         trainer.train_step()
@@ -139,7 +140,9 @@ def scenes(n: int, size: int, seed: int) -> SegmentationDataset:
 
 def miou(model: torch.nn.Module, dataset: SegmentationDataset) -> dict[str, float]:
     """Validation mIoU with one (most interior) point and with a box per object, through SAM2ImagePredictor."""
-    from trainer.sam2_ft.evaluate import inference_mode, iou_matrix, predict
+    from trainer.data.instances import iou_matrix
+    from trainer.sam2_ft.evaluate import predict
+    from trainer.sam2_model.model import inference_mode
 
     ious: dict[str, list[float]] = {"1pt": [], "box": []}
     with inference_mode(model):

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from trainer.checkpoint import WEIGHTS_NAME, CheckpointError
+from trainer.checkpoint import CheckpointError, WEIGHTS_NAME
 
 MODEL_CONFIG_NAME = "model_config.yaml"
 CARD_NAME = "README.md"
@@ -82,7 +82,7 @@ _SAM2_USAGE = '''\
 import numpy as np
 from PIL import Image
 from hub_cards import load_model
-from trainer.sam2_ft.model import make_predictor
+from trainer.sam2_model.model import make_predictor
 
 model, spec = load_model("{repo_id}")  # (SAM2Base, Sam2Spec)
 predictor = make_predictor(model)
@@ -94,7 +94,8 @@ masks, scores, _ = predictor.predict(point_coords=np.array([[w // 2, h // 2]]), 
 print(masks.shape, scores)
 '''
 
-# The same model with transformers alone (no segkit): the repo's transformers/ folder (see trainer/sam2_ft/hf_format.py)
+# The same model with transformers alone (no segkit): the repo's transformers/ folder
+# (see trainer/sam2_model/hf_format.py)
 _SAM2_HF_USAGE = '''\
 import torch
 from PIL import Image
@@ -151,9 +152,10 @@ KINDS: dict[str, Kind] = {
     "sam2": Kind("sam2", library_name="sam2", pipeline_tag="mask-generation", main_metric="miou_box",
                  metrics=("miou_box", "miou_1pt", "miou_3pt", "auto_mean_best_iou", "auto_recall50", "area_corr_box",
                           "area_corr_1pt", "area_corr_3pt"),
-                 loader="trainer.sam2_ft.model:load_folder", usage=_SAM2_USAGE,
+                 loader="trainer.sam2_model.model:load_folder", usage=_SAM2_USAGE,
                  evaluator="trainer.sam2_ft.evaluate:evaluate_folder", hf_usage=_SAM2_HF_USAGE,
-                 stager="trainer.sam2_ft.hf_format:stage_transformers", foreign="trainer.sam2_ft.hf_format:is_hf_folder"),
+                 stager="trainer.sam2_model.hf_format:stage_transformers",
+                 foreign="trainer.sam2_model.hf_format:is_hf_folder"),
     "sam2-video": Kind("sam2-video", library_name="sam2", pipeline_tag="mask-generation", main_metric="jf_mask",
                        metrics=("jf_mask", "j_mask", "f_mask", "jf_click", "j_click", "f_click"),
                        loader="trainer.video.model:load_folder", usage=_VIDEO_USAGE,

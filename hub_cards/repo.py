@@ -16,7 +16,7 @@ from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
 from hub_cards.card import build_card
-from hub_cards.kinds import CARD_NAME, REQUIRED_FILES, HubError, check_folder
+from hub_cards.kinds import CARD_NAME, HubError, REQUIRED_FILES, check_folder
 from hub_cards.local import local_hub_dir, parse_target, publish, revision_dir
 from hub_cards.public import dataset_name, scrub_folder, scrub_value
 from trainer.checkpoint import CheckpointError
@@ -69,7 +69,7 @@ def stage_run(run_dir: str | Path, out_dir: str | Path, repo_id: str | None = No
     for image in overlays:
         (out_dir / "overlays").mkdir(exist_ok=True)
         shutil.copy2(image, out_dir / "overlays" / image.name)
-    try:  # sam2: the same model in transformers' format, in transformers/ (trainer/sam2_ft/hf_format.py)
+    try:  # sam2: the same model in transformers' format, in transformers/ (trainer/sam2_model/hf_format.py)
         kind.stage_extra(run_dir, out_dir)
     except CheckpointError as err:
         raise HubError(f"{run_dir}: cannot write the {kind.name} model in transformers' format ({err})") from err

@@ -10,7 +10,7 @@ import torch
 
 from trainer.augment import LEVELS, Policy, augment, policy, scale_crop
 from trainer.data.sample import Sample, SegmentationDataset
-from trainer.sam2_ft.batches import TrainingImages, make_items, to_model_size
+from trainer.engine.images import TrainingImages, make_items, to_model_size
 
 COLOURS = [(250, 40, 40), (40, 250, 40), (40, 40, 250)]
 

@@ -66,7 +66,7 @@ def test_wrong_class_count_is_a_clear_error(exported, tmp_path):
 
 
 def test_sam2_folder_is_a_clear_error(tmp_path):
-    from trainer.sam2_ft.model import Sam2Spec, save_spec as save_sam2_spec
+    from trainer.sam2_model.model import Sam2Spec, save_spec as save_sam2_spec
 
     save_sam2_spec(Sam2Spec(), tmp_path)
     with pytest.raises(CheckpointError, match="'sam2' model, not a detectron2 model"):

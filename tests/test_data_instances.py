@@ -14,10 +14,10 @@ from PIL import Image
 
 from trainer.augment import policy
 from trainer.data import load_dataset
-from trainer.data.instances import InstanceMasks
+from trainer.data.instances import InstanceMasks, iou_matrix
 from trainer.data.sample import Sample, SegmentationDataset
+from trainer.engine.images import TrainingImages
 from trainer.sam2_ft import evaluate as sam2_eval
-from trainer.sam2_ft.batches import TrainingImages
 
 
 def _cells(size: int, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -76,9 +76,9 @@ def test_rle_iou_matches_the_dense_formula():
     da, db = _dense(a), _dense(b)
     inter = da.reshape(len(da), -1).astype(float) @ db.reshape(len(db), -1).T.astype(float)
     union = da.sum((1, 2))[:, None] + db.sum((1, 2))[None] - inter
-    assert np.allclose(sam2_eval.iou_matrix(InstanceMasks.of(da, 64, 64), db), inter / union)
+    assert np.allclose(iou_matrix(InstanceMasks.of(da, 64, 64), db), inter / union)
     assert np.allclose(sam2_eval.paired_iou(InstanceMasks.of(da[:5], 64, 64), db), np.diag(inter / union))
-    assert sam2_eval.iou_matrix(da, []).shape == (6, 0)
+    assert iou_matrix(da, []).shape == (6, 0)
 
 
 def test_a_crowded_image_loads_and_trains_in_a_fraction_of_its_dense_masks(tmp_path):
@@ -109,7 +109,7 @@ def test_a_crowded_image_loads_and_trains_in_a_fraction_of_its_dense_masks(tmp_p
 
 
 def test_evaluation_in_object_chunks_scores_as_in_one(monkeypatch):
-    from trainer.sam2_ft.model import Sam2Spec, build_model
+    from trainer.sam2_model.model import Sam2Spec, build_model
 
     image, label = _cells(128, 9, seed=4)
     data = SegmentationDataset.from_samples([Sample(image, _dense(label), np.zeros(9), "cells")], ["object"])

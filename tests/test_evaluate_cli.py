@@ -24,7 +24,7 @@ def sam2_folder(tmp_path_factory) -> Path:
     """A random-init sam2.1 tiny saved as a model folder, with a training config that sets the evaluation."""
     from trainer.runlog import RunDir
     from trainer.sam2_ft.config import Sam2TrainConfig
-    from trainer.sam2_ft.model import Sam2Spec, build_model, save_spec
+    from trainer.sam2_model.model import Sam2Spec, build_model, save_spec
 
     folder = tmp_path_factory.mktemp("sam2_model")
     torch.manual_seed(0)

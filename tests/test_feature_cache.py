@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.sam2_ft.feature_cache import FeatureCache, image_key, weights_fingerprint
+from trainer.engine.feature_cache import FeatureCache, image_key, weights_fingerprint
 
 SHAPES = [(1, 8, 16, 16), (1, 8, 8, 8), (1, 8, 4, 4)]
 ENTRY_BYTES = sum(int(np.prod(s)) for s in SHAPES) * 2  # float16

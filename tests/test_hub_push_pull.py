@@ -48,7 +48,7 @@ def _fill_run(run: RunDir, kind: str, summary: dict) -> None:
 
 @pytest.fixture(scope="module")
 def sam2_run(tmp_path_factory):
-    from trainer.sam2_ft.model import Sam2Spec, build_model, save_spec
+    from trainer.sam2_model.model import Sam2Spec, build_model, save_spec
 
     torch.manual_seed(0)
     spec = Sam2Spec("tiny", 128)
@@ -79,7 +79,7 @@ def local_hub(tmp_path, monkeypatch):
 
 
 def _sam2_masks(model, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from trainer.sam2_ft.model import make_predictor
+    from trainer.sam2_model.model import make_predictor
 
     predictor = make_predictor(model)
     predictor.set_image(image)

@@ -1,4 +1,4 @@
-"""SAM2 in transformers' format (trainer/sam2_ft/hf_format.py): the key table against both live models, the exact
+"""SAM2 in transformers' format (trainer/sam2_model/hf_format.py): the key table against both live models, the exact
 round trip, the same masks from Sam2Model + Sam2Processor as from SAM2ImagePredictor, and the way back (a model
 fine-tuned with transformers loads in segkit's loaders, evaluate, pull and the app).
 
@@ -21,9 +21,9 @@ from PIL import Image
 from hub_cards import HubError, list_local_models, load_model, pull, push_run, stage_run
 from trainer.checkpoint import CheckpointError, load_weights
 from trainer.data.synthetic import make_scene
-from trainer.sam2_ft import hf_format
-from trainer.sam2_ft.hf_format import FormatError
-from trainer.sam2_ft.model import Sam2Spec, build_model, make_predictor
+from trainer.sam2_model import hf_format
+from trainer.sam2_model.hf_format import FormatError
+from trainer.sam2_model.model import Sam2Spec, build_model, make_predictor
 
 SIZE = 256  # the input size the equivalence tests run at (transformers represents every multiple of 32)
 # Measured (tiny, 256 px, one thread): the same pixels in -> low-res logits agree to <= 8e-6; through each library's
@@ -247,7 +247,7 @@ def sam2_run(tiny, tmp_path_factory) -> Path:
 
     from trainer.checkpoint import save_weights
     from trainer.runlog import RunDir
-    from trainer.sam2_ft.model import save_spec
+    from trainer.sam2_model.model import save_spec
 
     run = RunDir(tmp_path_factory.mktemp("sam2_run_hf"))
     save_weights(tiny.state_dict(), run.weights_path)

@@ -25,9 +25,9 @@ def test_filter_needs_both_message_and_module():
     message = known.message
     with warnings.catch_warnings(record=True) as caught:  # keeps the installed filters
         warnings.warn_explicit(message, UserWarning, "x.py", 1, module=known.module)
-        warnings.warn_explicit(message, UserWarning, "loop.py", 1, module="trainer.sam2_ft.loop")
+        warnings.warn_explicit(message, UserWarning, "loop.py", 1, module="trainer.engine.loop")
         warnings.warn_explicit("step 3: non-finite loss/gradient (nan); update skipped", UserWarning, "loop.py", 1,
-                               module="trainer.sam2_ft.loop")
+                               module="trainer.engine.loop")
     assert [str(w.message) for w in caught] == [message, "step 3: non-finite loss/gradient (nan); update skipped"]
     assert all(":" not in k.message and "," not in k.message for k in quiet.KNOWN)  # PYTHONWARNINGS-safe
 

@@ -5,10 +5,10 @@ import pytest
 import torch
 from skimage import data
 
-from trainer.sam2_ft.automatic import FastMaskGenerator
-from trainer.sam2_ft.point_decoder import PointDecoder, predict
-from trainer.sam2_ft.evaluate import iou_matrix
-from trainer.sam2_ft.model import Sam2Spec, build_model, make_mask_generator, make_predictor
+from trainer.data.instances import iou_matrix
+from trainer.sam2_model.automatic import FastMaskGenerator
+from trainer.sam2_model.model import Sam2Spec, build_model, make_mask_generator, make_predictor
+from trainer.sam2_model.point_decoder import PointDecoder, predict
 
 SIZE = 256
 
@@ -139,7 +139,7 @@ def test_app_automatic_tab_reports_progress(monkeypatch, tmp_path, image):
 
 
 def test_survivors_upsampled_a_few_at_a_time_give_the_same_records(model, image, monkeypatch):
-    from trainer.sam2_ft import automatic
+    from trainer.sam2_model import automatic
 
     kwargs = dict(points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0,
                   output_mode="coco_rle")  # (no NMS: a random-init model's masks overlap)

@@ -61,7 +61,7 @@ def test_cli_end_to_end_writes_every_artifact(tmp_path, capsys):
 
 
 def test_cli_wrong_size_checkpoint_is_a_one_line_error(tmp_path, capsys):
-    from trainer.sam2_ft.model import Sam2Spec, build_model
+    from trainer.sam2_model.model import Sam2Spec, build_model
 
     weights = save_weights(build_model(Sam2Spec("tiny", 128)).state_dict(), tmp_path / "tiny.safetensors")
     code = main(["sam2", "--size", "small", "--weights", str(weights), "--image-size", "128", "--data", "unused",

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from trainer.checkpoint import load_weights
-from trainer.sam2_ft.model import Sam2Spec, build_model
+from trainer.sam2_model.model import Sam2Spec, build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = textwrap.dedent("""

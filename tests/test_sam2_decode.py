@@ -4,8 +4,8 @@ materialised row per object: same outputs and same gradients, in train mode, for
 import pytest
 import torch
 
-from trainer.sam2_ft.forward import decode, encode_images, image_features, preprocess
-from trainer.sam2_ft.model import Sam2Spec, build_model
+from trainer.sam2_model.forward import decode, encode_images, image_features, preprocess
+from trainer.sam2_model.model import Sam2Spec, build_model
 
 SIZE = 128
 

@@ -6,9 +6,9 @@ import torch
 from skimage import data
 
 from trainer.data.instances import InstanceMasks
-from trainer.sam2_ft.evaluate import METRICS, inference_mode, paired_iou, predict
+from trainer.sam2_ft.evaluate import METRICS, paired_iou, predict
 from trainer.sam2_ft.interactive import click_metric_names, next_clicks, simulate, summarise
-from trainer.sam2_ft.model import Sam2Spec, build_model, make_predictor
+from trainer.sam2_model.model import Sam2Spec, build_model, inference_mode, make_predictor
 
 
 def _square() -> np.ndarray:

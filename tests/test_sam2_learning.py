@@ -12,10 +12,10 @@ guard this in a short test.
 import numpy as np
 import pytest
 
+from trainer.data.instances import iou_matrix
 from trainer.sam2_ft.config import Sam2TrainConfig
-from trainer.sam2_ft.evaluate import inference_mode, iou_matrix
-from trainer.sam2_ft.model import load_folder, make_predictor
 from trainer.sam2_ft.pipeline import run
+from trainer.sam2_model.model import inference_mode, load_folder, make_predictor
 
 
 

@@ -12,8 +12,8 @@ from trainer.precision import resolve
 from trainer.runlog import RunDir
 from trainer.sam2_ft import lora
 from trainer.sam2_ft.config import Sam2TrainConfig
-from trainer.sam2_ft.loop import Trainer
-from trainer.sam2_ft.model import Sam2Spec, build_model, make_predictor
+from trainer.sam2_ft.trainer import Sam2Trainer
+from trainer.sam2_model.model import Sam2Spec, build_model, make_predictor
 
 
 def _cfg(**kw) -> Sam2TrainConfig:
@@ -32,7 +32,7 @@ def _predict(model: torch.nn.Module, image: np.ndarray) -> tuple[np.ndarray, np.
 def test_lora_trains_adapters_only_then_merges_into_a_plain_sam2_checkpoint(data, tmp_path):
     model = _model()
     base = {k: v.clone() for k, v in model.state_dict().items()}
-    trainer = Trainer(_cfg(steps=2, lora=4), model, data, resolve("fp32", "cpu"))
+    trainer = Sam2Trainer(_cfg(steps=2, lora=4), model, data, resolve("fp32", "cpu"))
     assert trainer.objective.cache is None  # the encoder changes: no feature cache
     adapters = lora.adapter_parameters(model)
     assert adapters and all(p.requires_grad for p in adapters)
@@ -74,13 +74,13 @@ def test_lora_trains_adapters_only_then_merges_into_a_plain_sam2_checkpoint(data
 
 def test_lora_resume_restores_the_adapters_on_the_merged_weights(data, tmp_path):
     model = _model()
-    trainer = Trainer(_cfg(steps=4, lora=2), model, data, resolve("fp32", "cpu"))
+    trainer = Sam2Trainer(_cfg(steps=4, lora=2), model, data, resolve("fp32", "cpu"))
     trainer.train_step()
     run = RunDir(tmp_path / "run")
     trainer.save(run)
 
     again = build_model(Sam2Spec("tiny", SIZE), run.weights_path, train=True)
-    resumed = Trainer(_cfg(steps=4, lora=2), again, data, resolve("fp32", "cpu"))
+    resumed = Sam2Trainer(_cfg(steps=4, lora=2), again, data, resolve("fp32", "cpu"))
     resumed.load(run)
     assert resumed.step == 1
     for key, value in lora.adapter_state(model).items():
@@ -93,7 +93,7 @@ def test_grad_checkpointing_gives_the_gradients_of_a_plain_backward(data):
     grads = []
     for checkpointing in (False, True):
         model = _model()
-        trainer = Trainer(_cfg(steps=1, freeze="prompt_encoder", grad_checkpointing=checkpointing), model, data,
+        trainer = Sam2Trainer(_cfg(steps=1, freeze="prompt_encoder", grad_checkpointing=checkpointing), model, data,
                           resolve("fp32", "cpu"))
         items, kind = trainer.micro_batch(0)
         trainer.module(items, kind).backward()

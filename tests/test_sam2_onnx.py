@@ -10,11 +10,10 @@ from skimage import data
 
 from trainer.checkpoint import save_weights
 from trainer.cli import main as cli
-from trainer.sam2_ft import onnx_export
-from trainer.sam2_ft.evaluate import inference_mode
-from trainer.sam2_ft.model import Sam2Spec, build_model, make_predictor, save_spec
-from trainer.sam2_ft.point_decoder import PointDecoder
-from trainer.sam2_ft.point_decoder import predict as app_predict
+from trainer.sam2_model import onnx_export
+from trainer.sam2_model.model import Sam2Spec, build_model, inference_mode, make_predictor, save_spec
+from trainer.sam2_model.point_decoder import PointDecoder
+from trainer.sam2_model.point_decoder import predict as app_predict
 
 SIZE = 128
 

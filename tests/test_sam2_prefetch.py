@@ -6,7 +6,8 @@ import torch
 
 from trainer.augment import policy
 from trainer.data.synthetic import make_dataset
-from trainer.sam2_ft.batches import Ahead, TrainingImages, make_items, step_indices
+from trainer.engine.images import TrainingImages, make_items
+from trainer.engine.sampling import Ahead, step_indices
 
 
 def _build(images: TrainingImages):
@@ -37,8 +38,8 @@ def test_workers_build_the_micro_batches_this_process_would():
 def test_a_run_with_a_loader_worker_takes_the_same_steps():
     from trainer.precision import resolve
     from trainer.sam2_ft.config import Sam2TrainConfig
-    from trainer.sam2_ft.loop import Trainer
-    from trainer.sam2_ft.model import Sam2Spec, build_model
+    from trainer.sam2_ft.trainer import Sam2Trainer
+    from trainer.sam2_model.model import Sam2Spec, build_model
 
     data = make_dataset(3, 64, seed=2)
     losses = {}
@@ -46,7 +47,7 @@ def test_a_run_with_a_loader_worker_takes_the_same_steps():
         cfg = Sam2TrainConfig(image_size=64, no_pretrained=True, batch_size=2, steps=3, lr=1e-3, warmup_steps=0,
                               progress=False, eval=False, correction_clicks=1, workers=workers)
         torch.manual_seed(0)
-        trainer = Trainer(cfg, build_model(Sam2Spec("tiny", 64), train=True),
+        trainer = Sam2Trainer(cfg, build_model(Sam2Spec("tiny", 64), train=True),
                           TrainingImages.for_run(data, cfg, progress=False), resolve("fp32", "cpu"))
         losses[workers] = [trainer.train_step()["loss"] for _ in range(3)]
         trainer.ahead.close()

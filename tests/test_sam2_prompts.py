@@ -72,11 +72,11 @@ def test_box_surrounds_the_mask_within_the_jitter():
 
 def test_mask_prompt_is_the_models_own_prediction_never_the_ground_truth(monkeypatch):
     """A mask prompt made from the target lets the model learn to copy it; SAM feeds back its own logits."""
-    from trainer.data.synthetic import make_dataset
-    from trainer.sam2_ft import objective
     from trainer.augment import policy
-    from trainer.sam2_ft.batches import TrainingImages, make_items
-    from trainer.sam2_ft.model import Sam2Spec, build_model
+    from trainer.data.synthetic import make_dataset
+    from trainer.engine.images import TrainingImages, make_items
+    from trainer.sam2_ft import objective
+    from trainer.sam2_model.model import Sam2Spec, build_model
 
     m = _masks()
     first = prompts.sample_prompts("mask", m, torch.Generator().manual_seed(0))

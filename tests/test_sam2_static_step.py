@@ -13,11 +13,12 @@ from test_sam2_decode import _sam2_decode
 from test_sam2_train import SIZE, _cfg, _model, data  # noqa: F401 - the same tiny model and data fixture
 from trainer.augment import policy
 from trainer.data.synthetic import make_dataset
+from trainer.engine.images import TrainingImages, make_items
+from trainer.engine.loop import TrainingStopped
 from trainer.precision import resolve
-from trainer.sam2_ft.batches import TrainingImages, make_items
-from trainer.sam2_ft.forward import decode, encode_images, image_features, preprocess
-from trainer.sam2_ft.loop import Trainer, TrainingStopped
 from trainer.sam2_ft.objective import Sam2Objective, object_slots
+from trainer.sam2_ft.trainer import Sam2Trainer
+from trainer.sam2_model.forward import decode, encode_images, image_features, preprocess
 
 # ops that wait for the device on a GPU (a value read back, or an output size that depends on the data)
 SYNCING = {"_local_scalar_dense", "nonzero", "masked_select", "_unique2", "unique_dim", "equal", "is_nonzero",
@@ -113,7 +114,7 @@ def test_padded_objects_add_nothing_to_loss_or_gradients(data, one_thread, kind)
 def test_a_step_reads_nothing_back_until_asked():
     """No syncing op in an unread step (data loading aside: it runs on the host anyway); one read = the figures."""
     data = TrainingImages(make_dataset(2, SIZE, seed=3), SIZE, policy("none"), seed=0, views=1, progress=False)
-    trainer = Trainer(_cfg(steps=4, correction_clicks=1, prompts="point,points,box,mask"), _model(), data,
+    trainer = Sam2Trainer(_cfg(steps=4, correction_clicks=1, prompts="point,points,box,mask"), _model(), data,
                       resolve("fp32", "cpu"))
     load = trainer.micro_batch
 
@@ -135,7 +136,7 @@ def test_unread_non_finite_steps_are_skipped_on_the_device_and_stop_at_the_read(
     model = _model()
     with torch.no_grad():
         model.sam_mask_decoder.iou_token.weight.fill_(float("nan"))
-    trainer = Trainer(_cfg(steps=10, max_bad_steps=3), model, data, resolve("fp32", "cpu"))
+    trainer = Sam2Trainer(_cfg(steps=10, max_bad_steps=3), model, data, resolve("fp32", "cpu"))
     before = {k: v.clone() for k, v in model.sam_mask_decoder.state_dict().items()}
     for _ in range(3):
         trainer.train_step(read=False)

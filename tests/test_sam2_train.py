@@ -6,19 +6,20 @@ import numpy as np
 import pytest
 import torch
 
+from trainer.augment import policy
 from trainer.checkpoint import CheckpointError, load_weights, save_weights
 from trainer.data.sample import DataError, Sample, SegmentationDataset
 from trainer.data.synthetic import make_dataset
+from trainer.engine.feature_cache import FeatureCache
+from trainer.engine.images import TrainingImages, usable_indices
+from trainer.engine.loop import TrainingStopped
 from trainer.precision import resolve
 from trainer.runlog import RunDir
-from trainer.augment import policy
-from trainer.sam2_ft.batches import TrainingImages, usable_indices
 from trainer.sam2_ft.config import Sam2TrainConfig
-from trainer.sam2_ft.feature_cache import FeatureCache
-from trainer.sam2_ft.forward import encode_images, image_features, preprocess
-from trainer.sam2_ft.loop import PARTS, Trainer, TrainingStopped, checkpoint_clicks
-from trainer.sam2_ft.model import Sam2Spec, build_model, make_predictor
 from trainer.sam2_ft.pipeline import run
+from trainer.sam2_ft.trainer import PARTS, Sam2Trainer, checkpoint_clicks
+from trainer.sam2_model.forward import encode_images, image_features, preprocess
+from trainer.sam2_model.model import Sam2Spec, build_model, make_predictor
 
 SIZE = 128
 
@@ -71,7 +72,7 @@ def test_feature_cache_returns_what_recomputing_returns(data):
 
 
 def test_float16_cache_keeps_the_loss_of_a_float32_cache(data):
-    from trainer.sam2_ft.batches import make_items
+    from trainer.engine.images import make_items
     from trainer.sam2_ft.objective import Sam2Objective
 
     model = _model()
@@ -86,7 +87,7 @@ def test_float16_cache_keeps_the_loss_of_a_float32_cache(data):
 
 
 def test_loss_falls_when_overfitting_two_images(data):
-    trainer = Trainer(_cfg(steps=40, lr=3e-4, prompts="box,points", correction_clicks=0), _model(), data,
+    trainer = Sam2Trainer(_cfg(steps=40, lr=3e-4, prompts="box,points", correction_clicks=0), _model(), data,
                       resolve("fp32", "cpu"))
     losses = [trainer.train_step()["loss"] for _ in range(40)]
     assert trainer.objective.cache is not None and trainer.objective.cache.hits > 0
@@ -97,7 +98,7 @@ def test_loss_falls_when_overfitting_two_images(data):
 def test_frozen_parts_stay_bit_identical(data, freeze):
     model = _model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    trainer = Trainer(_cfg(steps=2, freeze=freeze, prompts="point,mask"), model, data, resolve("fp32", "cpu"))
+    trainer = Sam2Trainer(_cfg(steps=2, freeze=freeze, prompts="point,mask"), model, data, resolve("fp32", "cpu"))
     trainer.train_step()
     trainer.train_step()
     after = model.state_dict()
@@ -113,7 +114,7 @@ def test_non_finite_losses_skip_steps_then_stop(data):
     model = _model()
     with torch.no_grad():
         model.sam_mask_decoder.iou_token.weight.fill_(float("nan"))
-    trainer = Trainer(_cfg(steps=10, max_bad_steps=3), model, data, resolve("fp32", "cpu"))
+    trainer = Sam2Trainer(_cfg(steps=10, max_bad_steps=3), model, data, resolve("fp32", "cpu"))
     decoder_before = {k: v.clone() for k, v in model.sam_mask_decoder.state_dict().items()}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -175,7 +176,7 @@ def test_clicks_are_checkpointed_only_for_a_large_step():
 def test_checkpointed_clicks_give_the_same_loss_and_gradients(data, one_thread):
     """When a step is large (loop.checkpoint_clicks) each click's decoder pass is recomputed in backward (memory):
     same numbers as keeping it."""
-    from trainer.sam2_ft.batches import make_items
+    from trainer.engine.images import make_items
     from trainer.sam2_ft.objective import Sam2Objective
 
     model = _model()
@@ -194,6 +195,6 @@ def test_checkpointed_clicks_give_the_same_loss_and_gradients(data, one_thread):
 
 
 def test_bf16_step_on_cpu_reads_the_float16_cache(data):
-    trainer = Trainer(_cfg(steps=2, precision="bf16"), _model(), data, resolve("bf16", "cpu"))
+    trainer = Sam2Trainer(_cfg(steps=2, precision="bf16"), _model(), data, resolve("bf16", "cpu"))
     records = [trainer.train_step() for _ in range(2)]
     assert all(np.isfinite(r["loss"]) for r in records) and trainer.objective.cache.misses > 0

@@ -8,7 +8,7 @@ from PIL import Image
 
 from trainer.cli import main
 from trainer.data.clips import check_clips, load_clips, write_video
-from trainer.data.validate import DataValidationError
+from trainer.data.report import DataValidationError
 
 
 def label_frames(t: int, h: int = 48, w: int = 64) -> np.ndarray:

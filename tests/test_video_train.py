@@ -75,7 +75,7 @@ def test_resume_after_a_pause_equals_one_run(tmp_path, one_thread):
 def test_weights_are_a_plain_sam2_video_checkpoint(tmp_path, one_thread):
     from sam2.build_sam import build_sam2_video_predictor
 
-    from trainer.sam2_ft.model import CONFIGS
+    from trainer.sam2_model.model import CONFIGS
 
     out = tmp_path / "run"
     assert main(["sam2-video", *FAST, "--steps", "1", "--no-eval", "--overlays", "0", "--out", str(out)]) == 0

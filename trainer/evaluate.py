@@ -63,6 +63,7 @@ def evaluate(model: str, data: str, format: str = "auto", split: str = "all", va
 
     from hub_cards.fetch import pull
     from hub_cards.kinds import folder_kind
+    from hub_cards.public import dataset_name
     from trainer.data.clips import detect_clip_format, load_clips
     from trainer.data.load import load_dataset
     from trainer.precision import default_device
@@ -94,12 +95,6 @@ def evaluate(model: str, data: str, format: str = "auto", split: str = "all", va
         "per_class": per_class,
         "main_metric": kind.main_metric,
     }
-
-
-def dataset_name(data: str) -> str:
-    """What a dataset is called in published results: its folder's name or its Hub id, never a local path."""
-    path = Path(data).expanduser()
-    return path.name if path.exists() else str(data)
 
 
 def format_table(results: dict[str, Any]) -> str:

@@ -1,6 +1,6 @@
 """`python -m trainer export-onnx MODEL`: a SAM2 model's prompt encoder + mask decoder as MODEL/onnx/decoder.onnx.
 
-The graph decodes a click or a box from an image's features wherever onnxruntime runs (trainer/sam2_ft/onnx_export.py
+The graph decodes a click or a box from an image's features wherever onnxruntime runs (trainer/sam2_model/onnx_export.py
 says what goes in and out); `push` exports it into every SAM2 repo. The export is checked against PyTorch before it
 is kept.
 """
@@ -24,8 +24,8 @@ def register(subparsers) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from trainer.checkpoint import CheckpointError
-    from trainer.sam2_ft.model import load_folder
-    from trainer.sam2_ft.onnx_export import DECODER_NAME, ONNX_DIR, ExportError, check_decoder, export_decoder
+    from trainer.sam2_model.model import load_folder
+    from trainer.sam2_model.onnx_export import DECODER_NAME, ONNX_DIR, ExportError, check_decoder, export_decoder
 
     folder = Path(args.model)
     try:

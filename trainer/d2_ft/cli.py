@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from trainer.commands import TrainerCommand, register_trainer
+from trainer.engine import summary
+from trainer.engine.summary import change
 
 
 def register(subparsers) -> None:
@@ -15,8 +17,5 @@ def register(subparsers) -> None:
 
 
 def report(result, cfg) -> None:
-    metrics = result.summary["metrics"]
-    print(f"run folder: {result.path}")
-    for when in ("before", "after"):
-        m = metrics.get(when) or {}
-        print(f"  {when:6s} segm AP {m.get('segm_AP', float('nan')):.2f}  bbox AP {m.get('bbox_AP', float('nan')):.2f}")
+    summary.report(result, "detectron2", [f"segm AP {change(result.summary, 'segm_AP', 2)}, "
+                                          f"bbox AP {change(result.summary, 'bbox_AP', 2)}"], rate="iters")

@@ -11,7 +11,6 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,6 +20,8 @@ from trainer.d2_ft.config import D2TrainConfig
 from trainer.d2_ft.model import D2Spec, build_cfg, save_spec
 from trainer.d2_ft.weights import InitWeights
 from trainer.data.sample import SegmentationDataset
+from trainer.engine.session import RunResult
+from trainer.engine.summary import Summary
 from trainer.precision import Precision, default_device, resolve
 from trainer.runlog import RunDir
 
@@ -38,12 +39,6 @@ class Plan:
     train_dicts: list[dict[str, Any]]
     val_dicts: list[dict[str, Any]]
     dataset_info: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class RunResult:
-    path: Path
-    summary: dict[str, Any]
 
 
 def default_out() -> str:
@@ -157,7 +152,7 @@ def worker(plan: Plan) -> None:
     train_time = max(time.perf_counter() - start - evaluate.seconds, 1e-9)
     if main:
         _finish(plan, trainer, run)
-        run.write_summary(summary(plan, before, evaluate.last, train_time, c.steps - trainer.start_iter))
+        summary(plan, before, evaluate.last, train_time, c.steps - trainer.start_iter).write(run)
 
 
 def _evaluate(plan: Plan, trainer, run: RunDir, step: int | None) -> dict[str, float]:
@@ -204,23 +199,19 @@ def _previous_before(run: RunDir) -> dict[str, float]:
     return {}
 
 
-def summary(plan: Plan, before: dict, after: dict, train_time: float, iters: int) -> dict[str, Any]:
+def summary(plan: Plan, before: dict, after: dict, train_time: float, iters: int) -> Summary:
     c, spec = plan.config, plan.spec
-    return {
-        "kind": "detectron2",
-        "base_model": plan.init.description if plan.init.kind != "zoo" else f"{spec.zoo_config} ({plan.init.ref})",
-        "model": {"zoo_config": spec.zoo_config, "norm": spec.norm, "depth": spec.depth,
-                  "num_classes": spec.num_classes, "min_size_test": spec.min_size_test},
-        "dataset": plan.dataset_info,
-        "recipe": {"precision": plan.precision.name, "augment": c.augment, "steps": c.steps, "batch_size": c.batch_size,
-                   "lr": c.lr,
-                   "roi_batch_per_image": c.roi_batch, "warmup": c.warmup_iters, "processes":
-                   c.num_workers * c.num_machines, "device": plan.device, "opts": list(c.opts)},
-        "metrics": {"before": before, "after": after},
-        "main_metric": "segm_AP",
-        "train_time_s": round(train_time, 3),
-        "iters_per_s": round(iters / train_time, 4) if iters > 0 else None,
-    }
+    return Summary(
+        kind="detectron2",
+        base_model=plan.init.description if plan.init.kind != "zoo" else f"{spec.zoo_config} ({plan.init.ref})",
+        model={"zoo_config": spec.zoo_config, "norm": spec.norm, "depth": spec.depth,
+               "num_classes": spec.num_classes, "min_size_test": spec.min_size_test},
+        dataset=plan.dataset_info,
+        recipe={"precision": plan.precision.name, "augment": c.augment, "steps": c.steps, "batch_size": c.batch_size,
+                "lr": c.lr, "roi_batch_per_image": c.roi_batch, "warmup": c.warmup_iters,
+                "processes": c.num_workers * c.num_machines, "device": plan.device, "opts": list(c.opts)},
+        before=before, after=after, main_metric="segm_AP", train_time_s=train_time,
+        speed={"iters_per_s": iters / train_time if iters > 0 else None}, status=None)
 
 
 def run(config: D2TrainConfig, dataset: SegmentationDataset | None = None) -> RunResult:
@@ -234,7 +225,7 @@ def run(config: D2TrainConfig, dataset: SegmentationDataset | None = None) -> Ru
     else:
         worker(plan)
     run_dir = RunDir(plan.run_path)
-    return RunResult(run_dir.path, _read_summary(run_dir))
+    return RunResult(run_dir.path, "finished", _read_summary(run_dir))
 
 
 def _read_summary(run: RunDir) -> dict[str, Any]:

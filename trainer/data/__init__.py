@@ -19,7 +19,7 @@ from trainer.data.sample import DataError, Sample, SampleRef, SegmentationDatase
 _LAZY = {
     "load_dataset": "trainer.data.load",
     "validate_data": "trainer.data.validate",
-    "DataValidationError": "trainer.data.validate",
+    "DataValidationError": "trainer.data.report",
     "detect_format": "trainer.data.readers",
     "FORMATS": "trainer.data.readers",
     "builtin_dataset_path": "trainer.data.builtin",

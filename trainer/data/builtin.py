@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -43,17 +44,21 @@ def cache_dir() -> Path:
 def builtin_dataset_path() -> Path:
     """The built-in COCO folder, written on first use into the cache (`$SEGKIT_DATA_DIR`, else
     ~/.cache/segkit/sample-data) and reused after that."""
-    target = cache_dir() / f"coins-v{VERSION}"
-    if (target / "annotations.json").is_file():
+    return cached_folder(cache_dir() / f"coins-v{VERSION}", "annotations.json", write_builtin)
+
+
+def cached_folder(target: Path, marker: str, write: Callable[[Path], object]) -> Path:
+    """`target`, written by write(folder) on first use (it exists once `target/marker` does), then reused."""
+    if (target / marker).is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     # Written aside then renamed: a concurrent run (or a killed one) never sees a half-written folder.
-    staging = Path(tempfile.mkdtemp(prefix=".coins-", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        write_builtin(staging)
+        write(staging)
         os.rename(staging, target)
     except OSError:
-        if not (target / "annotations.json").is_file():
+        if not (target / marker).is_file():
             raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)

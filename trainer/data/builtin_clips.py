@@ -14,14 +14,11 @@ palette PNGs), into the same cache as the built-in images.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from trainer.data.builtin import HELDOUT_Y, cache_dir, coin_labels
+from trainer.data.builtin import HELDOUT_Y, cache_dir, cached_folder, coin_labels
 
 VERSION = "2"
 FRAMES = 12
@@ -32,20 +29,7 @@ MIN_PART = 150  # pixels of a coin in the first frame for it to be an object
 
 def builtin_clips_path() -> Path:
     """The built-in clip folder (written on first use into the cache, then reused)."""
-    target = cache_dir() / f"coins-clips-v{VERSION}"
-    if (target / "heldout.txt").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".coins-clips-", dir=target.parent))
-    try:
-        write_builtin_clips(staging)
-        os.rename(staging, target)
-    except OSError:
-        if not (target / "heldout.txt").is_file():
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return cached_folder(cache_dir() / f"coins-clips-v{VERSION}", "heldout.txt", write_builtin_clips)
 
 
 def camera_path(rng: np.random.Generator, rows: tuple[int, int], width: int, frames: int = FRAMES) -> np.ndarray:

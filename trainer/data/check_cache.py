@@ -14,13 +14,10 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from trainer.data.readers.base import Index
+from trainer.data.report import ValidationReport
 from trainer.data.sample import DataError
-
-if TYPE_CHECKING:
-    from trainer.data.readers.base import Index
-    from trainer.data.validate import ValidationReport
 
 VERSION = 1  # bump when what a check finds changes (new checks): old verdicts are then ignored
 
@@ -34,7 +31,7 @@ def cache_dir() -> Path:
     return Path(base) / "checks"
 
 
-def fingerprint(path: str | Path, index: "Index") -> str | None:
+def fingerprint(path: str | Path, index: Index) -> str | None:
     """sha256 of every file under `path` (relative name, size, mtime) and the listing; None for non-local data."""
     root = Path(path)
     if not enabled() or not root.exists():
@@ -50,14 +47,13 @@ def fingerprint(path: str | Path, index: "Index") -> str | None:
     return digest.hexdigest()
 
 
-def _record_path(index: "Index") -> Path:
+def _record_path(index: Index) -> Path:
     key = hashlib.sha256(f"{Path(index.root).resolve()}|{index.format}".encode()).hexdigest()[:32]
     return cache_dir() / f"{key}.json"
 
 
-def recall(stamp: str | None, index: "Index") -> "ValidationReport | None":
+def recall(stamp: str | None, index: Index) -> ValidationReport | None:
     """The remembered report for this exact dataset state, or None."""
-    from trainer.data.validate import ValidationReport
 
     if stamp is None:
         return None
@@ -78,7 +74,7 @@ def recall(stamp: str | None, index: "Index") -> "ValidationReport | None":
     return report
 
 
-def remember(stamp: str | None, index: "Index", report: "ValidationReport") -> None:
+def remember(stamp: str | None, index: Index, report: ValidationReport) -> None:
     if stamp is None:
         return
     good = {entry.source for entry in report.good}

@@ -28,8 +28,8 @@ import numpy as np
 
 from trainer.data.normalize import to_uint8_rgb
 from trainer.data.readers.images import is_image_file, read_image, read_mask
+from trainer.data.report import ValidationReport
 from trainer.data.sample import DataError, SampleRef, SegmentationDataset
-from trainer.data.validate import DataValidationError, ValidationReport
 
 CLIP_FORMATS = ("davis", "videos")
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".gif", ".mkv", ".avi", ".mov")
@@ -280,13 +280,7 @@ def load_clips(path: str | Path | None, format: str = "auto", skip_bad: bool = F
     if path is None or str(path) in ("builtin", "builtin-clips"):
         path, format = builtin_clips_path(), "davis"
     entries, report = check_clips(path, format)
-    if entries is None:
-        raise DataValidationError(report.root, report.problems, hint=False)
-    if report.problems and not skip_bad:
-        raise DataValidationError(report.root, report.problems)
-    if not report.good:
-        raise DataValidationError(report.root, report.problems, hint=False,
-                                  headline=f"no usable clips in {report.root}")
+    report.raise_unless_usable(entries is not None, skip_bad, f"no usable clips in {report.root}")
     if report.problems:
         import warnings
 

@@ -9,9 +9,10 @@ at a time, `np.asarray(masks)` gives the dense N x H x W array for the small ima
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Iterator, Sequence, Union
 
 import numpy as np
+from pycocotools import mask as coco_mask
 
 
 @dataclass(frozen=True)
@@ -151,3 +152,30 @@ def _nearest(start: int, stop: int, size_in: int, size_out: int) -> tuple[np.nda
     first, last = first_at_or_after(start), first_at_or_after(stop)
     source = (2 * np.arange(first, last) + 1) * size_in // (2 * size_out) - start
     return np.clip(source, 0, max(stop - start - 1, 0)), first
+
+
+def interior_point(mask: np.ndarray) -> list[int]:
+    """[x, y] of a mask's most interior pixel (the farthest from its edge; deterministic): an evaluation's click."""
+    from scipy.ndimage import distance_transform_edt  # scipy: only evaluations click
+
+    dist = distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    y, x = np.unravel_index(int(dist.argmax()), dist.shape)
+    return [int(x), int(y)]
+
+
+Masks = Union[np.ndarray, InstanceMasks, "list[dict]"]  # of one image: dense, box crops, or COCO RLEs
+
+
+def iou_matrix(a: Masks, b: Masks) -> np.ndarray:
+    """Pairwise IoU of two sets of masks of one image (A x H x W / B x H x W arrays, InstanceMasks or lists of COCO
+    RLEs), by pycocotools on run-length encodings: no A x B x H x W product, whatever the number of objects."""
+    ra, rb = _rles(a), _rles(b)
+    if not ra or not rb:
+        return np.zeros((len(ra), len(rb)))
+    return np.asarray(coco_mask.iou(ra, rb, [0] * len(rb)), dtype=np.float64).reshape(len(ra), len(rb))
+
+
+def _rles(masks: Masks) -> list[dict]:
+    if isinstance(masks, list) and (not masks or isinstance(masks[0], dict)):
+        return masks
+    return [coco_mask.encode(np.asfortranarray(np.asarray(m, dtype=np.uint8))) for m in masks]  # one at a time

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from trainer.data.readers.base import load_entry
 from trainer.data.sample import SampleRef, SegmentationDataset
-from trainer.data.validate import DataValidationError, check
+from trainer.data.validate import check
 
 log = logging.getLogger("trainer.data")
 
@@ -27,14 +27,9 @@ def load_dataset(path: str | Path | None, format: str = "auto", skip_bad: bool =
 
         path, format = builtin_dataset_path(), "coco"
     index, report = check(path, format)
-    if index is None:
-        raise DataValidationError(report.root, report.problems, hint=False)
-    if report.problems and not skip_bad:
-        raise DataValidationError(report.root, report.problems)
-    if not report.good:  # readers refuse empty datasets, so here every image had a problem
-        raise DataValidationError(report.root, report.problems, hint=False,
-                                  headline=f"no usable samples in {report.root}: all {report.n_images} images "
-                                           f"have problems")
+    # readers refuse empty datasets, so nothing usable means every image had a problem
+    report.raise_unless_usable(index is not None, skip_bad, f"no usable samples in {report.root}: all "
+                                                            f"{report.n_images} images have problems")
     if report.problems:
         log.warning("skipping %d bad sample(s) in %s (%s):", len(index.entries) - len(report.good), report.root,
                     report.summary())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
@@ -12,56 +11,9 @@ from tqdm import tqdm
 from trainer.data.check_cache import fingerprint, recall, remember
 from trainer.data.normalize import combine
 from trainer.data.readers import read_index
-from trainer.data.readers.base import Entry, Index, build_sample
+from trainer.data.readers.base import Index, build_sample
+from trainer.data.report import DataValidationError, ValidationReport
 from trainer.data.sample import DataError
-
-SKIP_HINT = "use --skip-bad to train without these samples"
-
-
-class DataValidationError(DataError):
-    """Everything wrong with a dataset; `str()` is the multi-line report, `.problems` the individual errors."""
-
-    def __init__(self, root: str, problems: list[DataError], hint: bool = True, headline: str = ""):
-        self.problems = list(problems)
-        report = "\n".join([(headline or summary_line(self.problems, f" in {root}")) + ":",
-                            *(f"  {p}" for p in self.problems), *([SKIP_HINT] if hint else [])])
-        super().__init__(root, report)
-        self.args = (report,)
-
-    def __str__(self) -> str:
-        return self.problem
-
-
-@dataclass
-class ValidationReport:
-    root: str
-    format: str = ""
-    class_names: list[str] = field(default_factory=list)
-    problems: list[DataError] = field(default_factory=list)
-    good: list[Entry] = field(default_factory=list)  # entries that decoded cleanly, in dataset order
-    n_images: int = 0
-    n_instances: int = 0
-    normalization: str = "none"
-    structural: bool = False  # the dataset could not even be listed: skipping samples cannot help
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def summary(self) -> str:
-        if self.problems:
-            return summary_line(self.problems)
-        return f"{_count(self.n_images, 'image')}, {_count(self.n_instances, 'instance')}, " \
-               f"{_count(len(self.class_names), 'class', 'classes')}: OK"
-
-
-def summary_line(problems: list[DataError], where: str = "") -> str:
-    return f"{_count(len(problems), 'problem')} in {_count(len({p.path for p in problems}), 'file')}{where}"
-
-
-def _count(n: int, singular: str, plural: str = "") -> str:
-    return f"{n} {singular if n == 1 else plural or singular + 's'}"
-
 
 def check(path: str | Path, format: str = "auto") -> tuple[Index | None, ValidationReport]:
     """List and fully decode every sample once. Never raises for bad data.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from trainer.commands import TrainerCommand, register_trainer
+from trainer.engine import summary
+from trainer.engine.summary import change
 
 
 def register(subparsers) -> None:
@@ -19,18 +21,12 @@ def register(subparsers) -> None:
 def report(result, cfg) -> None:
     s = result.summary
     fed = s["federated"]
-    print(f"\nrun {result.status}: {result.path}")
-    print(f"  {fed['clients']} clients, {fed['rounds_done']}/{fed['rounds']} rounds of {fed['local_steps']} local "
-          f"steps, {fed['strategy']}; {fed['update_bytes'] / 1e6:.1f} MB per client update "
-          f"(whole model {fed['model_bytes'] / 1e6:.1f} MB)")
-    before, after = s["metrics"]["before"], s["metrics"]["after"]
-    if after:
-        print(f"  global model, pooled validation mIoU (box / 1 point): {before.get('miou_box', 0):.3f} -> "
-              f"{after['miou_box']:.3f} / {before.get('miou_1pt', 0):.3f} -> {after['miou_1pt']:.3f}")
-        for client in fed["per_client"]:
-            b, a = client["before"], client["after"]
-            print(f"    {client['client']}: box {b.get('miou_box', 0):.3f} -> {a.get('miou_box', 0):.3f}")
-    print(f"  {s['train_time_s']:.0f} s")
-    print(f"  look at: {result.path / 'summary.json'}, {result.path / 'curves.png'}, {result.path / 'overlays'}/")
-    if result.status == "paused":
-        print(f"  continue with: python -m trainer federated --out {result.path} --resume")
+    lines = [f"{fed['clients']} clients, {fed['rounds_done']}/{fed['rounds']} rounds of {fed['local_steps']} local "
+             f"steps, {fed['strategy']}; {fed['update_bytes'] / 1e6:.1f} MB per client update "
+             f"(whole model {fed['model_bytes'] / 1e6:.1f} MB)"]
+    if s["metrics"]["after"]:
+        lines.append(f"global model, pooled validation mIoU (box / 1 point): {change(s, 'miou_box')} / "
+                     f"{change(s, 'miou_1pt')}")
+        lines += [f"  {c['client']}: box {c['before'].get('miou_box', 0):.3f} -> {c['after'].get('miou_box', 0):.3f}"
+                  for c in fed["per_client"]]
+    summary.report(result, "federated", lines, rate="rounds")

@@ -16,11 +16,12 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR
 
 from trainer.data.sample import SegmentationDataset
+from trainer.engine.images import TrainingImages
+from trainer.engine.loop import lr_lambda
 from trainer.federated.config import FederatedConfig
 from trainer.precision import Precision
-from trainer.sam2_ft.batches import TrainingImages
-from trainer.sam2_ft.evaluate import METRICS, auto_thresholds, evaluate
-from trainer.sam2_ft.loop import Trainer, lr_lambda, set_trainable
+from trainer.sam2_ft.evaluate import METRICS, evaluate
+from trainer.sam2_ft.trainer import Sam2Trainer, set_trainable
 
 # Weighted by objects, the clients' mIoUs average to the pooled one; correlations (area_corr_*) do not pool that way.
 POOLED = tuple(m for m in METRICS if not m.startswith("area_corr"))
@@ -89,7 +90,7 @@ def local_train(cfg: FederatedConfig, model: torch.nn.Module, data: TrainingImag
     continues at step (r - 1) x local_steps, so a resumed run repeats exactly what an uninterrupted one does.
     The optimizer starts fresh each round (FedAvg's clients keep no state between rounds).
     """
-    trainer = Trainer(cfg, model, data, precision)
+    trainer = Sam2Trainer(cfg, model, data, precision)
     start = (server_round - 1) * cfg.local_steps
     trainer.step = start
     # initial_lr was set by the trainer's scheduler: a scheduler built at `start` gives that step's learning rate
@@ -106,7 +107,7 @@ def local_train(cfg: FederatedConfig, model: torch.nn.Module, data: TrainingImag
 def local_evaluate(cfg: FederatedConfig, model: torch.nn.Module, val: SegmentationDataset) -> dict[str, float]:
     """The global model's prompted mIoU on this site's validation split (+ prompt-free metrics if asked)."""
     metrics = evaluate(model, val, cfg.eval_images, cfg.auto_points_per_side, cfg.seed, progress=False,
-                       thresholds=auto_thresholds(cfg), clicks=cfg.eval_clicks)
+                       thresholds=cfg.auto_thresholds, clicks=cfg.eval_clicks)
     names = POOLED if cfg.auto_points_per_side > 0 else PROMPTED
     # weight = objects evaluated, so the weighted mean over clients is the pooled mIoU (and NoC) over every object
     return {**{k: float(metrics[k]) for k in names if k in metrics}, "num-examples": int(metrics["num_objects"])}

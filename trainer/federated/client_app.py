@@ -23,9 +23,11 @@ from flwr.clientapp import ClientApp
 from trainer import quiet
 from trainer.federated.client import (frozen_fingerprint, load_trainable, local_evaluate, local_train,
                                       trainable_names, trainable_state)
+from trainer.engine.images import TrainingImages
 from trainer.federated.config import FederatedConfig
 from trainer.federated.sites import Site, load_site
 from trainer.precision import default_device, resolve
+from trainer.sam2_ft.pipeline import build
 
 CLIENT_KEY = "client-index"  # the only identity a reply carries: the node's partition number
 _MODELS: dict[str, tuple[torch.nn.Module, str]] = {}
@@ -46,12 +48,10 @@ def client_index(context: Context) -> int:
 
 def local_model(cfg: FederatedConfig) -> tuple[torch.nn.Module, str]:
     """The process's model (built once from the run's base weights) and its frozen parts' fingerprint."""
-    from trainer.sam2_ft.pipeline import base_weights, build
-
     device = torch.device(cfg.device) if cfg.device else default_device()
-    key = json.dumps([cfg.size, cfg.image_size, str(base_weights(cfg)), cfg.seed, cfg.freeze, str(device)])
+    key = json.dumps([cfg.size, cfg.image_size, str(cfg.base_weights), cfg.seed, cfg.freeze, str(device)])
     if key not in _MODELS:
-        model = build(cfg, base_weights(cfg), device)
+        model = build(cfg, cfg.base_weights, device)
         trainable_names(model, cfg.frozen)
         _MODELS[key] = (model, frozen_fingerprint(model))
     return _MODELS[key]
@@ -59,8 +59,6 @@ def local_model(cfg: FederatedConfig) -> tuple[torch.nn.Module, str]:
 
 def local_site(cfg: FederatedConfig, context: Context) -> tuple[Site, list]:
     """This node's site and its training images at model resolution (prepared once per process)."""
-    from trainer.sam2_ft.batches import TrainingImages
-
     index, data_path = client_index(context), context.node_config.get("data-path")
     fields = {k: v for k, v in cfg.to_dict().items() if k in ("data", "format", "skip_bad", "client_data", "clients",
                                                                 "split", "seed", "val_fraction", "image_size", "augment",

@@ -1,5 +1,6 @@
-"""Every option of `python -m trainer federated`: the SAM2 trainer's options (one source of defaults) plus the
-federation's. Defaults follow the FedSAM write-up: image and prompt encoders frozen, box prompts, Dice + CE.
+"""Every option of `python -m trainer federated`: the engine's loop options, the SAM2 model's and the SAM2
+objective's (`Sam2Recipe`, as `python -m trainer sam2` has them: one source of defaults), plus the federation's.
+Defaults follow the FedSAM write-up: image and prompt encoders frozen, box prompts, Dice + CE.
 
 The same config travels to Flower apps started by `flwr run` as the run config (`to_run_config`: flat
 `key-name = value` pairs, the form pyproject.toml's [tool.flwr.app.config] and `--run-config` take).
@@ -10,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from trainer.sam2_ft.config import Sam2TrainConfig, sam2_option
+from trainer.engine.options import LoopOptions, option
+from trainer.sam2_ft.config import Sam2Recipe
+from trainer.sam2_model.options import AutoMaskOptions, Sam2ModelOptions
 
 STRATEGIES = ("fedavg", "fedprox", "fedadam")
 SPLITS = ("iid", "by-class", "dirichlet:ALPHA")
@@ -19,18 +22,17 @@ HIDDEN = {"cli": False}  # sam2 options that rounds replace (steps = rounds x lo
 
 
 @dataclass
-class FederatedConfig(Sam2TrainConfig):
+class FederatedConfig(Sam2Recipe, AutoMaskOptions, Sam2ModelOptions, LoopOptions):
     kind = "federated"
-    # The write-up's recipe: sam2 options with other defaults (same place, flag, help and choices)
-    freeze: str = sam2_option("freeze", "image_encoder,prompt_encoder")
-    loss: str = sam2_option("loss", "dice_ce")
-    prompts: str = sam2_option("prompts", "box")
-    correction_clicks: int = sam2_option("correction_clicks", 0)
-    warmup_steps: int = sam2_option("warmup_steps", 0)
-    auto_points_per_side: int = sam2_option("auto_points_per_side", 0, "grid of the prompt-free evaluation "
-                                                                       "(0 = off: prompted mIoU only)")
-    stop_after: int = sam2_option("stop_after", 0, "stop this session after N rounds with a resumable checkpoint "
-                                                   "(0 = run to --rounds)")
+    freeze: str = option(Sam2Recipe, "freeze", "image_encoder,prompt_encoder")
+    loss: str = option(Sam2Recipe, "loss", "dice_ce")
+    prompts: str = option(Sam2Recipe, "prompts", "box")
+    correction_clicks: int = option(Sam2Recipe, "correction_clicks", 0)
+    warmup_steps: int = option(LoopOptions, "warmup_steps", 0)
+    auto_points_per_side: int = option(AutoMaskOptions, "auto_points_per_side", 0, "grid of the prompt-free "
+                                       "evaluation (0 = off: prompted mIoU only)")
+    stop_after: int = option(LoopOptions, "stop_after", 0, "stop this session after N rounds with a resumable "
+                                                           "checkpoint (0 = run to --rounds)")
     steps: int = field(default=0, metadata=HIDDEN)
     eval_every: int = field(default=0, metadata=HIDDEN)
     save_every: int = field(default=0, metadata=HIDDEN)

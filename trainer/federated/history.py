@@ -14,9 +14,9 @@ from typing import Any, Mapping
 from flwr.app import Message, MetricRecord
 from tqdm import tqdm
 
+from trainer.engine.loop import TrainingStopped
 from trainer.federated.client_app import CLIENT_KEY
 from trainer.runlog import RunDir
-from trainer.sam2_ft.loop import TrainingStopped
 
 GLOBAL = "global"
 RENAME = {"train-loss": "loss", "num-examples": "num_examples", "skipped-steps": "skipped_steps"}

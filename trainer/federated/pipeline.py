@@ -18,10 +18,11 @@ from typing import Any, Iterator
 
 import torch
 
+from trainer.engine.session import RunResult
 from trainer.federated.config import FederatedConfig
 from trainer.federated.sites import Site, load_sites
 from trainer.runlog import RunDir
-from trainer.sam2_ft.pipeline import RunResult, base_weights, build
+from trainer.sam2_ft.pipeline import build
 
 
 def run(cfg: FederatedConfig) -> RunResult:
@@ -32,7 +33,7 @@ def run(cfg: FederatedConfig) -> RunResult:
         run_dir.require_resumable()
     sites = load_sites(cfg)  # every client's data is checked before any round; errors name the client and file
     # bad weights fail here, before Ray starts; the simulation's ServerApp (same process) starts from this model
-    model = build(cfg, run_dir.weights_path if cfg.resume else base_weights(cfg), torch.device("cpu"))
+    model = build(cfg, run_dir.weights_path if cfg.resume else cfg.base_weights, torch.device("cpu"))
     simulate(cfg, model, describe(sites))
     summary = json.loads(run_dir.summary_path.read_text())
     if summary["status"] == "finished" and cfg.overlays > 0:
@@ -100,5 +101,5 @@ def draw(cfg: FederatedConfig, run_dir: RunDir, sites: list[Site]) -> None:
         return
     device = torch.device("cpu")
     tuned = predict_for_overlays(build(cfg, run_dir.weights_path, device), samples, cfg.seed)
-    base = predict_for_overlays(build(cfg, base_weights(cfg), device), samples, cfg.seed)
+    base = predict_for_overlays(build(cfg, cfg.base_weights, device), samples, cfg.seed)
     draw_overlays(samples, base, tuned, run_dir.overlays, titles=("base", "federated (global model)"))

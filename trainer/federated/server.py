@@ -18,15 +18,16 @@ from flwr.serverapp import Grid
 from tqdm import tqdm
 
 from trainer.checkpoint import STATE_NAME, load_state, rng_state, save_state, save_weights, set_rng_state
+from trainer.engine.loop import TrainingStopped
+from trainer.engine.summary import Summary
 from trainer.federated.client import frozen_fingerprint, load_trainable, trainable_names, trainable_state
 from trainer.federated.config import FederatedConfig
 from trainer.federated.history import GLOBAL, RoundLog
 from trainer.federated.sites import site_names
 from trainer.federated.strategy import load_strategy_state, make_strategy, strategy_state
 from trainer.runlog import RunDir
-from trainer.sam2_ft.loop import TrainingStopped
-from trainer.sam2_ft.model import Sam2Spec, save_spec
-from trainer.sam2_ft.pipeline import base_weights, build
+from trainer.sam2_ft.pipeline import build
+from trainer.sam2_model.model import Sam2Spec, save_spec
 
 ROUND_TIMEOUT_S = 7 * 24 * 3600  # Flower's default (1 h) is shorter than one round of a real fine-tune
 
@@ -38,7 +39,7 @@ def run_federation(grid: Grid, cfg: FederatedConfig, model: torch.nn.Module | No
     clients' data (format, class names) for the summary — a real server knows nothing of it."""
     run = RunDir(cfg.out)
     if model is None:
-        model = build(cfg, run.weights_path if cfg.resume else base_weights(cfg), torch.device("cpu"))
+        model = build(cfg, run.weights_path if cfg.resume else cfg.base_weights, torch.device("cpu"))
     trainable = trainable_names(model, cfg.frozen)
     state = load_state(run.state_dir / STATE_NAME) if cfg.resume else {}
     done = int(state.get("round", 0))
@@ -94,14 +95,12 @@ def run_federation(grid: Grid, cfg: FederatedConfig, model: torch.nn.Module | No
     if rounds_done == 0:  # nothing trained: the starting model is the run's model
         save_weights(model.state_dict(), run.weights_path)
     timing = elapsed + time.perf_counter() - start
-    summary = summarise(cfg, log, model, trainable, status, rounds_done, timing, dataset or {})
     log.plot()
-    run.write_summary(summary)
-    return summary
+    return summarise(cfg, log, model, trainable, status, rounds_done, timing, dataset or {}).write(run)
 
 
 def summarise(cfg: FederatedConfig, log: RoundLog, model: torch.nn.Module, trainable: list[str], status: str,
-              rounds_done: int, train_time_s: float, dataset: dict[str, Any]) -> dict[str, Any]:
+              rounds_done: int, train_time_s: float, dataset: dict[str, Any]) -> Summary:
     """summary.json: the sam2 schema (the Hub card and `pull` read it as a sam2 model) + "federated"."""
     evals = log.evals()
     names = site_names(cfg)
@@ -120,23 +119,18 @@ def summarise(cfg: FederatedConfig, log: RoundLog, model: torch.nn.Module, train
     state = model.state_dict()
     update_bytes = ArrayRecord({k: state[k] for k in trainable}).count_bytes()
     before, after = phase(GLOBAL)
-    return {
-        "kind": "sam2",
-        "base_model": str(base_weights(cfg) or "random-init"),
-        "model": {"size": cfg.size, "image_size": cfg.image_size},
-        "dataset": {"path": " + ".join(names) if cfg.client_data else str(cfg.data), **dataset,
-                    "num_train": sum(num_train.values())},
-        "recipe": {"loss": cfg.loss, "prompts": cfg.prompt_types, "correction_clicks": cfg.correction_clicks,
-                   "freeze": cfg.frozen, "precision": cfg.precision,
-                   "steps": cfg.steps, "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "lr": cfg.lr,
-                   "weight_decay": cfg.weight_decay, "seed": cfg.seed},
-        "metrics": {"before": before, "after": after},
-        "per_class": {"before": {}, "after": {}},
-        "main_metric": "miou_box",
-        "train_time_s": round(train_time_s, 2),
-        "images_per_s": round(images / max(train_time_s, 1e-9), 3),
-        "status": status,
-        "federated": {
+    return Summary(
+        kind="sam2", base_model=str(cfg.base_weights or "random-init"),
+        model={"size": cfg.size, "image_size": cfg.image_size},
+        dataset={"path": " + ".join(names) if cfg.client_data else str(cfg.data), **dataset,
+                 "num_train": sum(num_train.values())},
+        recipe={"loss": cfg.loss, "prompts": cfg.prompt_types, "correction_clicks": cfg.correction_clicks,
+                "freeze": cfg.frozen, "precision": cfg.precision,
+                "steps": cfg.steps, "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "lr": cfg.lr,
+                "weight_decay": cfg.weight_decay, "seed": cfg.seed},
+        before=before, after=after, main_metric="miou_box", train_time_s=train_time_s,
+        speed={"images_per_s": images / max(train_time_s, 1e-9)}, status=status,
+        sections={"per_class": {"before": {}, "after": {}}, "federated": {
             "framework": f"flower {flwr.__version__}", "strategy": cfg.strategy, "clients": cfg.num_clients,
             "split": "one dataset per client" if cfg.client_data else cfg.split, "rounds": cfg.rounds,
             "rounds_done": rounds_done, "local_steps": cfg.local_steps, "fraction_train": cfg.fraction_train,
@@ -150,6 +144,6 @@ def summarise(cfg: FederatedConfig, log: RoundLog, model: torch.nn.Module, train
             "per_client": [{"client": name, "num_train": num_train.get(name),
                             "num_val_objects": evals.get(name, {}).get(0, {}).get("num_objects"),
                             "before": phase(name)[0], "after": phase(name)[1]} for name in names],
-        },
-    }
+        }},
+    )
 

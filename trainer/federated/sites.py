@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from hub_cards.public import dataset_name
+from trainer.data import load_dataset
 from trainer.data.sample import DataError, SegmentationDataset
+from trainer.engine.images import usable_indices
 from trainer.federated.config import FederatedConfig
 from trainer.federated.partition import dominant_classes, partition
 
@@ -24,8 +27,6 @@ class Site:
 
 def site_label(path: str) -> str:
     """A client's public name: its dataset named as the model card names datasets (folder, 'builtin', Hub id)."""
-    from hub_cards.public import dataset_name
-
     return dataset_name(path)
 
 
@@ -39,8 +40,6 @@ def site_names(cfg: FederatedConfig) -> list[str]:
 
 def load_site(cfg: FederatedConfig, index: int, data_path: str | None = None) -> Site:
     """Client `index`'s train/val split. `data_path` (a SuperNode's own data) overrides the config's sources."""
-    from trainer.data import load_dataset
-
     path = data_path or (cfg.client_data[index] if cfg.client_data else None)
     where = f"client {index} ({site_label(path) if path else cfg.data})"
     try:
@@ -59,8 +58,6 @@ def load_site(cfg: FederatedConfig, index: int, data_path: str | None = None) ->
 
 def load_sites(cfg: FederatedConfig) -> list[Site]:
     """Every client's data, fully checked (decoded, and each training split holding an object) before any round."""
-    from trainer.sam2_ft.batches import usable_indices
-
     sites = [load_site(cfg, i) for i in range(cfg.num_clients)]
     for site in sites:
         try:
@@ -73,7 +70,6 @@ def load_sites(cfg: FederatedConfig) -> list[Site]:
 @lru_cache(maxsize=4)  # a simulation process serves several clients of the same split
 def _split(data: str, format: str, skip_bad: bool, n_clients: int, split: str,
            seed: int) -> tuple[SegmentationDataset, list[list[int]]]:
-    from trainer.data import load_dataset
 
     dataset = load_dataset(data, format, skip_bad=skip_bad)
     labels = dominant_classes([sample.class_ids for sample in dataset])

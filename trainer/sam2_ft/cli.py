@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from trainer.commands import TrainerCommand, register_trainer
-
+from trainer.engine import summary
+from trainer.engine.summary import change
 
 
 def register(subparsers) -> None:
@@ -15,20 +16,11 @@ def register(subparsers) -> None:
 
 
 def report(result, cfg) -> None:
-    s = result.summary
-    before, after = s["metrics"]["before"], s["metrics"]["after"]
-    print(f"\nrun {result.status}: {result.path}")
-    if after:
-        print("  mIoU (box / 1 point / 3 points): "
-              f"{before.get('miou_box', 0):.3f} -> {after['miou_box']:.3f} / "
-              f"{before.get('miou_1pt', 0):.3f} -> {after['miou_1pt']:.3f} / "
-              f"{before.get('miou_3pt', 0):.3f} -> {after['miou_3pt']:.3f}")
-        print(f"  no prompts (mean best IoU): {before.get('auto_mean_best_iou', 0):.3f} -> "
-              f"{after['auto_mean_best_iou']:.3f}")
-        print("  predicted vs true area, correlation of logs (box / 1 point / 3 points): " + " / ".join(
-            f"{before.get(k, 0):.2f} -> {after.get(k, 0):.2f}" for k in ("area_corr_box", "area_corr_1pt",
-                                                                          "area_corr_3pt")))
-    print(f"  {s['images_per_s']:.2f} images/s over {s['train_time_s']:.0f} s")
-    print(f"  look at: {result.path / 'summary.json'}, {result.path / 'curves.png'}, {result.path / 'overlays'}/")
-    if result.status == "paused":
-        print(f"  continue with: python -m trainer sam2 --out {result.path} --resume")
+    after = result.summary["metrics"]["after"]
+    summary.report(result, "sam2", [
+        "mIoU (box / 1 point / 3 points): " + " / ".join(change(result.summary, k)
+                                                         for k in ("miou_box", "miou_1pt", "miou_3pt")),
+        f"no prompts (mean best IoU): {change(result.summary, 'auto_mean_best_iou')}",
+        "predicted vs true area, correlation of logs (box / 1 point / 3 points): " + " / ".join(
+            change(result.summary, k, 2) for k in ("area_corr_box", "area_corr_1pt", "area_corr_3pt")),
+    ] if after else [])

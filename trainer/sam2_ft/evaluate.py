@@ -15,23 +15,22 @@ Interactively, clicks placed by the standard simulator (interactive.py) on the p
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
-from typing import Iterator, Union
 
 import numpy as np
 import torch
 import yaml
-from pycocotools import mask as coco_mask
 from tqdm import tqdm
 
-from trainer.data.instances import InstanceMasks
+from trainer.data.instances import InstanceMasks, iou_matrix
 from trainer.data.sample import SegmentationDataset
-from trainer.sam2_ft.batches import sample_seed, shrink
+from trainer.engine.images import shrink
+from trainer.engine.sampling import sample_seed
+from trainer.sam2_ft.config import Sam2TrainConfig
 from trainer.sam2_ft.interactive import MAX_CLICKS, click_metric_names, simulate
 from trainer.sam2_ft.interactive import summarise as summarise_clicks
-from trainer.sam2_ft.model import make_mask_generator, make_predictor
 from trainer.sam2_ft.prompts import Prompts, boxes, center_points, sample_points
+from trainer.sam2_model.model import inference_mode, load_folder, make_mask_generator, make_predictor
 
 METRICS = ("miou_1pt", "miou_3pt", "miou_box", "auto_mean_best_iou", "auto_recall50", "area_corr_1pt", "area_corr_3pt",
            "area_corr_box", *click_metric_names(MAX_CLICKS))
@@ -39,40 +38,6 @@ METRICS = ("miou_1pt", "miou_3pt", "miou_box", "auto_mean_best_iou", "auto_recal
 # grid adds no detail, only time (a 4096² image's 1,000 objects x 3 prompts x 16.7 M pixels).
 MAX_SIDE = 2048
 PIXELS_PER_CHUNK = 2**22  # objects prompted per predictor call: their image pixels (~50 MB of float masks)
-Masks = Union[np.ndarray, InstanceMasks, "list[dict]"]  # of one image: dense, box crops, or COCO RLEs
-
-
-@contextlib.contextmanager
-def inference_mode(model: torch.nn.Module) -> Iterator[None]:
-    """eval() plus the post-processing build_sam2 enables for inference (a training build has it off)."""
-    decoder = model.sam_mask_decoder
-    saved = (model.training, decoder.dynamic_multimask_via_stability, decoder.dynamic_multimask_stability_delta,
-             decoder.dynamic_multimask_stability_thresh)
-    model.eval()
-    decoder.dynamic_multimask_via_stability = True
-    decoder.dynamic_multimask_stability_delta, decoder.dynamic_multimask_stability_thresh = 0.05, 0.98
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        model.train(saved[0])
-        (decoder.dynamic_multimask_via_stability, decoder.dynamic_multimask_stability_delta,
-         decoder.dynamic_multimask_stability_thresh) = saved[1:]
-
-
-def iou_matrix(a: Masks, b: Masks) -> np.ndarray:
-    """Pairwise IoU of two sets of masks of one image (A x H x W / B x H x W arrays, InstanceMasks or lists of COCO
-    RLEs), by pycocotools on run-length encodings: no A x B x H x W product, whatever the number of objects."""
-    ra, rb = _rles(a), _rles(b)
-    if not ra or not rb:
-        return np.zeros((len(ra), len(rb)))
-    return np.asarray(coco_mask.iou(ra, rb, [0] * len(rb)), dtype=np.float64).reshape(len(ra), len(rb))
-
-
-def _rles(masks: Masks) -> list[dict]:
-    if isinstance(masks, list) and (not masks or isinstance(masks[0], dict)):
-        return masks
-    return [coco_mask.encode(np.asfortranarray(np.asarray(m, dtype=np.uint8))) for m in masks]  # one at a time
 
 
 def paired_iou(truth: InstanceMasks, pred: np.ndarray) -> np.ndarray:
@@ -120,13 +85,6 @@ def _random_points(masks: torch.Tensor, n_pos: int, n_neg: int, seed: int, first
     each = [sample_points(masks[i:i + 1], n_pos, n_neg, torch.Generator().manual_seed(sample_seed(seed, first + i)))
             for i in range(len(masks))]
     return Prompts(torch.cat([p.coords for p in each]), torch.cat([p.labels for p in each]))
-
-
-def auto_thresholds(cfg) -> dict[str, float]:
-    """The automatic mask generator's filters for evaluation. sam2's defaults (predicted IoU 0.8, stability 0.95)
-    keep only confident masks, which drops every mask of a young (e.g. random-init) model and reads 0; evaluation
-    uses laxer ones, recorded in the run config."""
-    return {"pred_iou_thresh": cfg.auto_iou_thresh, "stability_score_thresh": cfg.auto_stability_thresh}
 
 
 def evaluate(model: torch.nn.Module, dataset: SegmentationDataset, max_images: int = 0, points_per_side: int = 16,
@@ -206,13 +164,10 @@ def _summarise(ious: dict[str, list[float]], select: np.ndarray) -> dict[str, fl
 def evaluate_folder(folder: str | Path, dataset: SegmentationDataset, device: str = "cpu") -> dict:
     """`python -m trainer evaluate` for a SAM2 model folder: every image of `dataset`, the evaluation settings of
     the run that made the model when its config.yaml is there (else the defaults)."""
-    from trainer.sam2_ft.config import Sam2TrainConfig
-    from trainer.sam2_ft.model import load_folder
-
     cfg = Sam2TrainConfig()
     saved = Path(folder) / "config.yaml"
     if saved.is_file():
         cfg = Sam2TrainConfig.from_dict(yaml.safe_load(saved.read_text()) or {})
     model, _ = load_folder(folder, device)
-    return evaluate(model, dataset, 0, cfg.auto_points_per_side, cfg.seed, cfg.progress, auto_thresholds(cfg),
+    return evaluate(model, dataset, 0, cfg.auto_points_per_side, cfg.seed, cfg.progress, cfg.auto_thresholds,
                     cfg.eval_clicks)

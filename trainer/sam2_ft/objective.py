@@ -15,11 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from trainer.sam2_ft.batches import Item
-from trainer.sam2_ft.feature_cache import FeatureCache
-from trainer.sam2_ft.forward import Features, decode, encode_images, image_features, preprocess
+from trainer.engine.feature_cache import FeatureCache
+from trainer.engine.images import Item
 from trainer.sam2_ft.losses import downsample_targets, loss_size, mask_loss
 from trainer.sam2_ft.prompts import Prompts, corrective_click, sample_prompts
+from trainer.sam2_model.forward import Features, decode, encode_images, image_features, preprocess
 
 
 def object_slots(most: int, cap: int | None) -> int:

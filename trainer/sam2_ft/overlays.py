@@ -14,8 +14,8 @@ import torch
 
 from trainer.checkpoint import atomic_write
 from trainer.data.sample import Sample
-from trainer.sam2_ft.evaluate import inference_mode, predict
-from trainer.sam2_ft.model import make_predictor
+from trainer.sam2_ft.evaluate import predict
+from trainer.sam2_model.model import inference_mode, make_predictor
 
 MAX_SHOWN = 32  # objects drawn per image: a picture of 400 prompted cells says no more, and costs 400 full masks
 

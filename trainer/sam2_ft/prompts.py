@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from trainer.data.instances import interior_point
+
 
 @dataclass
 class Prompts:
@@ -69,13 +71,7 @@ def sample_points(masks: torch.Tensor, n_pos: int, n_neg: int, generator: torch.
 
 def center_points(masks: torch.Tensor) -> Prompts:
     """The most interior pixel of each mask (deterministic; for evaluation), via sam2's RITM-style sampler."""
-    from scipy.ndimage import distance_transform_edt
-
-    xy = []
-    for mask in masks[:, 0].cpu().numpy():
-        dist = distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
-        y, x = np.unravel_index(int(dist.argmax()), dist.shape)
-        xy.append([x, y])
+    xy = [interior_point(mask) for mask in masks[:, 0].cpu().numpy()]
     coords = torch.tensor(xy, dtype=torch.float, device=masks.device).view(-1, 1, 2)
     return Prompts(coords, torch.ones(len(xy), 1, dtype=torch.int, device=masks.device), multimask=True)
 

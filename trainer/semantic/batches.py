@@ -12,9 +12,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from trainer.augment import policy
 from trainer.data.sample import DataError, Sample, SegmentationDataset
-from trainer.sam2_ft.batches import FRESH, TrainingImages
-from trainer.sam2_ft.feature_cache import image_key
+from trainer.engine.feature_cache import image_key
+from trainer.engine.images import FRESH, TrainingImages, resized_image
 from trainer.semantic.labels import label_map
 
 
@@ -40,7 +41,7 @@ def sample_labels(sample: Sample, num_classes: int) -> np.ndarray:
 
 def to_model_size(image: np.ndarray, labels: np.ndarray, size: int) -> tuple[np.ndarray, torch.Tensor]:
     """The image bilinear, its label map nearest (no invented classes), at S x S."""
-    image = np.array(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+    image = resized_image(image, size, size)
     labels = Image.fromarray(labels.astype(np.int32)).resize((size, size), Image.NEAREST)
     return image, torch.from_numpy(np.asarray(labels).astype(np.int64))
 
@@ -56,7 +57,6 @@ class LabelledImages(TrainingImages):
     @classmethod
     def for_run(cls, dataset: SegmentationDataset, cfg, num_classes: int,  # type: ignore[override]
                 progress: bool = True) -> "LabelledImages":
-        from trainer.augment import policy
 
         return cls(dataset, cfg.image_size, num_classes, policy(cfg.augment), cfg.seed,
                    cfg.cache_views if cfg.feature_cache and cfg.frozen else 0, progress)

@@ -4,6 +4,8 @@ config.SemanticTrainConfig)."""
 from __future__ import annotations
 
 from trainer.commands import TrainerCommand, register_trainer
+from trainer.engine import summary
+from trainer.engine.summary import change
 
 
 def register(subparsers) -> None:
@@ -18,17 +20,11 @@ def register(subparsers) -> None:
 
 def report(result, cfg) -> None:
     s = result.summary
-    before, after = s["metrics"]["before"], s["metrics"]["after"]
-    baseline = (s.get("baseline") or {}).get("metrics") or {}
-    print(f"\nrun {result.status}: {result.path}")
-    if after:
-        print(f"  mIoU {before.get('miou', 0):.3f} -> {after['miou']:.3f}, pixel accuracy "
-              f"{before.get('pixel_accuracy', 0):.3f} -> {after['pixel_accuracy']:.3f}")
-        print("  per class IoU: " + ", ".join(f"{k[4:]} {v:.3f}" for k, v in after.items() if k.startswith("iou_")))
+    after, baseline = s["metrics"]["after"], (s.get("baseline") or {}).get("metrics") or {}
+    lines = [f"mIoU {change(s, 'miou')}, pixel accuracy {change(s, 'pixel_accuracy')}",
+             "per class IoU: " + ", ".join(f"{k[4:]} {v:.3f}" for k, v in after.items() if k.startswith("iou_"))
+             ] if after else []
     if baseline:
-        print(f"  promptless SAM2 baseline (automatic masks + best-matching class): mIoU {baseline['miou']:.3f}, "
-              f"pixel accuracy {baseline['pixel_accuracy']:.3f}")
-    print(f"  {s['images_per_s']:.2f} images/s over {s['train_time_s']:.0f} s")
-    print(f"  look at: {result.path / 'summary.json'}, {result.path / 'curves.png'}, {result.path / 'overlays'}/")
-    if result.status == "paused":
-        print(f"  continue with: python -m trainer semantic --out {result.path} --resume")
+        lines.append(f"promptless SAM2 baseline (automatic masks + best-matching class): mIoU {baseline['miou']:.3f}, "
+                     f"pixel accuracy {baseline['pixel_accuracy']:.3f}")
+    summary.report(result, "semantic", lines)

@@ -19,7 +19,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from trainer.data.instances import iou_matrix
 from trainer.data.sample import Sample, SegmentationDataset
+from trainer.sam2_model.model import inference_mode, make_mask_generator
 from trainer.semantic.labels import label_map, semantic_classes
 
 METRICS = ("miou", "pixel_accuracy")
@@ -65,8 +67,6 @@ def evaluate(segmenter, dataset: SegmentationDataset, max_images: int = 0, progr
 
 def baseline_labels(auto_masks: np.ndarray, truth: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
     """Automatic masks -> a class map: each mask takes the class of the truth instance it overlaps most."""
-    from trainer.sam2_ft.evaluate import iou_matrix
-
     matrix = iou_matrix(auto_masks, truth)
     keep = matrix.max(1) > 0 if matrix.shape[1] else np.zeros(len(auto_masks), bool)
     classes = class_ids[matrix.argmax(1)[keep]] if keep.any() else np.zeros(0, np.int64)
@@ -78,9 +78,6 @@ def automatic_baseline(sam2: torch.nn.Module, dataset: SegmentationDataset, clas
                        progress: bool = True) -> dict[str, float]:
     """The promptless SAM2 baseline (SAM2AutomaticMaskGenerator), scored like the semantic model. `thresholds`:
     its pred_iou_thresh / stability_score_thresh (the SAM2 trainer's lax evaluation ones: see auto_thresholds)."""
-    from trainer.sam2_ft.evaluate import inference_mode
-    from trainer.sam2_ft.model import make_mask_generator
-
     with inference_mode(sam2):
         generator = make_mask_generator(sam2, points_per_side=points_per_side, points_per_batch=64,
                                         **(thresholds or {}))

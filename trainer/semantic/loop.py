@@ -1,5 +1,5 @@
-"""The SAM2 trainer's loop (optimizer, schedule, precision, accumulation, DDP, NaN guard, checkpoints, resume)
-with the semantic objective plugged in: only what is trained and what a micro-batch holds differ."""
+"""The engine's loop (optimizer, schedule, precision, accumulation, DDP, NaN guard, checkpoints, resume) with the
+semantic objective plugged in: only what is trained and what a micro-batch holds differ."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import ClassVar
 
 import torch
 
-from trainer.sam2_ft.batches import rank_slice, step_indices
-from trainer.sam2_ft.feature_cache import run_cache
-from trainer.sam2_ft.loop import Trainer
+from trainer.engine.feature_cache import run_cache
+from trainer.engine.loop import Trainer
+from trainer.engine.sampling import rank_slice, step_indices
 from trainer.semantic.batches import LabelledImages, make_items
 from trainer.semantic.objective import SemanticLoss, SemanticObjective
 
@@ -24,7 +24,7 @@ class SemanticTrainer(Trainer):
         device = next(model.parameters()).device
         weights = class_weights(cfg.class_weights, self.data, model.head.num_classes)
         loss = SemanticLoss(cfg.ce_weight, cfg.dice_weight, None if weights is None else weights.to(device))
-        cache = run_cache(cfg, model.image_encoder, device) if cfg.feature_cache and cfg.frozen else None
+        cache = run_cache(cfg, model.image_encoder, device) if cfg.cache_features else None
         return [p for p in model.parameters() if p.requires_grad], SemanticObjective(model, loss, cache)
 
     def build_items(self, step: int, micro: int) -> list:
@@ -32,8 +32,6 @@ class SemanticTrainer(Trainer):
         positions = step_indices(len(self.data), cfg.batch_size, step, micro, cfg.grad_accum, cfg.seed)
         return make_items(self.data, rank_slice(positions, self.world.rank, self.world.size), step, cfg.seed)
 
-    def micro_batch(self, micro: int) -> tuple[list]:
-        return (self.ahead.get(self.step, micro),)
 
 
 def class_weights(spec: str, data: LabelledImages, num_classes: int) -> torch.Tensor | None:

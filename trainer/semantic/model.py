@@ -8,7 +8,7 @@
 The stride-32 trunk level is not used: sam2's FPN already folds it into the stride-16 level (top-down), and at
 the small sizes this kit trains on it is 4x4 pixels.
 
-Weights: the encoder comes from the same places as the SAM2 trainer's (trainer.sam2_ft.model.build_model: official
+Weights: the encoder comes from the same places as the SAM2 trainer's (trainer.sam2_model.model.build_model: official
 sam2.1 checkpoints, a SAM2 run folder or Hub repo of ours, or random init); the head starts fresh. A trained model is
 saved as one safetensors file (keys image_encoder.* and head.*) with model_config.yaml (SemanticSpec).
 """
@@ -24,9 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from trainer.checkpoint import WEIGHTS_NAME, CheckpointError, check_keys, load_weights
-from trainer.sam2_ft.model import CONFIGS, Sam2Spec, load_spec
-from trainer.sam2_ft.model import build_model as build_sam2_model
+from trainer.checkpoint import CheckpointError, WEIGHTS_NAME, check_keys, load_weights
+from trainer.sam2_model.forward import preprocess
+from trainer.sam2_model.model import CONFIGS, Sam2Spec, build_model as build_sam2_model, load_spec
 from trainer.semantic.labels import class_colors
 
 
@@ -164,8 +164,6 @@ class SemanticSegmenter:
     @torch.inference_mode()
     def logits(self, images: list[np.ndarray]) -> list[torch.Tensor]:
         """Per-class logits (classes x H x W, float32, CPU) for each image at its own size."""
-        from trainer.sam2_ft.forward import preprocess
-
         device = next(self.model.parameters()).device
         autocast = self.precision.autocast() if self.precision is not None else contextlib.nullcontext()
         training = self.model.training  # a model being trained is evaluated in eval mode, then given back

@@ -10,8 +10,8 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
-from trainer.sam2_ft.feature_cache import FeatureCache
-from trainer.sam2_ft.forward import Encoded, encode_images, preprocess
+from trainer.engine.feature_cache import FeatureCache
+from trainer.sam2_model.forward import Encoded, encode_images, preprocess
 from trainer.semantic.batches import Item
 from trainer.semantic.model import SamUNet
 

@@ -7,33 +7,32 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
+from trainer.data import load_dataset
 from trainer.data.sample import SegmentationDataset
+from trainer.engine.session import RunResult, evaluation, open_run, start_or_resume, train_session
+from trainer.engine.summary import Summary, picked
 from trainer.precision import resolve
 from trainer.runlog import RunDir
-from trainer.sam2_ft.evaluate import auto_thresholds
-from trainer.sam2_ft.loop import evaluation, start_or_resume, train_session
-from trainer.sam2_ft.model import save_spec
-from trainer.sam2_ft.pipeline import RunResult, base_weights, open_run
+from trainer.sam2_model.model import save_spec
 from trainer.semantic.batches import LabelledImages
 from trainer.semantic.config import SemanticTrainConfig
 from trainer.semantic.evaluate import METRICS, automatic_baseline, evaluate
 from trainer.semantic.labels import semantic_classes
 from trainer.semantic.loop import SemanticTrainer
 from trainer.semantic.model import SemanticSegmenter, SemanticSpec, build_sam2, from_sam2, load_into
+from trainer.semantic.overlays import draw_overlays
 
 BASELINE = "sam2 automatic mask generator, each mask given the class of its best-matching ground-truth instance"
 
 
 def run(cfg: SemanticTrainConfig, dataset: SegmentationDataset | None = None) -> RunResult:
     """Train per `cfg`; `dataset` (already loaded) replaces reading cfg.data."""
-    world, device, precision, run_dir = open_run(cfg, "semantic")
+    world, device, precision, run_dir = open_run(cfg)
 
     torch.manual_seed(cfg.seed)  # random init is reproducible
     # the whole SAM2 (its encoder is ours; the rest makes the baseline); bad weights fail before the data is read
-    sam2 = build_sam2(cfg.size, cfg.image_size, None if cfg.resume else base_weights(cfg), device)
+    sam2 = build_sam2(cfg.size, cfg.image_size, None if cfg.resume else cfg.base_weights, device)
     if dataset is None:
-        from trainer.data import load_dataset
-
         dataset = load_dataset(cfg.data, cfg.format, skip_bad=cfg.skip_bad)
     spec = SemanticSpec(semantic_classes(dataset.class_names), cfg.size, cfg.image_size, cfg.channels)
     model = from_sam2(sam2, spec)
@@ -56,7 +55,7 @@ def run(cfg: SemanticTrainConfig, dataset: SegmentationDataset | None = None) ->
         before, baseline = eval_now(0, "before"), {}
         if cfg.eval and cfg.baseline and world.main:  # the base SAM2, before its encoder trains (--freeze none)
             baseline = automatic_baseline(sam2, val_set, spec.class_names, cfg.eval_images, cfg.auto_points_per_side,
-                                          auto_thresholds(cfg), cfg.progress)
+                                          cfg.auto_thresholds, cfg.progress)
             run_dir.log({"step": 0, "phase": "baseline", "baseline": baseline})
     del sam2  # only its image encoder (inside `model`) is trained
     status, timing = train_session(trainer, run_dir, on_eval=eval_now)
@@ -75,35 +74,27 @@ def write_artifacts(cfg: SemanticTrainConfig, run_dir: RunDir, segmenter: Semant
                     val_set, before: dict, after: dict, baseline: dict, timing: dict, status: str,
                     device: torch.device) -> dict:
     """curves.png, overlays/, summary.json (the schema the Hub model card reads)."""
-    from trainer.semantic.overlays import draw_overlays
-
     spec = segmenter.spec
     run_dir.plot_curves(keys=["loss", "lr", "grad_norm", "miou", "pixel_accuracy"])
     if status == "finished" and cfg.overlays > 0 and len(val_set):
         samples = [val_set[i] for i in range(min(cfg.overlays, len(val_set)))]
         draw_overlays(samples, [segmenter.predict(s.image) for s in samples], spec.class_names, spec.colors,
                       run_dir.overlays)
-    summary = {
-        "kind": "semantic",
-        "base_model": str(base_weights(cfg) or "random-init"),
-        "model": {"size": cfg.size, "image_size": cfg.image_size, "decoder_channels": cfg.channels},
-        "dataset": dataset.describe(train_set, val_set, str(cfg.data), cfg.format),
-        "classes": [{"name": n, "color": c} for n, c in zip(spec.class_names, spec.colors)],
-        "recipe": {"freeze": cfg.frozen, "loss": f"{cfg.ce_weight:g} x cross-entropy + {cfg.dice_weight:g} x dice",
-                   "class_weights": cfg.class_weights, "precision": resolve(cfg.precision, device).name,
-                   "steps": cfg.steps, "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "lr": cfg.lr,
-                   "weight_decay": cfg.weight_decay, "augment": cfg.augment, "seed": cfg.seed},
-        "metrics": {"before": _pick(before), "after": _pick(after)},
-        "baseline": {"method": BASELINE, "points_per_side": cfg.auto_points_per_side, **auto_thresholds(cfg),
-                     "metrics": _pick(baseline)} if baseline else {},
-        "main_metric": "miou",
-        "train_time_s": round(timing["train_time_s"], 2),
-        "images_per_s": round(timing["images_per_s"], 3),
-        "status": status,
-    }
-    run_dir.write_summary(summary)
-    return summary
+    return Summary(
+        kind="semantic", base_model=str(cfg.base_weights or "random-init"),
+        model={"size": cfg.size, "image_size": cfg.image_size, "decoder_channels": cfg.channels},
+        dataset=dataset.describe(train_set, val_set, str(cfg.data), cfg.format),
+        recipe={"freeze": cfg.frozen, "loss": f"{cfg.ce_weight:g} x cross-entropy + {cfg.dice_weight:g} x dice",
+                "class_weights": cfg.class_weights, "precision": resolve(cfg.precision, device).name,
+                "steps": cfg.steps, "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "lr": cfg.lr,
+                "weight_decay": cfg.weight_decay, "augment": cfg.augment, "seed": cfg.seed},
+        before=_pick(before), after=_pick(after), main_metric="miou", train_time_s=timing["train_time_s"],
+        speed={"images_per_s": timing["images_per_s"]}, status=status,
+        sections={"classes": [{"name": n, "color": c} for n, c in zip(spec.class_names, spec.colors)],
+                  "baseline": {"method": BASELINE, "points_per_side": cfg.auto_points_per_side, **cfg.auto_thresholds,
+                               "metrics": _pick(baseline)} if baseline else {}},
+    ).write(run_dir)
 
 
 def _pick(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if k in METRICS or k.startswith("iou_")}
+    return picked(metrics, METRICS, prefixes=("iou_",))

@@ -1,10 +1,10 @@
 """Training clips at model resolution, and which of them each step (and each process) sees.
 
-As the SAM2 trainer's TrainingImages (trainer/sam2_ft/batches.py), with a clip in place of an image: every random
+As the SAM2 trainer's TrainingImages (trainer/engine/images.py), with a clip in place of an image: every random
 choice comes from (seed, step, clip), so resumed, multi-process and uninterrupted runs draw the same. A clip has a
-fixed number of augmented *views* (frozen, cached encoder): a view fixes its window of --frames frames and one
-augmentation draw for all of them (trainer/augment.py), so each frame's features are computed once per view and
-the cache is keyed by (clip, frame, view).
+fixed number of augmented *views* (frozen, cached encoder; the draw is TrainingImages' `SeededViews`): a view fixes
+its window of --frames frames and one augmentation draw for all of them (trainer/augment.py), so each frame's
+features are computed once per view; the engine's bounded cache keys them by a digest of the model-input frame.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from trainer.augment import Policy, augment
 from trainer.data.clips import clip_length
 from trainer.data.sample import DataError, SegmentationDataset
-from trainer.sam2_ft.batches import FRESH, sample_seed
+from trainer.engine.feature_cache import image_key
+from trainer.engine.images import FRESH, SeededViews, resized_image
 
 
 @dataclass
@@ -30,33 +30,33 @@ class ClipItem:
     frames: list[np.ndarray]  # T images S x S x 3 uint8
     masks: torch.Tensor  # T x k x S x S bool: the k objects chosen this step (empty where an object is out of view)
 
-    def cache_keys(self) -> list[tuple[int, int, int] | None]:
+    def cache_keys(self) -> list[str | None]:
+        """The feature cache's keys (digests of the model-input frames); None for a fresh draw, never reused."""
         if self.view == FRESH:
             return [None] * len(self.frames)
-        return [(self.index, self.start + t, self.view) for t in range(len(self.frames))]
+        return [image_key(frame) for frame in self.frames]
 
 
 def to_model_size(frames: list[np.ndarray], masks: np.ndarray, size: int) -> tuple[list[np.ndarray], torch.Tensor]:
     """Frames bilinear, masks (T x N x H x W; area > half a pixel) at S x S; empty masks stay (out of view)."""
-    frames = [np.array(Image.fromarray(f).resize((size, size), Image.BILINEAR)) for f in frames]
+    frames = [resized_image(f, size, size) for f in frames]
     resized = F.interpolate(torch.from_numpy(np.ascontiguousarray(masks)).float(), size=(size, size),
                             mode="bilinear", align_corners=False) > 0.5
     return frames, resized
 
 
-class TrainingClips:
+class TrainingClips(SeededViews):
     """The training split as the steps see it: clip `pos` in view `view`, --frames frames at model resolution."""
 
     def __init__(self, dataset: SegmentationDataset, size: int, frames: int, policy: Policy, seed: int,
                  views: int = 0):
-        self.dataset, self.size, self.frames, self.policy, self.seed = dataset, size, frames, policy, seed
-        self.views = 1 if policy.identity and views else views
         self.lengths = [clip_length(ref) for ref in dataset.refs]  # from the listing: nothing decoded
         short = [dataset.sources[i] for i, n in enumerate(self.lengths) if n < frames]
         if len(short) == len(self.lengths):
             raise DataError(dataset.root or "dataset", f"every training clip has fewer than --frames {frames} "
                                                        f"annotated frames (e.g. {short[0]})")
-        self.indices = [i for i, n in enumerate(self.lengths) if n >= frames]
+        super().__init__([i for i, n in enumerate(self.lengths) if n >= frames], policy, seed, views)
+        self.dataset, self.size, self.frames = dataset, size, frames
 
     @classmethod
     def for_run(cls, dataset: SegmentationDataset, cfg) -> "TrainingClips":
@@ -65,14 +65,9 @@ class TrainingClips:
         return cls(dataset, cfg.image_size, cfg.frames, policy(cfg.augment), cfg.seed,
                    cfg.cache_views if cfg.cache_features else 0)
 
-    def __len__(self) -> int:
-        return len(self.indices)
-
     def item(self, pos: int, step: int, seed: int, max_objects: int) -> ClipItem:
-        index = self.indices[pos]
-        gen = torch.Generator().manual_seed(sample_seed(seed, step, index))
-        view = int(torch.randint(self.views, (1,), generator=gen)) if self.views else FRESH
-        draw = sample_seed(self.seed, index, view) if view != FRESH else sample_seed(self.seed, step, index, 7)
+        index, view, gen = self.draw(pos, step, seed)
+        draw = self.view_seed(index, view, step)
         start = int(np.random.default_rng(draw).integers(self.lengths[index] - self.frames + 1))
         clip = self.dataset[index]
         window = slice(start, start + self.frames)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from trainer.commands import TrainerCommand, register_trainer
+from trainer.engine import summary
+from trainer.engine.summary import change
 
 
 def register(subparsers) -> None:
@@ -18,17 +20,10 @@ def register(subparsers) -> None:
 
 def report(result, cfg) -> None:
     s = result.summary
-    before, after = s["metrics"]["before"], s["metrics"]["after"]
-    baseline = (s.get("baseline") or {}).get("metrics") or {}
-    print(f"\nrun {result.status}: {result.path}")
-    if after:
-        print(f"  J&F, first-frame mask: {before.get('jf_mask', 0):.3f} -> {after['jf_mask']:.3f} "
-              f"(J {after['j_mask']:.3f}, F {after['f_mask']:.3f})")
-        print(f"  J&F, one click on the first frame: {before.get('jf_click', 0):.3f} -> {after['jf_click']:.3f}")
+    after, baseline = s["metrics"]["after"], (s.get("baseline") or {}).get("metrics") or {}
+    lines = [f"J&F, first-frame mask: {change(s, 'jf_mask')} (J {after['j_mask']:.3f}, F {after['f_mask']:.3f})",
+             f"J&F, one click on the first frame: {change(s, 'jf_click')}"] if after else []
     if baseline:
-        print(f"  image model {s['baseline']['model']} as a video predictor: J&F mask {baseline['jf_mask']:.3f}, "
-              f"click {baseline['jf_click']:.3f}")
-    print(f"  {s['clips_per_s']:.2f} clips/s over {s['train_time_s']:.0f} s")
-    print(f"  look at: {result.path / 'summary.json'}, {result.path / 'curves.png'}, {result.path / 'overlays'}/")
-    if result.status == "paused":
-        print(f"  continue with: python -m trainer sam2-video --out {result.path} --resume")
+        lines.append(f"image model {s['baseline']['model']} as a video predictor: J&F mask {baseline['jf_mask']:.3f}, "
+                     f"click {baseline['jf_click']:.3f}")
+    summary.report(result, "sam2-video", lines, rate="clips")

@@ -1,42 +1,39 @@
 """Every option of `python -m trainer sam2-video`, with its default: the one source of defaults.
 
-Options that mean the same as in `python -m trainer sam2` come from its config (`sam2_option`); the clip options
-(--frames, --correct-frames, ...) and the defaults of sam2's MOSE fine-tune recipe are this trainer's own. Flags are
+The engine's loop options and the SAM2 model's options, with the defaults of sam2's MOSE fine-tune recipe
+(`option`); the clip options (--frames, --correct-frames, ...) are this trainer's own. Flags are
 generated from this dataclass; the resolved config is saved as RUN_DIR/config.yaml (rerun, --resume).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
-from trainer import options
-from trainer.sam2_ft.config import Sam2TrainConfig, sam2_option
+from trainer.engine.options import LoopOptions, option
+from trainer.sam2_model.options import Sam2ModelOptions
 
 # The parts a video model trains; the image encoder stays frozen (its per-frame features are cached).
 VIDEO_PARTS = ("memory_attention", "memory_encoder", "mask_decoder", "prompt_encoder", "obj_ptr")
 
 
 @dataclass
-class VideoTrainConfig(options.RunConfig):
+class VideoTrainConfig(Sam2ModelOptions, LoopOptions):
     kind = "sam2-video"
     # Data
-    data: str = sam2_option("data", help="clip folder (JPEGImages/ + Annotations/, or videos/ + Annotations/), "
-                                         "or 'builtin' (a camera moving over a bundled photo)")
+    data: str = option(LoopOptions, "data", help="clip folder (JPEGImages/ + Annotations/, or videos/ + "
+                                                 "Annotations/), or 'builtin' (a camera moving over a bundled photo)")
     format: str = field(default="auto", metadata={"help": "clip layout", "choices": ("auto", "davis", "videos")})
-    skip_bad: bool = sam2_option("skip_bad", help="skip clips with problems instead of stopping")
-    val_fraction: float = sam2_option("val_fraction", help="fraction of clips held out (when the data has no "
-                                                            "heldout.txt)")
+    skip_bad: bool = option(LoopOptions, "skip_bad", help="skip clips with problems instead of stopping")
+    val_fraction: float = option(LoopOptions, "val_fraction", help="fraction of clips held out (when the data has no "
+                                                                   "heldout.txt)")
     frames: int = field(default=8, metadata={"help": "frames per training clip (sam2's MOSE recipe: 8)"})
-    max_objects: int = sam2_option("max_objects", default=3, help="objects per clip per step (MOSE recipe: 3)")
-    augment: str = sam2_option("augment", help="augmentation, one draw for all of a clip's frames: none | flip | "
-                                               "default | strong (sam2's MOSE recipe: affine 25 deg / shear 20)")
-    cache_views: int = sam2_option("cache_views", default=4, help="augmented views per clip whose frame features "
-                                                                   "the cache keeps")
+    max_objects: int = field(default=3, metadata={"help": "objects per clip per step (MOSE recipe: 3)"})
+    augment: str = option(LoopOptions, "augment", help="augmentation, one draw for all of a clip's frames: none | "
+                                                       "flip | default | strong (sam2's MOSE recipe: affine 25 deg / "
+                                                       "shear 20)")
+    cache_views: int = option(LoopOptions, "cache_views", default=4, help="augmented views per clip whose frame "
+                                                                          "features the cache keeps")
     # Model
-    size: str = sam2_option("size")
-    weights: str | None = sam2_option("weights")
-    no_pretrained: bool = sam2_option("no_pretrained")
-    image_size: int = sam2_option("image_size")
     train: str = field(default="memory_attention,memory_encoder,mask_decoder,obj_ptr", metadata={
         "help": f"parts trained (comma list of {', '.join(VIDEO_PARTS)}); the image encoder stays frozen"})
     # Prompts, as sam2's SAM2Train draws them on the first frame
@@ -49,35 +46,23 @@ class VideoTrainConfig(options.RunConfig):
     # Recipe
     loss_weights: str = field(default="20,1,1,1", metadata={
         "help": "sam2's MultiStepMultiMasksAndIous weights: focal mask, dice, IoU, object score"})
-    steps: int = sam2_option("steps", default=200)
-    batch_size: int = sam2_option("batch_size", default=1, help="clips per step (global, across processes)")
-    grad_accum: int = sam2_option("grad_accum")
-    lr: float = sam2_option("lr", default=5e-6, help="AdamW learning rate (MOSE recipe: 5e-6)")
-    weight_decay: float = sam2_option("weight_decay", default=0.1, help="AdamW weight decay (MOSE recipe: 0.1)")
-    warmup_steps: int = sam2_option("warmup_steps")
-    clip_grad: float = sam2_option("clip_grad", default=0.1, help="max gradient norm (MOSE recipe: 0.1; 0 = off)")
-    precision: str = sam2_option("precision")
-    seed: int = sam2_option("seed")
-    max_bad_steps: int = sam2_option("max_bad_steps")
-    feature_cache: bool = sam2_option("feature_cache", help="cache the frozen image encoder's per-frame features")
-    workers: int = sam2_option("workers")
+    steps: int = option(LoopOptions, "steps", default=200)
+    batch_size: int = option(LoopOptions, "batch_size", default=1, help="clips per step (global, across processes)")
+    lr: float = option(LoopOptions, "lr", default=5e-6, help="AdamW learning rate (MOSE recipe: 5e-6)")
+    weight_decay: float = option(LoopOptions, "weight_decay", default=0.1, help="AdamW weight decay (MOSE recipe: "
+                                                                                "0.1)")
+    clip_grad: float = option(LoopOptions, "clip_grad", default=0.1, help="max gradient norm (MOSE recipe: 0.1; "
+                                                                          "0 = off)")
+    feature_cache: bool = option(LoopOptions, "feature_cache", help="cache the frozen image encoder's per-frame "
+                                                                    "features")
     # Run
-    out: str | None = sam2_option("out", help="run folder (default runs/sam2-video-<timestamp>)")
-    resume: bool = sam2_option("resume")
-    stop_after: int = sam2_option("stop_after")
-    eval: bool = sam2_option("eval", help="J&F on the held-out clips before and after training")
-    eval_every: int = sam2_option("eval_every")
-    save_every: int = sam2_option("save_every")
-    log_every: int = sam2_option("log_every")
+    out: str | None = option(LoopOptions, "out", help="run folder (default runs/sam2-video-<timestamp>)")
+    eval: bool = option(LoopOptions, "eval", help="J&F on the held-out clips before and after training")
     eval_clips: int = field(default=0, metadata={"help": "held-out clips the evaluation uses (0 = all)"})
     compare_with: str | None = field(default=None, metadata={
         "help": "also score this SAM2 image model (run folder, local hub name, Hub id) as a video predictor"})
-    overlays: int = sam2_option("overlays", default=2, help="held-out clips drawn as frame strips at the end")
-    push_to: str | None = sam2_option("push_to")
-    device: str | None = sam2_option("device")
-    progress: bool = sam2_option("progress")
+    overlays: int = option(LoopOptions, "overlays", default=2, help="held-out clips drawn as frame strips at the end")
 
-    # What the shared loop reads
     @property
     def trained(self) -> list[str]:
         parts = [p.strip() for p in self.train.split(",") if p.strip()]
@@ -85,10 +70,6 @@ class VideoTrainConfig(options.RunConfig):
         if unknown or not parts:
             raise ValueError(f"--train: unknown part(s) {unknown}; choose from {', '.join(VIDEO_PARTS)}")
         return parts
-
-    @property
-    def cache_features(self) -> bool:
-        return self.feature_cache
 
     @property
     def weights_of_losses(self) -> dict[str, float]:
@@ -112,6 +93,6 @@ class VideoTrainConfig(options.RunConfig):
                 raise ValueError(f"--{name.replace('_', '-')} must be a probability (0..1)")
         if self.correction_points < 0:
             raise ValueError("--correction-points must be >= 0")
-        shared = {f.name: getattr(self, f.name) for f in fields(Sam2TrainConfig) if hasattr(self, f.name)}
-        Sam2TrainConfig(**shared).validate()  # the options both trainers have, checked as the SAM2 trainer does
-        return self
+        if self.max_objects < 1:
+            raise ValueError("--max-objects must be >= 1")
+        return super().validate()

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from trainer.data.instances import interior_point
 from trainer.video.jf import clip_jf
 
 MODES = ("mask", "click")
@@ -54,9 +55,7 @@ def write_frames(frames: list[np.ndarray], folder: str | Path) -> Path:
 
 def click_point(mask: np.ndarray) -> np.ndarray:
     """The object's most interior pixel (x, y), as the SAM2 trainer's evaluation clicks."""
-    from trainer.sam2_ft.prompts import center_points
-
-    return center_points(torch.from_numpy(mask)[None, None]).coords[0].numpy()
+    return np.array([interior_point(mask)], dtype=np.float32)
 
 
 def propagate(predictor, state, num_objects: int, size: tuple[int, int]) -> Iterator[tuple[int, np.ndarray]]:

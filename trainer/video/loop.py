@@ -1,5 +1,5 @@
-"""The SAM2 trainer's loop (optimizer, schedule, precision, accumulation, DDP, NaN guard, checkpoints, resume)
-with the video objective plugged in: only what is trained and what a micro-batch holds differ."""
+"""The engine's loop (optimizer, schedule, precision, accumulation, DDP, NaN guard, checkpoints, resume) with the
+video objective plugged in: only what is trained and what a micro-batch holds differ."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import ClassVar
 
 import torch
 
-from trainer.sam2_ft.batches import rank_slice, sample_seed, step_indices
-from trainer.sam2_ft.feature_cache import FeatureCache
-from trainer.sam2_ft.loop import Trainer
+from trainer.engine.feature_cache import run_cache
+from trainer.engine.loop import Trainer
+from trainer.engine.sampling import rank_slice, sample_seed, step_indices
 from trainer.video.objective import VideoObjective
 
 # --train part -> SAM2Base attributes (the image encoder is never trained here)
@@ -37,7 +37,7 @@ class VideoTrainer(Trainer):
         cfg = self.cfg
         params = set_trainable(self.model, cfg.trained)
         device = next(self.model.parameters()).device
-        cache = FeatureCache(device) if cfg.cache_features else None
+        cache = run_cache(cfg, self.model.image_encoder, device) if cfg.cache_features else None
         return params, VideoObjective(self.model, cfg.weights_of_losses, cache)
 
     def build_items(self, step: int, micro: int) -> list:

@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-from trainer.checkpoint import WEIGHTS_NAME, CheckpointError
-from trainer.sam2_ft.model import CONFIGS, MODEL_CONFIG_NAME, Sam2Spec, build_model, load_spec
+from trainer.checkpoint import CheckpointError, WEIGHTS_NAME
+from trainer.sam2_model.model import CONFIGS, MODEL_CONFIG_NAME, Sam2Spec, build_model, load_spec
 
 KIND = "sam2-video"
 # sam2's SAM2VideoPredictor as build_sam2_video_predictor makes it (fill_hole_area needs sam2's CUDA extension,

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from trainer.sam2_ft.feature_cache import FeatureCache
-from trainer.sam2_ft.forward import encode_images, preprocess
+from trainer.engine.feature_cache import FeatureCache
+from trainer.sam2_model.forward import encode_images, preprocess
 from trainer.video.batches import ClipItem
 
 

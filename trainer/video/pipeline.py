@@ -1,7 +1,7 @@
 """A whole `python -m trainer sam2-video` run: clips, SAM2Train, J&F before, training, J&F after, run folder.
 
 Works alone or under torchrun (rank 0 evaluates and writes the run folder), like the SAM2 run; the loop, resume,
-precision and NaN guard are the SAM2 trainer's own (trainer/sam2_ft/loop.py).
+precision and NaN guard are the engine's (trainer/engine/loop.py).
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
+from trainer.engine.session import RunResult, evaluation, open_run, start_or_resume, train_session
+from trainer.engine.summary import Summary, picked
 from trainer.precision import resolve
 from trainer.runlog import RunDir
-from trainer.sam2_ft.loop import evaluation, start_or_resume, train_session
-from trainer.sam2_ft.model import save_spec
-from trainer.sam2_ft.pipeline import RunResult, base_weights, open_run
+from trainer.sam2_model.model import save_spec
 from trainer.video.batches import TrainingClips
 from trainer.video.config import VideoTrainConfig
 from trainer.video.evaluate import METRICS, evaluate
@@ -25,9 +25,9 @@ IMAGE_BASELINE = "a SAM2 image model used as a video predictor (its memory modul
 
 def run(cfg: VideoTrainConfig, dataset=None) -> RunResult:
     """Train per `cfg`; `dataset` (clips, already loaded) replaces reading cfg.data."""
-    world, device, precision, run_dir = open_run(cfg, "sam2-video")
+    world, device, precision, run_dir = open_run(cfg)
 
-    model = build_train_model(cfg, run_dir.weights_path if cfg.resume else base_weights(cfg), device)
+    model = build_train_model(cfg, run_dir.weights_path if cfg.resume else cfg.base_weights, device)
     if dataset is None:
         from trainer.data.clips import load_clips
 
@@ -82,32 +82,26 @@ def write_artifacts(cfg: VideoTrainConfig, run_dir: RunDir, spec: VideoSpec, dat
     run_dir.plot_curves(keys=["loss", "lr", "grad_norm", "jf_mask", "jf_click"])
     if status == "finished" and cfg.overlays > 0 and len(val_set):
         draw_overlays(cfg, spec, run_dir, val_set, device)
-    summary = {
-        "kind": "sam2-video",
-        "base_model": str(base_weights(cfg) or "random-init"),
-        "model": {"size": cfg.size, "image_size": cfg.image_size},
-        "dataset": dataset.describe(train_set, val_set, str(cfg.data), cfg.format),
-        "recipe": {"trained": cfg.trained, "frames": cfg.frames, "max_objects": cfg.max_objects,
-                   "prompts": f"first frame: mask {1 - cfg.point_prob:g}, box {cfg.point_prob * cfg.box_prob:g}, "
-                              f"click {cfg.point_prob * (1 - cfg.box_prob):g}",
-                   "correct_frames": cfg.correct_frames, "correction_points": cfg.correction_points,
-                   "loss": f"sam2 MultiStepMultiMasksAndIous {cfg.loss_weights}", "augment": cfg.augment,
-                   "cache_views": cfg.cache_views if cfg.cache_features else 0,
-                   "precision": resolve(cfg.precision, device).name, "steps": cfg.steps,
-                   "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "lr": cfg.lr,
-                   "weight_decay": cfg.weight_decay, "seed": cfg.seed},
-        "metrics": {"before": _pick(before), "after": _pick(after)},
-        "per_object": {"before": before.get("per_object", {}), "after": after.get("per_object", {})},
-        "baseline": {"method": IMAGE_BASELINE, "model": dataset_name(cfg.compare_with),
-                     "metrics": _pick(baseline)} if baseline else {},
-        "main_metric": "jf_mask",
-        "train_time_s": round(timing["train_time_s"], 2),
-        "clips_per_s": round(timing["images_per_s"], 3),
-        "images_per_s": round(timing["images_per_s"] * cfg.frames, 3),
-        "status": status,
-    }
-    run_dir.write_summary(summary)
-    return summary
+    return Summary(
+        kind="sam2-video", base_model=str(cfg.base_weights or "random-init"),
+        model={"size": cfg.size, "image_size": cfg.image_size},
+        dataset=dataset.describe(train_set, val_set, str(cfg.data), cfg.format),
+        recipe={"trained": cfg.trained, "frames": cfg.frames, "max_objects": cfg.max_objects,
+                "prompts": f"first frame: mask {1 - cfg.point_prob:g}, box {cfg.point_prob * cfg.box_prob:g}, "
+                           f"click {cfg.point_prob * (1 - cfg.box_prob):g}",
+                "correct_frames": cfg.correct_frames, "correction_points": cfg.correction_points,
+                "loss": f"sam2 MultiStepMultiMasksAndIous {cfg.loss_weights}", "augment": cfg.augment,
+                "cache_views": cfg.cache_views if cfg.cache_features else 0,
+                "precision": resolve(cfg.precision, device).name, "steps": cfg.steps,
+                "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "lr": cfg.lr,
+                "weight_decay": cfg.weight_decay, "seed": cfg.seed},
+        before=picked(before, METRICS), after=picked(after, METRICS), main_metric="jf_mask",
+        train_time_s=timing["train_time_s"], status=status,
+        speed={"clips_per_s": timing["images_per_s"], "images_per_s": timing["images_per_s"] * cfg.frames},
+        sections={"per_object": {"before": before.get("per_object", {}), "after": after.get("per_object", {})},
+                  "baseline": {"method": IMAGE_BASELINE, "model": dataset_name(cfg.compare_with),
+                               "metrics": picked(baseline, METRICS)} if baseline else {}},
+    ).write(run_dir)
 
 
 def draw_overlays(cfg: VideoTrainConfig, spec: VideoSpec, run_dir: RunDir, val_set, device: torch.device) -> None:
@@ -116,7 +110,7 @@ def draw_overlays(cfg: VideoTrainConfig, spec: VideoSpec, run_dir: RunDir, val_s
     from trainer.video.evaluate import quiet_bars, track_clip, write_frames
     from trainer.video.overlays import draw_strip
 
-    models = [("base", build_predictor(spec, base_weights(cfg), device, cfg.seed)),
+    models = [("base", build_predictor(spec, cfg.base_weights, device, cfg.seed)),
               ("fine-tuned", build_predictor(spec, run_dir.weights_path, device))]
     for i in range(min(cfg.overlays, len(val_set))):
         clip = val_set[i]
@@ -126,7 +120,3 @@ def draw_overlays(cfg: VideoTrainConfig, spec: VideoSpec, run_dir: RunDir, val_s
             for title, predictor in models:
                 rows.append((title, track_clip(predictor, clip, "mask", predictor.init_state(folder))))
         draw_strip(clip, rows, run_dir.overlays / f"val_{i:02d}.png")
-
-
-def _pick(metrics: dict) -> dict:
-    return {k: metrics[k] for k in METRICS if k in metrics}

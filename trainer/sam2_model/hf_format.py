@@ -15,14 +15,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
 import torch
 
-from trainer.checkpoint import WEIGHTS_NAME, CheckpointError, load_weights, save_weights
-
-if TYPE_CHECKING:
-    from trainer.sam2_ft.model import Sam2Spec
+from trainer.checkpoint import CheckpointError, WEIGHTS_NAME, load_weights, save_weights
+from trainer.sam2_model.spec import CONFIGS, Sam2Spec, load_spec
 
 HF_CONFIG_NAME = "config.json"
 HF_SUBFOLDER = "transformers"  # where a segkit repo keeps its transformers copy (see stage_transformers)
@@ -196,7 +194,6 @@ def _sam2_yaml(size: str) -> dict[str, Any]:
     import sam2
     import yaml
 
-    from trainer.sam2_ft.model import CONFIGS
 
     return yaml.safe_load((Path(sam2.__file__).parent / CONFIGS[size]).read_text())["model"]
 
@@ -253,7 +250,6 @@ def hf_config(size: str, image_size: int) -> Any:
 
 def spec_from_hf_config(config: Mapping[str, Any], source: str = HF_CONFIG_NAME) -> "Sam2Spec":
     """The Sam2Spec whose backbone is this config.json's (FormatError for one that is no sam2.1 size)."""
-    from trainer.sam2_ft.model import CONFIGS, Sam2Spec
 
     if config.get("model_type") not in HF_MODEL_TYPES:
         raise FormatError(f"{source}: model_type {config.get('model_type')!r} is not a SAM2 model "
@@ -366,7 +362,6 @@ def stage_transformers(run_dir: str | Path, out_dir: str | Path) -> Path:
     """push: the run's model in transformers' format, in out_dir/transformers/. Why a subfolder: transformers reads
     the root's model.safetensors before anything else, and the root's is sam2's layout (segkit, the app and
     build_sam2 read it), so `from_pretrained(repo, subfolder="transformers")`."""
-    from trainer.sam2_ft.model import load_spec
 
     spec = load_spec(run_dir)
     return write_hf_folder(load_weights(Path(run_dir) / WEIGHTS_NAME), spec.size, spec.image_size,

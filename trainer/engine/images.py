@@ -12,20 +12,20 @@ while the masks (cheap) are rebuilt from the same seed. A trained encoder gets a
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
 import warnings
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from tqdm import tqdm
 
-from trainer.augment import Policy, augment
+from trainer.augment import Policy, augment, policy
 from trainer.data.instances import InstanceMasks
 from trainer.data.sample import DataError, Sample, SegmentationDataset
-from trainer.sam2_ft.feature_cache import image_key
+from trainer.engine.feature_cache import image_key
+from trainer.engine.sampling import sample_seed
 
 FRESH = -1  # the view of an item augmented afresh for its step (not cached)
 CANDIDATES_PER_OBJECT = 4  # objects augmented per object a step trains on: enough survive a zoomed-in crop
@@ -45,12 +45,15 @@ class Item:
         return None if self.view == FRESH else image_key(self.image)
 
 
+def resized_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """An H x W x 3 uint8 image, bilinear, at width x height (every trainer's image resize)."""
+    return np.array(Image.fromarray(image).resize((width, height), Image.BILINEAR))
+
+
 def to_model_size(image: np.ndarray, masks: np.ndarray, size: int) -> tuple[np.ndarray, torch.Tensor]:
     """The image bilinear and its masks (area > half a pixel) at S x S; masks left empty by the resize dropped.
     Masks are resized one at a time: a float copy of all of them at once is 4 bytes per pixel per object."""
-    from PIL import Image
-
-    image = np.array(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+    image = resized_image(image, size, size)
     resized = torch.zeros(len(masks), size, size, dtype=torch.bool)
     for i, mask in enumerate(masks):
         mask = torch.from_numpy(np.ascontiguousarray(mask)).float()[None, None]
@@ -61,33 +64,21 @@ def to_model_size(image: np.ndarray, masks: np.ndarray, size: int) -> tuple[np.n
 def shrink(image: np.ndarray, masks: InstanceMasks, longest: int) -> tuple[np.ndarray, InstanceMasks]:
     """The image (bilinear) and masks (nearest) with their longer side at most `longest` pixels: the detail above
     what the model will see after the largest zoom is lost anyway, and a 4096-px image costs 16x a 1024-px one."""
-    from PIL import Image
-
     h, w = image.shape[:2]
     if max(h, w) <= longest:
         return image, masks
     nh, nw = max(1, round(h * longest / max(h, w))), max(1, round(w * longest / max(h, w)))
-    return np.array(Image.fromarray(image).resize((nw, nh), Image.BILINEAR)), masks.resized(nh, nw)
+    return resized_image(image, nw, nh), masks.resized(nh, nw)
 
 
-class TrainingImages:
-    """The training split as the steps see it: sample `pos` in augmented view `view`, at model resolution."""
+class SeededViews:
+    """Training samples (images or clips) with a fixed number of seeded augmented views each (a frozen, cached
+    encoder) or, with views=0, a fresh augmentation every step: which view a step draws, and the seed of its
+    augmentation. TrainingImages and the video trainer's TrainingClips both draw this way."""
 
-    keeps_empty = False  # images without objects: dropped here (nothing to prompt); the semantic trainer keeps them
-
-    def __init__(self, dataset: SegmentationDataset, size: int, policy: Policy, seed: int, views: int = 0,
-                 progress: bool = True):
-        self.dataset, self.size, self.policy, self.seed = dataset, size, policy, seed
+    def __init__(self, indices: list[int], policy: Policy, seed: int, views: int = 0):
+        self.indices, self.policy, self.seed = indices, policy, seed
         self.views = 1 if policy.identity and views else views  # an identity policy has one view to cache
-        self.indices = usable_indices(dataset, progress, self.keeps_empty)
-
-    @classmethod
-    def for_run(cls, dataset: SegmentationDataset, cfg, progress: bool = True) -> "TrainingImages":
-        """As a trainer's config asks: its --augment level, and --cache-views views when features are cached."""
-        from trainer.augment import policy
-
-        return cls(dataset, cfg.image_size, policy(cfg.augment), cfg.seed,
-                   cfg.cache_views if cfg.cache_features else 0, progress)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -97,6 +88,26 @@ class TrainingImages:
         index = self.indices[pos]
         gen = torch.Generator().manual_seed(sample_seed(seed, step, index))
         return index, int(torch.randint(self.views, (1,), generator=gen)) if self.views else FRESH, gen
+
+    def view_seed(self, index: int, view: int, step: int) -> int:
+        """The augmentation's seed: a cached view's draw is fixed by (index, view), a fresh one by the step."""
+        return sample_seed(self.seed, index, view) if view != FRESH else sample_seed(self.seed, step, index, 7)
+
+
+class TrainingImages(SeededViews):
+    """The training split as the steps see it: sample `pos` in augmented view `view`, at model resolution."""
+    keeps_empty = False  # images without objects: dropped here (nothing to prompt); the semantic trainer keeps them
+
+    def __init__(self, dataset: SegmentationDataset, size: int, policy: Policy, seed: int, views: int = 0,
+                 progress: bool = True):
+        super().__init__(usable_indices(dataset, progress, self.keeps_empty), policy, seed, views)
+        self.dataset, self.size = dataset, size
+
+    @classmethod
+    def for_run(cls, dataset: SegmentationDataset, cfg, progress: bool = True) -> "TrainingImages":
+        """As a trainer's config asks: its --augment level, and --cache-views views when features are cached."""
+        return cls(dataset, cfg.image_size, policy(cfg.augment), cfg.seed,
+                   cfg.cache_views if cfg.cache_features else 0, progress)
 
     def prepared(self, index: int, limit: int = 0,
                  generator: torch.Generator | None = None) -> tuple[Sample, np.ndarray, InstanceMasks, np.ndarray]:
@@ -123,8 +134,7 @@ class TrainingImages:
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One prepared image and its masks through the policy: a cached view's draw is fixed by (index, view), a
         fresh one by the step. Returns the image, masks (N x H x W) and the indices of the objects kept."""
-        seed = sample_seed(self.seed, index, view) if view != FRESH else sample_seed(self.seed, step, index, 7)
-        frames, out, kept = augment([image], [masks.dense()], self.policy, seed)
+        frames, out, kept = augment([image], [masks.dense()], self.policy, self.view_seed(index, view, step))
         return frames[0], out[0], kept
 
     def item(self, pos: int, step: int, seed: int, max_objects: int) -> Item:
@@ -157,66 +167,5 @@ def has_objects(sample: Sample) -> bool:
     return sample.num_objects > 0
 
 
-def sample_seed(*parts: int) -> int:
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-def step_indices(n: int, batch: int, step: int, micro: int, grad_accum: int, seed: int) -> list[int]:
-    """The global batch of micro-step `micro` of `step`: positions in an endless stream of seeded epochs."""
-    start = (step * grad_accum + micro) * batch
-    out = []
-    for pos in range(start, start + batch):
-        epoch, offset = divmod(pos, n)
-        out.append(int(np.random.default_rng(sample_seed(seed, epoch)).permutation(n)[offset]))
-    return out
-
-
 def make_items(images: TrainingImages, positions: list[int], step: int, seed: int, max_objects: int) -> list[Item]:
     return [images.item(pos, step, seed, max_objects) for pos in positions]
-
-
-class Ahead(torch.utils.data.Dataset):
-    """The micro-batches of a run built ahead of the training step by `workers` DataLoader worker processes, so
-    decoding, augmenting and resizing the next samples overlap the step (0 workers: built when asked, in this
-    process). Entry k is micro-step k of the run (step k // grad_accum); `build(step, micro)` makes it, the same
-    in any process (every draw is seeded), so a worker's items equal the ones this process would make."""
-
-    def __init__(self, build: Callable[[int, int], list], grad_accum: int, steps: int, workers: int = 0):
-        self.build, self.grad_accum, self.total, self.workers = build, grad_accum, steps * grad_accum, workers
-        self._stream: Iterator[list] | None = None
-        self._next = -1
-
-    def __len__(self) -> int:
-        return self.total
-
-    def __getitem__(self, k: int) -> list:
-        return self.build(*divmod(k, self.grad_accum))
-
-    def get(self, step: int, micro: int) -> list:
-        """Micro-batch `micro` of `step`: the prefetched one when the run asks in order (it does, resumed or
-        not), else built here and the workers restarted from the next one."""
-        k = step * self.grad_accum + micro
-        if self.workers <= 0 or k >= self.total or "fork" not in mp.get_all_start_methods():
-            return self[k]  # (workers get the builder by fork: a closure over the run does not pickle)
-        if k != self._next or self._stream is None:
-            loader = torch.utils.data.DataLoader(self, batch_size=None, sampler=range(k, self.total),
-                                                 num_workers=self.workers, collate_fn=_as_is,
-                                                 multiprocessing_context="fork", prefetch_factor=2)
-            self._stream = iter(loader)
-        self._next = k + 1
-        return next(self._stream)
-
-    def close(self) -> None:
-        """Stop the workers (also when the run stops early)."""
-        self._stream, self._next = None, -1
-
-
-def _as_is(batch: list) -> list:
-    return batch
-
-
-def rank_slice(indices: list[int], rank: int, world: int) -> list[int]:
-    if len(indices) % world:
-        raise ValueError(f"--batch-size {len(indices)} must be divisible by the number of processes ({world})")
-    per = len(indices) // world
-    return indices[rank * per:(rank + 1) * per]

@@ -7,49 +7,15 @@ then build_sam2(config, "model.pt").
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import contextlib
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
-import yaml
 
-from trainer.checkpoint import WEIGHTS_NAME, CheckpointError, check_keys, load_any_weights
-
-# sam2.1 configs packaged inside the sam2 wheel, and the matching official Hub repos.
-CONFIGS = {
-    "tiny": "configs/sam2.1/sam2.1_hiera_t.yaml",
-    "small": "configs/sam2.1/sam2.1_hiera_s.yaml",
-    "base_plus": "configs/sam2.1/sam2.1_hiera_b+.yaml",
-    "large": "configs/sam2.1/sam2.1_hiera_l.yaml",
-}
-HUB_IDS = {size: f"facebook/sam2.1-hiera-{size.replace('_', '-')}" for size in CONFIGS}
-MODEL_CONFIG_NAME = "model_config.yaml"
-
-
-@dataclass
-class Sam2Spec:
-    """Everything needed to rebuild the architecture (saved as model_config.yaml next to the weights)."""
-
-    size: str = "tiny"
-    image_size: int = 1024  # smaller (e.g. 256) for fast CPU tests; multiples of 32 (the backbone's stride x 2)
-    kind: str = "sam2"
-
-    @property
-    def config(self) -> str:
-        return CONFIGS[self.size]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "config": self.config}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "model_config") -> "Sam2Spec":
-        if data.get("kind", "sam2") != "sam2":
-            raise CheckpointError(f"{source}: this is a {data.get('kind')!r} model, not a sam2 model")
-        if data.get("size") not in CONFIGS:
-            raise CheckpointError(f"{source}: unknown sam2 size {data.get('size')!r}; expected one of {list(CONFIGS)}")
-        return cls(size=data["size"], image_size=int(data.get("image_size", 1024)))
-
+from trainer.checkpoint import CheckpointError, WEIGHTS_NAME, check_keys, load_any_weights
+from trainer.sam2_model import hf_format
+from trainer.sam2_model.spec import CONFIGS, HUB_IDS, MODEL_CONFIG_NAME, Sam2Spec, load_spec, save_spec
 
 def build_model(spec: Sam2Spec, weights: str | Path | None = None, device: str | torch.device = "cpu",
                 train: bool = False, overrides: Sequence[str] = ()) -> torch.nn.Module:
@@ -74,8 +40,6 @@ def read_state_dict(weights: str | Path, spec: Sam2Spec | None = None,
                     memory_from: dict[str, torch.Tensor] | None = None) -> tuple[dict[str, torch.Tensor], str]:
     """Weights from our safetensors, a folder holding one, sam2's official .pt, or a Hub id (downloaded); a folder
     in transformers' format (config.json + model.safetensors) is converted to sam2's keys (hf_format.py)."""
-    from trainer.sam2_ft import hf_format
-
     path = Path(weights)
     if path.is_dir() and not (path / MODEL_CONFIG_NAME).is_file() and hf_format.is_hf_folder(path):
         state, found = hf_format.read_hf_folder(path, memory_from)
@@ -116,11 +80,11 @@ def make_predictor(model: torch.nn.Module, **kwargs: Any):
 
 def make_mask_generator(model: torch.nn.Module, stock: bool = False, **kwargs: Any):
     """A SAM2AutomaticMaskGenerator (same arguments and output) whose predictor knows the model's image size:
-    ours (trainer/sam2_ft/automatic.py, several times faster on CPU; takes `progress`), or sam2's own with
+    ours (trainer/sam2_model/automatic.py, several times faster on CPU; takes `progress`), or sam2's own with
     `stock=True`."""
     from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
 
-    from trainer.sam2_ft.automatic import FastMaskGenerator
+    from trainer.sam2_model.automatic import FastMaskGenerator
 
     generator = (SAM2AutomaticMaskGenerator if stock else FastMaskGenerator)(model, **kwargs)
     generator.predictor = make_predictor(model, max_hole_area=kwargs.get("min_mask_region_area", 0),
@@ -128,29 +92,29 @@ def make_mask_generator(model: torch.nn.Module, stock: bool = False, **kwargs: A
     return generator
 
 
-def save_spec(spec: Sam2Spec, folder: str | Path) -> Path:
-    """model_config.yaml from spec.to_dict() (also for the semantic trainer's spec, built on this encoder)."""
-    path = Path(folder) / MODEL_CONFIG_NAME
-    path.write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
-    return path
-
-
-def load_spec(folder: str | Path, spec_cls: type = Sam2Spec) -> Any:
-    """The spec in model_config.yaml, read with spec_cls.from_dict (Sam2Spec, or the semantic SemanticSpec)."""
-    path = Path(folder) / MODEL_CONFIG_NAME
-    if not path.is_file():
-        raise CheckpointError(f"{path}: missing; a {spec_cls.kind} model folder holds {MODEL_CONFIG_NAME} and "
-                              f"{WEIGHTS_NAME}")
-    return spec_cls.from_dict(yaml.safe_load(path.read_text()) or {}, str(path))
-
-
 def load_folder(folder: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, Sam2Spec]:
     """A fine-tuned model from a run folder or a pulled Hub repo (model_config.yaml + model.safetensors), or from a
     folder in transformers' format (config.json + model.safetensors, converted on load)."""
-    from trainer.sam2_ft import hf_format
-
     if not (Path(folder) / MODEL_CONFIG_NAME).is_file() and hf_format.is_hf_folder(folder):
         spec = hf_format.spec_from_hf_config(hf_format.read_config(folder), str(Path(folder) / hf_format.HF_CONFIG_NAME))
         return build_model(spec, folder, device=device), spec
     spec = load_spec(folder)
     return build_model(spec, Path(folder) / WEIGHTS_NAME, device=device), spec
+
+
+@contextlib.contextmanager
+def inference_mode(model: torch.nn.Module) -> Iterator[None]:
+    """eval() plus the post-processing build_sam2 enables for inference (a training build has it off)."""
+    decoder = model.sam_mask_decoder
+    saved = (model.training, decoder.dynamic_multimask_via_stability, decoder.dynamic_multimask_stability_delta,
+             decoder.dynamic_multimask_stability_thresh)
+    model.eval()
+    decoder.dynamic_multimask_via_stability = True
+    decoder.dynamic_multimask_stability_delta, decoder.dynamic_multimask_stability_thresh = 0.05, 0.98
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        model.train(saved[0])
+        (decoder.dynamic_multimask_via_stability, decoder.dynamic_multimask_stability_delta,
+         decoder.dynamic_multimask_stability_thresh) = saved[1:]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from trainer.sam2_ft.point_decoder import PointDecoder
+from trainer.sam2_model.point_decoder import PointDecoder
 
 Encoded = dict[str, list[torch.Tensor]]  # {"backbone_fpn": [...], "vision_pos_enc": [...]} as image_encoder returns
 

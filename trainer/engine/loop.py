@@ -1,6 +1,11 @@
-"""The training loop: optimizer, schedule, precision, accumulation, DDP, NaN guard, checkpoints.
+"""The training loop every trainer plugs into: optimizer, schedule, precision, accumulation, DDP, NaN guard,
+checkpoints, resume. It knows no model (as detectron2's engine/ knows none).
 
-`run_training` is the whole loop; `train_step` is one optimizer step, readable top to bottom.
+A trainer subclasses `Trainer` and supplies what differs: `build_objective` (the trainable parameters and the loss
+module), `build_items` (a micro-batch's data, built ahead by the loader's workers) and `micro_batch` (the
+objective's arguments); `weights_state` / `extra_state` / `load_extra_state` add what its checkpoints hold beyond
+the model's state dict (e.g. sam2_ft's LoRA adapters). `run_training` is the whole loop; `train_step` is one
+optimizer step, readable top to bottom.
 """
 
 from __future__ import annotations
@@ -10,26 +15,16 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar
+from typing import Any, Callable, ClassVar
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
 from trainer.checkpoint import STATE_NAME, load_state, rng_state, save_state, save_weights, set_rng_state
+from trainer.engine.options import LoopOptions
+from trainer.engine.sampling import Ahead
 from trainer.precision import Precision
 from trainer.runlog import RunDir
-from trainer.sam2_ft import lora
-from trainer.sam2_ft.batches import Ahead, TrainingImages, make_items, rank_slice, sample_seed, step_indices
-from trainer.sam2_ft.config import Sam2TrainConfig
-from trainer.sam2_ft.feature_cache import run_cache
-from trainer.sam2_ft.objective import Sam2Objective
-
-# Each click's decoder pass is recomputed in backward once a micro-batch holds more object-passes than this, counted
-# at 1024² (~60 MB of activations each): the default 1024-px recipe (2 images × 8 objects × 7 passes = 112) peaked at
-# 11.2 GB without it and 4.3 GB with it, while a small step (the Space's 2 × 4 × 3 = 24) saves 0.4 GB for 22 % time.
-CHECKPOINT_ABOVE_PASSES = 32
-PARTS = {"image_encoder": "image_encoder", "prompt_encoder": "sam_prompt_encoder", "mask_decoder": "sam_mask_decoder"}
 
 
 def loader_workers(requested: int, model: torch.nn.Module) -> int:
@@ -40,31 +35,8 @@ def loader_workers(requested: int, model: torch.nn.Module) -> int:
     return 2 if next(model.parameters()).device.type == "cuda" else 0
 
 
-def checkpoint_clicks(cfg: Sam2TrainConfig) -> bool:
-    """Whether the step recomputes each click's decoder pass in backward: only when the micro-batch's object-passes,
-    scaled to 1024² pixels, would hold more activations than CHECKPOINT_ABOVE_PASSES of them."""
-    images = max(1, cfg.batch_size // cfg.grad_accum)
-    passes = images * cfg.max_objects * (cfg.correction_clicks + 1) * (cfg.image_size / 1024) ** 2
-    return passes > CHECKPOINT_ABOVE_PASSES
-
-
 class TrainingStopped(RuntimeError):
     """Too many non-finite losses in a row; the last good checkpoint is kept."""
-
-
-def set_trainable(model: torch.nn.Module, frozen: list[str]) -> list[torch.nn.Parameter]:
-    """Train the unfrozen parts among image encoder / prompt encoder / mask decoder; sam2's video-only modules
-    (memory attention, memory encoder, object pointers) never get gradients in image training and stay fixed."""
-    model.requires_grad_(False)
-    for part, attr in PARTS.items():
-        if part not in frozen:
-            getattr(model, attr).requires_grad_(True)
-    for param in lora.adapter_parameters(model):  # LoRA trains inside a frozen encoder
-        param.requires_grad_(True)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("--freeze: everything is frozen; nothing to train")
-    return params
 
 
 def lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
@@ -88,13 +60,13 @@ class World:
 
 @dataclass
 class Trainer:
-    cfg: Sam2TrainConfig
+    cfg: LoopOptions  # a trainer's config: the loop's options plus its own
     model: torch.nn.Module
-    data: TrainingImages  # the training split, decoded and augmented per step
+    data: Any  # the training split as the trainer's build_items reads it
     precision: Precision
     world: World = field(default_factory=World)
 
-    name: ClassVar[str] = "sam2"  # the progress bar's label
+    name: ClassVar[str] = "train"  # the progress bar's label
 
     def __post_init__(self) -> None:
         cfg = self.cfg
@@ -113,37 +85,32 @@ class Trainer:
         self.ahead = Ahead(self.build_items, cfg.grad_accum, cfg.steps, loader_workers(cfg.workers, self.model))
         self.unread: list[tuple[int, float, torch.Tensor]] = []  # (step, lr, [loss, grad norm, bad]) still on device
 
+    # What a trainer plugs in ---------------------------------------------------------------------------------------
     def build_objective(self) -> tuple[list[torch.nn.Parameter], torch.nn.Module]:
-        """The trainable parameters and the loss module (another trainer overrides this and micro_batch)."""
-        cfg = self.cfg
-        if cfg.lora:
-            lora.add_lora(self.model, cfg.lora)
-        if cfg.grad_checkpointing:
-            lora.enable_grad_checkpointing(self.model)
-        params = set_trainable(self.model, cfg.frozen)
-        device = next(self.model.parameters()).device
-        return params, Sam2Objective(self.model, cfg.loss, cfg.correction_clicks,
-                                     run_cache(cfg, self.model.image_encoder, device) if cfg.cache_features else None,
-                                     checkpoint_clicks=checkpoint_clicks(cfg),
-                                     compile="inductor" if cfg.compile else None,  # padded: a GPU is host-bound
-                                     pad_to=cfg.max_objects if cfg.compile or device.type == "cuda" else None)
+        """The trainable parameters and the loss module: module(*micro_batch(micro)) is the micro-batch's loss."""
+        raise NotImplementedError
+
+    def build_items(self, step: int, micro: int) -> list:
+        """This process's share of micro-batch `micro` of `step`: data only, so the loader's workers can make it
+        ahead (every draw seeded by the step: the same in any process)."""
+        raise NotImplementedError
+
+    def micro_batch(self, micro: int) -> tuple:
+        """The objective's arguments for micro-batch `micro` of this step (its items from self.ahead)."""
+        return (self.ahead.get(self.step, micro),)
+
+    def weights_state(self) -> dict[str, torch.Tensor]:
+        """The weights saved as RUN_DIR/model.safetensors."""
+        return self.model.state_dict()
+
+    def extra_state(self) -> dict[str, Any]:
+        """More of the trainer's own state for RUN_DIR/state (restored by load_extra_state before the optimizer)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what extra_state saved (called before the optimizer's state is loaded)."""
 
     # One optimizer step ------------------------------------------------------------------------------------------
-    def build_items(self, step: int, micro: int) -> list:
-        """This process's share of micro-batch `micro` of `step` (images, objects, views, prompt generators): data
-        only, so the loader's workers can make it ahead (another trainer overrides this and micro_batch)."""
-        cfg = self.cfg
-        positions = step_indices(len(self.data), cfg.batch_size, step, micro, cfg.grad_accum, cfg.seed)
-        return make_items(self.data, rank_slice(positions, self.world.rank, self.world.size), step, cfg.seed,
-                          cfg.max_objects)
-
-    def micro_batch(self, micro: int) -> tuple[list, str]:
-        """This micro-batch's items and the prompt type."""
-        cfg, step = self.cfg, self.step
-        items = self.ahead.get(step, micro)
-        kinds = cfg.prompt_types  # one type per micro-batch: a single decoder call serves every object
-        return items, kinds[np.random.default_rng(sample_seed(cfg.seed, step, micro)).integers(len(kinds))]
-
     def train_step(self, read: bool = True) -> dict[str, float]:
         """One optimizer step that never waits for the device: a non-finite loss or gradient skips the update on
         the device itself (fused AdamW's found_inf). Its figures stay there until `read` (a GPU sync), which also
@@ -154,7 +121,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         total = torch.zeros((), device=next(self.model.parameters()).device)
         for micro in range(cfg.grad_accum):
-            inputs = self.micro_batch(micro)  # the objective's arguments: (items, prompt type) for sam2
+            inputs = self.micro_batch(micro)  # the objective's arguments, e.g. (items, prompt type) for sam2
             last = micro == cfg.grad_accum - 1  # DDP all-reduces gradients only on the last micro-batch
             with self.module.no_sync() if (self.world.size > 1 and not last) else contextlib.nullcontext():
                 with self.precision.autocast():
@@ -200,25 +167,20 @@ class Trainer:
         return {"step": step, "loss": loss, "skipped": 1}
 
     # Checkpoints ---------------------------------------------------------------------------------------------------
-    @property
-    def lora_rank(self) -> int:
-        return int(getattr(self.cfg, "lora", 0))  # trainers built on this one (semantic) have no LoRA option
-
     def save(self, run: RunDir) -> None:
         self.read()  # the NaN guard's count is saved too (and a run stopped by it saves nothing more)
         if not self.world.main:
             return
-        save_weights(lora.merged_state_dict(self.model), run.weights_path)  # plain sam2 keys, LoRA merged
+        save_weights(self.weights_state(), run.weights_path)
         save_state({"step": self.step, "optimizer": self.optimizer.state_dict(),
                     "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-                    "bad_in_a_row": self.bad_in_a_row, "rng": rng_state(),
-                    **({"lora": lora.adapter_state(self.model)} if self.lora_rank else {})}, run.state_dir / STATE_NAME)
+                    "bad_in_a_row": self.bad_in_a_row, "rng": rng_state(), **self.extra_state()},
+                   run.state_dir / STATE_NAME)
 
     def load(self, run: RunDir) -> None:
         """Optimizer/scheduler/scaler/RNG/step from RUN_DIR/state (the weights were loaded with the model)."""
         state = load_state(run.state_dir / STATE_NAME)
-        if self.lora_rank:  # before the optimizer: its state refers to the adapters
-            lora.restore_adapters(self.model, state.get("lora"))
+        self.load_extra_state(state)  # before the optimizer: its state may refer to what this restores
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scheduler.lr_lambdas[0] = lr_lambda(self.cfg.warmup_steps, self.cfg.steps)  # --steps may have grown
@@ -258,49 +220,3 @@ def run_training(trainer: Trainer, run: RunDir, until: int,
         trainer.ahead.close()
     elapsed = time.perf_counter() - start
     return {"train_time_s": elapsed, "images_per_s": images / max(elapsed, 1e-9), "images": images}
-
-
-
-# A run's session, shared by the trainers' pipelines ---------------------------------------------------------------
-def evaluation(run: RunDir, world: World, measure: Callable[[], dict], enabled: bool = True,
-               keys: tuple[str, ...] | None = None) -> Callable[..., dict]:
-    """on_eval(step, phase="eval"): rank 0 measures and logs {step, phase, metrics (only `keys` if given)}; the other
-    ranks wait for it."""
-    def eval_now(step: int, phase: str = "eval") -> dict:
-        if not enabled:
-            return {}
-        metrics = measure() if world.main else {}
-        if world.main:
-            run.log({"step": step, "phase": phase, **{k: v for k, v in metrics.items() if keys is None or k in keys}})
-        if world.size > 1:
-            dist.barrier()
-        return metrics
-    return eval_now
-
-
-def start_or_resume(trainer: Trainer, run: RunDir) -> list[dict]:
-    """--resume: optimizer/RNG/step from RUN_DIR/state and metrics.jsonl cut back to that step; otherwise a fresh
-    log. Returns what metrics.jsonl holds now (a resumed run reports its 'before' from there)."""
-    if trainer.cfg.resume:
-        trainer.load(run)
-        if trainer.world.main:
-            run.truncate_metrics(trainer.step)
-    elif trainer.world.main and run.metrics_path.exists():
-        run.metrics_path.unlink()  # a fresh run in an old folder starts a fresh log
-    if trainer.world.size > 1:
-        dist.barrier()
-    return run.read_metrics()
-
-
-def train_session(trainer: Trainer, run: RunDir, on_eval: Callable[..., dict] | None = None) -> tuple[str, dict]:
-    """This session's steps (to --steps, or --stop-after more), then a checkpoint. Returns the status ("finished",
-    "paused" by --stop-after, "stopped" by non-finite losses: last good checkpoint kept) and the timings."""
-    cfg = trainer.cfg
-    until = min(cfg.steps, trainer.step + cfg.stop_after) if cfg.stop_after else cfg.steps
-    try:
-        timing = run_training(trainer, run, until, on_eval=on_eval)
-        trainer.save(run)
-    except TrainingStopped as err:
-        print(f"warning: {err}")
-        return "stopped", {"train_time_s": 0.0, "images_per_s": 0.0}
-    return ("paused" if trainer.step < cfg.steps else "finished"), timing

@@ -1,8 +1,8 @@
 """Image-encoder outputs kept across steps when the encoder is frozen: a bounded RAM tier and an optional disk tier.
 
 Keys are digests of the exact model-input image (`image_key`), so a view is found again whatever step, process or
-run draws it, and a changed image, size or augmentation can never be served stale features. trainer/sam2_ft/
-batches.py gives each image a fixed number of seeded views, so augmentation and the cache get along.
+run draws it, and a changed image, size or augmentation can never be served stale features. The trainers give each
+image a fixed number of seeded views (trainer/engine/images.py), so augmentation and the cache get along.
 
 Only the encoder's FPN levels are stored — its position encodings are the same for every image of a size, and
 neither the decoder path nor the semantic head reads them — in float16 (a quarter of the bytes of both in float32;
@@ -28,9 +28,8 @@ from typing import Callable, Hashable, Sequence
 import numpy as np
 import torch
 
-from trainer.sam2_ft.forward import Encoded
-
 FPN = "backbone_fpn"
+Encoded = dict[str, list[torch.Tensor]]  # an image encoder's outputs by name; FPN is the one cached
 
 
 def image_key(image: np.ndarray) -> str:

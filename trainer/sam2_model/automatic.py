@@ -23,7 +23,7 @@ from sam2.utils.amg import (MaskData, batch_iterator, batched_mask_to_box, calcu
                             uncrop_masks, uncrop_points)
 from torchvision.ops.boxes import batched_nms
 
-from trainer.sam2_ft.point_decoder import PointDecoder
+from trainer.sam2_model.point_decoder import PointDecoder
 
 Progress = Callable[[int, int], None]  # (points decoded so far, points to decode in all)
 # Points per decoder call on a CPU, whatever points_per_batch says: 4 kept the activations in cache (~10% faster

@@ -1,0 +1,112 @@
+"""trainer/engine/ knows no model: a trainer plugs in its objective and batches, and gets the loop, the NaN guard,
+checkpoints and resume, the run session, one summary.json schema and the CLI report. Here a two-parameter linear
+regression stands in for a trainer (the SAM2 trainers' own runs are in tests/test_sam2_*.py, test_video_*.py,
+test_semantic_*.py); and the schema's keys are the ones the model card reads."""
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from trainer.checkpoint import load_weights
+from trainer.engine.loop import Trainer, TrainingStopped
+from trainer.engine.options import LoopOptions
+from trainer.engine.sampling import sample_seed
+from trainer.engine.session import start_or_resume, train_session
+from trainer.engine.summary import Summary, change, report
+from trainer.precision import resolve
+from trainer.runlog import RunDir
+
+
+@dataclass
+class LineConfig(LoopOptions):
+    kind = "line"
+    poison_step: int = -1  # a step whose batch is NaN (the NaN guard's test)
+
+
+class Mse(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: list[torch.Tensor]) -> torch.Tensor:
+        x, y = batch
+        return torch.nn.functional.mse_loss(self.model(x), y)
+
+
+class LineTrainer(Trainer):
+    """y = 3x - 1 from noisy seeded samples: the smallest trainer the engine can run."""
+
+    def build_objective(self):
+        return list(self.model.parameters()), Mse(self.model)
+
+    def build_items(self, step: int, micro: int) -> list[torch.Tensor]:
+        gen = torch.Generator().manual_seed(sample_seed(self.cfg.seed, step, micro))
+        x = torch.randn(self.cfg.batch_size, 1, generator=gen)
+        y = 3 * x - 1 + 0.01 * torch.randn(x.shape, generator=gen)
+        return [x * float("nan"), y] if step == self.cfg.poison_step else [x, y]
+
+
+def _trainer(**kw) -> LineTrainer:
+    torch.manual_seed(0)
+    cfg = LineConfig(**{"steps": 30, "batch_size": 8, "lr": 0.3, "warmup_steps": 0, "progress": False,
+                        "workers": 0, "save_every": 0, **kw})
+    return LineTrainer(cfg, torch.nn.Linear(1, 1), None, resolve("fp32", "cpu"))
+
+
+def _losses(run: RunDir) -> list[float]:
+    return [r["loss"] for r in run.read_metrics() if "loss" in r]
+
+
+def test_a_paused_and_resumed_run_repeats_the_uninterrupted_one(tmp_path):
+    whole = RunDir(tmp_path / "whole")
+    trainer = _trainer()
+    start_or_resume(trainer, whole)
+    assert train_session(trainer, whole)[0] == "finished"
+    assert _losses(whole)[-1] < _losses(whole)[0] / 10  # it learns
+
+    split = RunDir(tmp_path / "split")
+    first = _trainer(stop_after=12)
+    start_or_resume(first, split)
+    assert train_session(first, split)[0] == "paused"
+    second = _trainer(resume=True)
+    second.model.load_state_dict(load_weights(split.weights_path))  # as a trainer builds its model on resume
+    start_or_resume(second, split)
+    assert second.step == 12
+    assert train_session(second, split)[0] == "finished"
+    assert _losses(split) == pytest.approx(_losses(whole), rel=1e-6)
+    torch.testing.assert_close(second.model.weight, trainer.model.weight)
+
+
+def test_the_nan_guard_skips_a_bad_step_and_stops_a_run_of_them(tmp_path):
+    run = RunDir(tmp_path / "run")
+    trainer = _trainer(poison_step=2)
+    start_or_resume(trainer, run)
+    with pytest.warns(UserWarning, match="step 3: non-finite"):
+        assert train_session(trainer, run)[0] == "finished"
+    assert [r.get("skipped", 0) for r in run.read_metrics()] == [0, 0, 1] + [0] * 27
+
+    stopped = _trainer(poison_step=0, max_bad_steps=1)
+    start_or_resume(stopped, RunDir(tmp_path / "stopped"))
+    with pytest.warns(UserWarning), pytest.raises(TrainingStopped):
+        stopped.train_step()
+
+
+def test_summary_has_the_keys_the_card_reads_and_one_report(tmp_path, capsys):
+    summary = Summary(kind="sam2", base_model="random-init", model={"size": "tiny"}, dataset={"path": "builtin"},
+                      recipe={"steps": 2}, before={"miou_box": 0.1}, after={"miou_box": 0.5}, main_metric="miou_box",
+                      train_time_s=12.345, speed={"images_per_s": 1.23456}, status="paused",
+                      sections={"per_class": {"before": {}, "after": {}}})
+    written = summary.write(RunDir(tmp_path / "run"))
+    assert set(written) == {"kind", "base_model", "model", "dataset", "recipe", "metrics", "main_metric",
+                            "train_time_s", "images_per_s", "status", "per_class"}
+    assert written["metrics"] == {"before": {"miou_box": 0.1}, "after": {"miou_box": 0.5}}
+    assert (written["train_time_s"], written["images_per_s"]) == (12.35, 1.235)
+    assert change(written, "miou_box") == "0.100 -> 0.500"
+    result = SimpleNamespace(path=tmp_path / "run", status="paused", summary=written)
+    report(result, "sam2", ["mIoU " + change(written, "miou_box")])
+    out = capsys.readouterr().out
+    assert "run paused: " in out and "mIoU 0.100 -> 0.500" in out and "1.24 images/s over 12 s" in out
+    assert f"continue with: python -m trainer sam2 --out {tmp_path / 'run'} --resume" in out
+    assert "status" not in Summary(**{**summary.__dict__, "status": None}).to_dict()  # detectron2 records none
