@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Mapping
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
-from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from hub_cards.kinds import METRIC_LABELS, Kind, get_kind
-from hub_cards.public import dataset_name
+from hub_cards.public import dataset_name, hub_id_or_none
 
 TEMPLATE = Path(__file__).parent / "templates" / "modelcard.md"
 DEFAULT_LICENSE = "apache-2.0"
-
-
-def hub_id_or_none(ref: Any) -> str | None:
-    """`ref` when it looks like a Hub repo id ("owner/name"), else None (local paths, zoo configs, "random-init")."""
-    if not isinstance(ref, str) or ref.count("/") != 1 or os.path.exists(ref) or ref.startswith((".", "/")):
-        return None
-    if Path(ref).suffix in (".yaml", ".pt", ".pth", ".pkl", ".safetensors", ".json"):
-        return None
-    try:
-        validate_repo_id(ref)
-    except HFValidationError:
-        return None
-    return ref
 
 
 def _fmt(value: Any) -> str:
