@@ -80,7 +80,7 @@ def card_data(summary: Mapping[str, Any], model_name: str, license: str = DEFAUL
     return ModelCardData(
         library_name=kind.library_name, pipeline_tag=kind.pipeline_tag, license=license,
         base_model=hub_id_or_none(summary.get("base_model")), datasets=[dataset_id] if dataset_id else None,
-        tags=["segkit", kind.name, "fine-tuned", kind.pipeline_tag, *(["transformers"] if kind.hf_usage else [])],
+        tags=["segkit", kind.name, "fine-tuned", kind.pipeline_tag, *kind.tags],
         model_name=model_name if evals else None, eval_results=evals or None,
     )
 
@@ -115,7 +115,10 @@ def build_card(summary: Mapping[str, Any], repo_id: str, curves: str | None = "c
         curves=curves,
         overlays=overlays or [],
         usage=kind.usage.format(repo_id=repo_id),
-        hf_usage=kind.hf_usage.format(repo_id=repo_id.removeprefix("file:")),
+        # the other libraries read Hub ids and folders, not segkit's "file:" refs
+        snippets=[(heading, text, code.format(repo_id=repo_id.removeprefix("file:")))
+                  for heading, text, code in kind.snippets],
+        files=kind.files,
         classes=[(c.get("name"), c.get("color")) for c in summary.get("classes") or []],
         baseline=summary.get("baseline") or {},
         baseline_rows=baseline_rows(kind, summary),
