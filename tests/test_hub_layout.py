@@ -173,11 +173,12 @@ def test_transformers_loads_the_root_with_sam2_masks_and_no_warning(sam2_run, ph
     assert len(masks) >= 1 and tuple(masks[0].shape) == image.shape[:2]
 
 
-def test_sam2_video_repo_loads_in_sam2_video_model_and_every_segkit_video_loader(video_run, tmp_path):
+def test_sam2_video_repo_loads_in_sam2_video_model_and_every_segkit_video_loader(video_run, offline_hub):
     from transformers import Sam2VideoModel
 
     run_dir, live = video_run
-    repo = stage_run(run_dir, tmp_path / "repo")
+    _hub_snapshot(run_dir, "someone/sam2-video", offline_hub)
+    repo = pull("someone/sam2-video", kind="sam2-video")
     with transformers_log() as log:
         model, info = Sam2VideoModel.from_pretrained(repo, output_loading_info=True)
     assert not [m for m in log if MODEL_TYPE_WARNING in m], log
@@ -187,6 +188,14 @@ def test_sam2_video_repo_loads_in_sam2_video_model_and_every_segkit_video_loader
     predictor, spec = load_model(repo, kind="sam2-video")  # sam2's SAM2VideoPredictor with sam2.safetensors
     assert spec.kind == "sam2-video" and all(torch.equal(v, predictor.state_dict()[k])
                                              for k, v in live.state_dict().items())
+    segkit_code, hf_code, sam2_code = re.findall(r"```python\n(.*?)```", (repo / "README.md").read_text(), re.S)
+    assert "strict=True" in sam2_code
+    for code, name in ((hf_code, "model"), (sam2_code, "predictor")):  # the card's snippets, as written
+        scope: dict = {}
+        exec(compile(code, "README.md", "exec"), scope)
+        state = scope[name].state_dict()
+        own = expected if name == "model" else live.state_dict()
+        assert all(torch.equal(v, state[k]) for k, v in own.items()), name
 
 
 # Every loader, both layouts ------------------------------------------------------------------------------------
