@@ -302,6 +302,8 @@ def check_folder(folder: str | Path, expected: str | None = None) -> Kind:
         raise HubError(f"{folder}: this is a {kind.name} model, not a {expected} model")
     required = REQUIRED_FILES if (Path(folder) / MODEL_CONFIG_NAME).is_file() else (WEIGHTS_NAME,)  # foreign layout
     missing = [name for name in required if not (Path(folder) / name).is_file()]
+    if WEIGHTS_NAME in missing and (Path(folder) / SAM2_WEIGHTS_NAME).is_file() and MODEL_CONFIG_NAME in required:
+        missing.remove(WEIGHTS_NAME)  # segkit reads sam2.safetensors; the root's is transformers' (not pulled)
     if missing:
         raise HubError(f"{folder}: missing {', '.join(missing)}; not a complete {kind.name} model repo")
     return kind

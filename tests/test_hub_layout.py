@@ -230,6 +230,16 @@ def test_every_loader_reads_both_layouts(layout, sam2_run, photo, tmp_path):
     assert results["kind"] == "sam2" and 0 <= results["metrics"]["miou_box"] <= 1
 
 
+def test_a_pull_needs_sam2_weights_only(sam2_run, offline_hub):
+    """segkit's loaders read sam2.safetensors, so a pull of an official-layout repo skips transformers' copy: a
+    snapshot without the root's model.safetensors is a complete sam2 model."""
+    repo = _hub_snapshot(sam2_run[0], "someone/sam2-lean", offline_hub)
+    (repo / "model.safetensors").unlink()
+    assert pull("someone/sam2-lean", kind="sam2") == repo
+    model, _ = load_model("someone/sam2-lean")
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in sam2_run[1].state_dict().items())
+
+
 def test_a_wrong_load_fails_loudly(sam2_run, tmp_path):
     repo = stage_run(sam2_run[0], tmp_path / "repo")
     (repo / "sam2.safetensors").unlink()  # left: transformers' model.safetensors, which is not sam2's key layout
