@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Mapping
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
-from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from hub_cards.kinds import METRIC_LABELS, Kind, get_kind
-from hub_cards.public import dataset_name
+from hub_cards.public import dataset_name, hub_id_or_none
 
 TEMPLATE = Path(__file__).parent / "templates" / "modelcard.md"
 DEFAULT_LICENSE = "apache-2.0"
-
-
-def hub_id_or_none(ref: Any) -> str | None:
-    """`ref` when it looks like a Hub repo id ("owner/name"), else None (local paths, zoo configs, "random-init")."""
-    if not isinstance(ref, str) or ref.count("/") != 1 or os.path.exists(ref) or ref.startswith((".", "/")):
-        return None
-    if Path(ref).suffix in (".yaml", ".pt", ".pth", ".pkl", ".safetensors", ".json"):
-        return None
-    try:
-        validate_repo_id(ref)
-    except HFValidationError:
-        return None
-    return ref
 
 
 def _fmt(value: Any) -> str:
@@ -95,7 +80,7 @@ def card_data(summary: Mapping[str, Any], model_name: str, license: str = DEFAUL
     return ModelCardData(
         library_name=kind.library_name, pipeline_tag=kind.pipeline_tag, license=license,
         base_model=hub_id_or_none(summary.get("base_model")), datasets=[dataset_id] if dataset_id else None,
-        tags=["segkit", kind.name, "fine-tuned", kind.pipeline_tag, *(["transformers"] if kind.hf_usage else [])],
+        tags=["segkit", kind.name, "fine-tuned", kind.pipeline_tag, *kind.tags],
         model_name=model_name if evals else None, eval_results=evals or None,
     )
 
@@ -130,7 +115,10 @@ def build_card(summary: Mapping[str, Any], repo_id: str, curves: str | None = "c
         curves=curves,
         overlays=overlays or [],
         usage=kind.usage.format(repo_id=repo_id),
-        hf_usage=kind.hf_usage.format(repo_id=repo_id.removeprefix("file:")),
+        # the other libraries read Hub ids and folders, not segkit's "file:" refs
+        snippets=[(heading, text, code.format(repo_id=repo_id.removeprefix("file:")))
+                  for heading, text, code in kind.snippets],
+        files=kind.files,
         classes=[(c.get("name"), c.get("color")) for c in summary.get("classes") or []],
         baseline=summary.get("baseline") or {},
         baseline_rows=baseline_rows(kind, summary),

@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hub_cards.kinds import ALLOW_PATTERNS, MODEL_CONFIG_NAME, HubError, check_folder, folder_kind, get_kind
+from hub_cards.kinds import (ALLOW_PATTERNS, MODEL_CONFIG_NAME, SAM2_WEIGHTS_NAME, WEIGHTS_NAME, HubError,
+                             check_folder, folder_kind, get_kind)
 from hub_cards.local import REVISION_PREFIX, local_hub_dir, parse_target, revision_dir
 
 
@@ -69,7 +70,15 @@ def _download(repo_id: str, revision: str | None, allow_patterns: list[str]) -> 
     from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
 
     try:
-        return Path(snapshot_download(repo_id, repo_type="model", revision=revision, allow_patterns=allow_patterns))
+        # An official-layout SAM2 repo's root model.safetensors is transformers' copy of its sam2.safetensors:
+        # fetched only for a repo without sam2's own (older segkit layouts, other kinds, transformers-only repos),
+        # from the same commit as the rest.
+        rest = [p for p in allow_patterns if p != WEIGHTS_NAME]
+        folder = Path(snapshot_download(repo_id, repo_type="model", revision=revision, allow_patterns=rest))
+        if (folder / SAM2_WEIGHTS_NAME).is_file() or WEIGHTS_NAME not in allow_patterns:
+            return folder
+        return Path(snapshot_download(repo_id, repo_type="model", revision=folder.name,
+                                      allow_patterns=[WEIGHTS_NAME]))
     except HFValidationError as err:
         raise HubError(f"{repo_id!r}: not a folder, a local hub model ({local_hub_dir()}) or a Hub repo id") from err
     except LocalEntryNotFoundError as err:

@@ -13,15 +13,20 @@ from typing import Any
 import yaml
 
 from trainer.checkpoint import CheckpointError, WEIGHTS_NAME
+from trainer.d2_ft.weights import D2_CONFIG_NAME
+from trainer.sam2_model.hf_format import SAM2_WEIGHTS_NAME
 
 MODEL_CONFIG_NAME = "model_config.yaml"
 CARD_NAME = "README.md"
 # Files every repo holds; pulls fetch these plus the kind's extras (never resume state or pickles).
 REQUIRED_FILES = (WEIGHTS_NAME, MODEL_CONFIG_NAME)
 REPO_FILES = (*REQUIRED_FILES, "config.yaml", "summary.json", "metrics.json", CARD_NAME, "curves.png")
-# A SAM2 repo in transformers' layout (config.json + model.safetensors, e.g. fine-tuned with transformers elsewhere)
-# is read too; a segkit repo's own transformers/ copy is for transformers users and is not pulled.
-FOREIGN_FILES = ("config.json", "processor_config.json", "preprocessor_config.json")
+# Each ecosystem's own files beside segkit's (see the stagers): a sam2 / sam2-video repo is laid out like the official
+# facebook/sam2.1-hiera-* repos — transformers' config.json, model.safetensors (transformers' keys) and processor
+# config at the root, sam2's weights as sam2.safetensors; a detectron2 repo adds a plain cfg.dump().
+# (A SAM2 repo in transformers' layout alone, e.g. fine-tuned with transformers elsewhere, is read too.)
+FOREIGN_FILES = ("config.json", "processor_config.json", "preprocessor_config.json", SAM2_WEIGHTS_NAME,
+                 D2_CONFIG_NAME)
 ALLOW_PATTERNS = [*REPO_FILES, "overlays/*.png", *FOREIGN_FILES]
 
 
@@ -37,10 +42,13 @@ class Kind:
     main_metric: str
     metrics: tuple[str, ...]  # summary["metrics"] keys shown in the card, in this order
     loader: str  # "module:function" taking (folder, device)
-    usage: str  # the card's usage snippet; {repo_id} is filled in
+    usage: str  # the card's usage snippet, with segkit; {repo_id} is filled in
+    files: str  # the card's line on what the repo holds (markdown)
     evaluator: str = ""  # "module:function" (folder, dataset, device) -> {metric: value}, summary["metrics"] keys
-    hf_usage: str = ""  # a second usage snippet, with transformers alone; {repo_id} is filled in
-    stager: str = ""  # "module:function" (run_dir, out_dir) writing extra repo files at push (sam2: transformers/)
+    # more usage snippets, each with another library alone: (heading, a line of markdown, code with {repo_id})
+    snippets: tuple[tuple[str, str, str], ...] = ()
+    tags: tuple[str, ...] = ()  # Hub tags beyond segkit's (the libraries the snippets use)
+    stager: str = ""  # "module:function" (run_dir, out_dir) writing the other libraries' files at push
     foreign: str = ""  # "module:function" (folder) -> bool: a folder of this kind in another library's layout
     data_loader: str = "trainer.data.load:load_dataset"  # (path, format, skip_bad) -> its evaluation data
 
@@ -84,33 +92,55 @@ from PIL import Image
 from hub_cards import load_model
 from trainer.sam2_model.model import make_predictor
 
-model, spec = load_model("{repo_id}")  # (SAM2Base, Sam2Spec)
+model, spec = load_model("{repo_id}")  # (SAM2Base, Sam2Spec): sam2's model with sam2.safetensors
 predictor = make_predictor(model)
 image = np.array(Image.open("your_image.jpg").convert("RGB"))
 predictor.set_image(image)
 h, w = image.shape[:2]
-masks, scores, _ = predictor.predict(point_coords=np.array([[w // 2, h // 2]]), point_labels=np.array([1]),
-                                     multimask_output=False)
+masks, scores, _ = predictor.predict(box=np.array([w // 4, h // 4, 3 * w // 4, 3 * h // 4]), multimask_output=False)
 print(masks.shape, scores)
 '''
 
-# The same model with transformers alone (no segkit): the repo's transformers/ folder
-# (see trainer/sam2_model/hf_format.py)
+# The same model with transformers alone: the root's config.json, model.safetensors, processor_config.json
 _SAM2_HF_USAGE = '''\
 import torch
 from PIL import Image
 from transformers import Sam2Model, Sam2Processor
 
-model = Sam2Model.from_pretrained("{repo_id}", subfolder="transformers")
-processor = Sam2Processor.from_pretrained("{repo_id}", subfolder="transformers")
+model = Sam2Model.from_pretrained("{repo_id}").eval()
+processor = Sam2Processor.from_pretrained("{repo_id}")
 image = Image.open("your_image.jpg").convert("RGB")
 w, h = image.size
-inputs = processor(images=image, input_points=[[[[w // 2, h // 2]]]], input_labels=[[[1]]], return_tensors="pt")
+inputs = processor(images=image, input_boxes=[[[w // 4, h // 4, 3 * w // 4, 3 * h // 4]]], return_tensors="pt")
 with torch.no_grad():
     outputs = model(**inputs, multimask_output=False)
 masks = processor.post_process_masks(outputs.pred_masks, inputs["original_sizes"])[0][0]  # 1 x H x W bool
 print(masks.shape, outputs.iou_scores)
-# or: pipeline("mask-generation", model="{repo_id}", model_kwargs={{"subfolder": "transformers"}})
+# automatic masks: transformers.pipeline("mask-generation", model="{repo_id}")(image, points_per_batch=64)
+'''
+
+# With sam2 alone: its builder from the packaged config, then sam2.safetensors loaded strictly (sam2's own loader
+# reads .pt pickles; this repo publishes none)
+_SAM2_OWN_USAGE = '''\
+import numpy as np
+import yaml
+from huggingface_hub import hf_hub_download
+from PIL import Image
+from safetensors.torch import load_file
+from sam2.build_sam import build_sam2
+from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+spec = yaml.safe_load(open(hf_hub_download("{repo_id}", "model_config.yaml")))  # sam2's config name, input size
+s = spec["image_size"]
+model = build_sam2(spec["config"], None, device="cpu", hydra_overrides_extra=[f"++model.image_size={{s}}"])
+model.load_state_dict(load_file(hf_hub_download("{repo_id}", "sam2.safetensors")), strict=True)
+predictor = SAM2ImagePredictor(model)
+predictor._bb_feat_sizes = [(s // 4, s // 4), (s // 8, s // 8), (s // 16, s // 16)]  # it assumes 1024 px
+image = np.array(Image.open("your_image.jpg").convert("RGB"))
+predictor.set_image(image)
+h, w = image.shape[:2]
+masks, scores, _ = predictor.predict(box=np.array([w // 4, h // 4, 3 * w // 4, 3 * h // 4]), multimask_output=False)
+print(masks.shape, scores)
 '''
 
 _D2_USAGE = '''\
@@ -122,6 +152,27 @@ model = load_model("{repo_id}")  # trainer.d2_ft.model.InstanceSegmenter
 image = np.array(Image.open("your_image.jpg").convert("RGB"))
 out = model.predict(image, score_threshold=0.5)
 print(out["masks"].shape, out["class_names"], out["scores"])
+'''
+
+# With detectron2 alone: its cfg (a plain cfg.dump()) and DefaultPredictor; the weights are safetensors (no pickle),
+# so they are loaded into the predictor's model strictly instead of through MODEL.WEIGHTS
+_D2_OWN_USAGE = '''\
+import numpy as np
+import torch
+from detectron2.config import get_cfg
+from detectron2.engine import DefaultPredictor
+from huggingface_hub import hf_hub_download
+from PIL import Image
+from safetensors.torch import load_file
+
+cfg = get_cfg()
+cfg.merge_from_file(hf_hub_download("{repo_id}", "detectron2_config.yaml"))
+cfg.MODEL.DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+predictor = DefaultPredictor(cfg)  # MODEL.WEIGHTS is empty: the weights come next
+predictor.model.load_state_dict(load_file(hf_hub_download("{repo_id}", "model.safetensors")), strict=True)
+image = np.array(Image.open("your_image.jpg").convert("RGB"))
+instances = predictor(image[:, :, ::-1])["instances"].to("cpu")  # DefaultPredictor takes BGR
+print(instances.pred_masks.shape, instances.pred_classes, instances.scores)
 '''
 
 _SEMANTIC_USAGE = '''\
@@ -144,31 +195,66 @@ state = predictor.init_state("video_frames/")  # a folder of 00000.jpg, 00001.jp
 predictor.add_new_points_or_box(state, frame_idx=0, obj_id=1, points=np.array([[200, 150]]), labels=np.array([1]))
 for frame_idx, obj_ids, mask_logits in predictor.propagate_in_video(state):
     masks = (mask_logits[:, 0] > 0).cpu().numpy()  # objects x H x W, one frame at a time
-# plain sam2: torch.save({{"model": safetensors.torch.load_file("model.safetensors")}}, "model.pt"), then
-# sam2.build_sam.build_sam2_video_predictor(config, "model.pt")  (config: model_config.yaml's `config`)
 '''
+
+_VIDEO_HF_USAGE = '''\
+from transformers import Sam2VideoModel
+
+model = Sam2VideoModel.from_pretrained("{repo_id}").eval()  # every tensor, video memory included
+# then transformers' Sam2VideoProcessor / inference session API (see transformers' SAM2 Video docs)
+'''
+
+_VIDEO_OWN_USAGE = '''\
+import yaml
+from huggingface_hub import hf_hub_download
+from safetensors.torch import load_file
+from sam2.build_sam import build_sam2_video_predictor
+
+spec = yaml.safe_load(open(hf_hub_download("{repo_id}", "model_config.yaml")))  # sam2's config name, input size
+predictor = build_sam2_video_predictor(spec["config"], None, device="cpu",
+                                       hydra_overrides_extra=[f"++model.image_size={{spec['image_size']}}"])
+predictor.load_state_dict(load_file(hf_hub_download("{repo_id}", "sam2.safetensors")), strict=True)
+'''
+
+_SAM2_FILES = ("Files: transformers' `config.json`, `model.safetensors` and `processor_config.json` at the root (as in "
+               "the official facebook/sam2.1-hiera-* repos); `sam2.safetensors` (sam2's own key layout) and "
+               "`model_config.yaml` (sam2's config name and input size) for sam2 and segkit")
+_SEGKIT_FILES = "Files: `model.safetensors` (weights), `model_config.yaml` (architecture)"
+_D2_FILES = ("Files: `model.safetensors` (weights, detectron2's keys), `detectron2_config.yaml` (a plain `cfg.dump()`), "
+             "`model_config.yaml` (segkit's: class names + the same cfg)")
+
+
+def _sam2_snippets(hf_usage: str, own_usage: str, classes: str) -> tuple[tuple[str, str, str], ...]:
+    return (("With transformers", f"{classes} read the root, no segkit needed:", hf_usage),
+            ("With sam2", "sam2's builder from its packaged config, then the weights loaded strictly:", own_usage))
+
 
 KINDS: dict[str, Kind] = {
     "sam2": Kind("sam2", library_name="sam2", pipeline_tag="mask-generation", main_metric="miou_box",
                  metrics=("miou_box", "miou_1pt", "miou_3pt", "auto_mean_best_iou", "auto_recall50", "area_corr_box",
                           "area_corr_1pt", "area_corr_3pt"),
-                 loader="trainer.sam2_model.model:load_folder", usage=_SAM2_USAGE,
-                 evaluator="trainer.sam2_ft.evaluate:evaluate_folder", hf_usage=_SAM2_HF_USAGE,
-                 stager="trainer.sam2_model.hf_format:stage_transformers",
-                 foreign="trainer.sam2_model.hf_format:is_hf_folder"),
+                 loader="trainer.sam2_model.model:load_folder", usage=_SAM2_USAGE, files=_SAM2_FILES,
+                 evaluator="trainer.sam2_ft.evaluate:evaluate_folder", tags=("transformers",),
+                 snippets=_sam2_snippets(_SAM2_HF_USAGE, _SAM2_OWN_USAGE,
+                                         "`Sam2Model`, `Sam2Processor` and the `mask-generation` pipeline"),
+                 stager="trainer.sam2_model.hf_format:stage_repo", foreign="trainer.sam2_model.hf_format:is_hf_folder"),
     "sam2-video": Kind("sam2-video", library_name="sam2", pipeline_tag="mask-generation", main_metric="jf_mask",
                        metrics=("jf_mask", "j_mask", "f_mask", "jf_click", "j_click", "f_click"),
-                       loader="trainer.video.model:load_folder", usage=_VIDEO_USAGE,
-                       evaluator="trainer.video.evaluate:evaluate_folder",
-                       data_loader="trainer.data.clips:load_clips"),
+                       loader="trainer.video.model:load_folder", usage=_VIDEO_USAGE, files=_SAM2_FILES,
+                       evaluator="trainer.video.evaluate:evaluate_folder", tags=("transformers",),
+                       snippets=_sam2_snippets(_VIDEO_HF_USAGE, _VIDEO_OWN_USAGE, "`Sam2VideoModel`"),
+                       stager="trainer.sam2_model.hf_format:stage_repo", data_loader="trainer.data.clips:load_clips"),
     "detectron2": Kind("detectron2", library_name="detectron2", pipeline_tag="image-segmentation",
                        main_metric="segm_AP", metrics=("segm_AP", "segm_AP50", "bbox_AP"),
-                       loader="trainer.d2_ft.model:load_folder", usage=_D2_USAGE,
-                       evaluator="trainer.d2_ft.evaluate:evaluate_folder"),
+                       loader="trainer.d2_ft.model:load_folder", usage=_D2_USAGE, files=_D2_FILES,
+                       evaluator="trainer.d2_ft.evaluate:evaluate_folder",
+                       snippets=(("With detectron2", "detectron2's own `get_cfg` and `DefaultPredictor`, no segkit "
+                                  "needed; the safetensors weights are loaded strictly:", _D2_OWN_USAGE),),
+                       stager="trainer.d2_ft.weights:stage_repo"),
     # library "segkit": the weights are sam2's image encoder under an smp-style head; only segkit's loader reads them
     "semantic": Kind("semantic", library_name="segkit", pipeline_tag="image-segmentation", main_metric="miou",
                      metrics=("miou", "pixel_accuracy"), loader="trainer.semantic.model:load_folder",
-                     usage=_SEMANTIC_USAGE, evaluator="trainer.semantic.evaluate:evaluate_folder"),
+                     usage=_SEMANTIC_USAGE, files=_SEGKIT_FILES, evaluator="trainer.semantic.evaluate:evaluate_folder"),
 }
 
 METRIC_LABELS = {
@@ -216,6 +302,8 @@ def check_folder(folder: str | Path, expected: str | None = None) -> Kind:
         raise HubError(f"{folder}: this is a {kind.name} model, not a {expected} model")
     required = REQUIRED_FILES if (Path(folder) / MODEL_CONFIG_NAME).is_file() else (WEIGHTS_NAME,)  # foreign layout
     missing = [name for name in required if not (Path(folder) / name).is_file()]
+    if WEIGHTS_NAME in missing and (Path(folder) / SAM2_WEIGHTS_NAME).is_file() and MODEL_CONFIG_NAME in required:
+        missing.remove(WEIGHTS_NAME)  # segkit reads sam2.safetensors; the root's is transformers' (not pulled)
     if missing:
         raise HubError(f"{folder}: missing {', '.join(missing)}; not a complete {kind.name} model repo")
     return kind

@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
 import yaml
+from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 # An absolute path inside any text: POSIX "/a/b", home "~/a", Windows "C:\a". Not the "//" of a URL, not the
 # second half of "train/val" (a path starts where no word character or path character stands before it).
@@ -28,11 +29,22 @@ def _last_part(path: str) -> str:
     return PurePosixPath(path.replace("\\", "/")).name or path.strip("/\\~:") or "."
 
 
+def hub_id_or_none(ref: Any) -> str | None:
+    """`ref` when it looks like a Hub repo id ("owner/name"), else None (local paths, zoo configs, "random-init")."""
+    if not isinstance(ref, str) or ref.count("/") != 1 or os.path.exists(ref) or ref.startswith((".", "/")):
+        return None
+    if Path(ref).suffix in (".yaml", ".pt", ".pth", ".pkl", ".safetensors", ".json"):
+        return None
+    try:
+        validate_repo_id(ref)
+    except HFValidationError:
+        return None
+    return ref
+
+
 def dataset_name(path: str | None) -> str:
     """How a card names a dataset: "builtin", a Hub dataset id as is, else the folder's name (for a COCO json
     file its folder, not "annotations.json")."""
-    from hub_cards.card import hub_id_or_none
-
     text = str(path or "").strip()
     if not text:
         return "custom"

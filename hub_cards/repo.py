@@ -69,10 +69,10 @@ def stage_run(run_dir: str | Path, out_dir: str | Path, repo_id: str | None = No
     for image in overlays:
         (out_dir / "overlays").mkdir(exist_ok=True)
         shutil.copy2(image, out_dir / "overlays" / image.name)
-    try:  # sam2: the same model in transformers' format, in transformers/ (trainer/sam2_model/hf_format.py)
+    try:  # each ecosystem's own files (sam2: transformers' at the root + sam2.safetensors; detectron2: its cfg)
         kind.stage_extra(run_dir, out_dir)
     except CheckpointError as err:
-        raise HubError(f"{run_dir}: cannot write the {kind.name} model in transformers' format ({err})") from err
+        raise HubError(f"{run_dir}: cannot write the {kind.name} model's files for other libraries ({err})") from err
     known = _known_paths(run_dir, summary)
     summary = scrub_value(summary, known)
     after = (summary.get("metrics") or {}).get("after") or {}

@@ -8,7 +8,8 @@ import pytest
 from huggingface_hub import ModelCard, ModelCardData
 from huggingface_hub.repocard import metadata_load
 
-from hub_cards.card import build_card, hub_id_or_none
+from hub_cards.card import build_card
+from hub_cards.public import hub_id_or_none
 from hub_cards.kinds import KINDS, HubError
 
 SUMMARY = {

@@ -8,7 +8,6 @@ Real random-init sam2.1 models and real transformers models; nothing is mocked.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import warnings
 from pathlib import Path
@@ -16,9 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from hub_cards import HubError, list_local_models, load_model, pull, push_run, stage_run
+from hub_cards import HubError, list_local_models, load_model, pull
 from trainer.checkpoint import CheckpointError, load_weights
 from trainer.data.synthetic import make_scene
 from trainer.sam2_model import hf_format
@@ -63,6 +61,8 @@ def test_every_key_of_both_models_is_mapped_and_round_trips_bit_exact(size):
     for key, value in state.items():
         assert back[key].dtype == value.dtype and torch.equal(back[key], value), key
     assert hf_format.spec_from_hf_config(config.to_dict()) == Sam2Spec(size, 128)
+    image_config = hf_format.hf_config(size, 128, video=False)  # a pushed sam2 (image) repo's Sam2Config
+    assert hf_format.spec_from_hf_config(image_config.to_dict()) == Sam2Spec(size, 128)
 
 
 def test_every_table_row_is_used_and_image_model_keys_are_the_non_memory_part(tiny):
@@ -239,65 +239,7 @@ def test_finetuned_with_transformers_loads_here_with_the_same_masks(finetuned, h
         _assert_same_masks(_compare(model.eval(), hf_model, processor, image))
 
 
-# Push, pull, card, the loaders -------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def sam2_run(tiny, tmp_path_factory) -> Path:
-    from test_hub_push_pull import _fill_run, _summary
-
-    from trainer.checkpoint import save_weights
-    from trainer.runlog import RunDir
-    from trainer.sam2_model.model import save_spec
-
-    run = RunDir(tmp_path_factory.mktemp("sam2_run_hf"))
-    save_weights(tiny.state_dict(), run.weights_path)
-    save_spec(Sam2Spec("tiny", SIZE), run.path)
-    _fill_run(run, "sam2", _summary("sam2", {"miou_box": 0.4}, {"miou_box": 0.6}, "miou_box"))
-    return run.path
-
-
-def test_pushed_repo_card_snippets_both_run(sam2_run, tmp_path, monkeypatch):
-    """A repo as a Hub download (the offline cache snapshot_download and from_pretrained both read): the card's
-    segkit snippet and its transformers snippet, executed as written, give the same mask."""
-    from huggingface_hub import constants
-
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    storage = tmp_path / "hf_cache" / "models--someone--sam2-both"
-    repo = stage_run(sam2_run, storage / "snapshots" / commit, repo_id="someone/sam2-both")
-    (storage / "refs").mkdir()
-    (storage / "refs" / "main").write_text(commit)
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf_cache"))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert (repo / "transformers" / "model.safetensors").is_file()
-    published = [p for p in repo.rglob("*") if p.is_file() and p.suffix in (".json", ".md", ".yaml")]
-    assert not [p for p in published if str(sam2_run) in p.read_text() or str(tmp_path) in p.read_text()]
-
-    card = (repo / "README.md").read_text()
-    assert "transformers" in re.search(r"^---\n(.*?)\n---", card, re.S).group(1)  # tags name both ways
-    segkit_code, hf_code = re.findall(r"```python\n(.*?)```", card, re.S)
-    assert 'from_pretrained("someone/sam2-both", subfolder="transformers")' in hf_code
-    monkeypatch.chdir(tmp_path)
-    Image.fromarray(make_scene(1, 96).image).save("your_image.jpg")
-    ours: dict = {}
-    exec(compile(segkit_code, "README.md", "exec"), ours)
-    theirs: dict = {}
-    exec(compile(hf_code, "README.md", "exec"), theirs)
-    a, b = ours["masks"][0] > 0, theirs["masks"][0].numpy()
-    assert a.shape == b.shape == (96, 96)
-    assert (a & b).sum() / max((a | b).sum(), 1) >= MIN_IOU
-
-
-def test_mask_generation_pipeline_runs(sam2_run, tmp_path):
-    from transformers import pipeline
-
-    repo = Path(push_run(sam2_run, f"file:{tmp_path / 'repo'}"))
-    generator = pipeline("mask-generation", model=str(repo), model_kwargs={"subfolder": "transformers"}, device="cpu")
-    out = generator(Image.fromarray(make_scene(2, 96).image), points_per_crop=4, pred_iou_thresh=0,
-                    stability_score_thresh=0)
-    assert type(generator.model).__name__ == "Sam2Model"
-    assert len(out["masks"]) >= 1 and tuple(out["masks"][0].shape) == (96, 96)
-
+# The loaders read a transformers folder (pushed repos: tests/test_hub_layout.py) -------------------------------
 
 def _same_image_part(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     """Equal weights outside the video memory (an image-only checkpoint leaves that part at each model's init)."""

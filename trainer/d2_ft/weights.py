@@ -20,6 +20,9 @@ from trainer.checkpoint import WEIGHTS_NAME, CheckpointError, check_keys, load_a
 from trainer.d2_ft.model import D2Spec, load_spec
 
 TRUSTED_URLS = ("https://dl.fbaipublicfiles.com/detectron2/", "detectron2://")
+# A pushed repo's plain cfg.dump(), for detectron2's own get_cfg().merge_from_file (segkit's model_config.yaml wraps
+# the same cfg with the class names; config.yaml is the training config)
+D2_CONFIG_NAME = "detectron2_config.yaml"
 
 
 @dataclass
@@ -103,3 +106,15 @@ def load_init(model: torch.nn.Module, init: InitWeights, checkpointer) -> None:
     state = load_any_weights(path)
     check_keys(model, state, str(path))
     model.load_state_dict(state)
+
+
+def stage_repo(run_dir: str | Path, out_dir: str | Path) -> Path:
+    """push: the run's cfg as detectron2 dumps it (MODEL.WEIGHTS empty: the weights are the repo's safetensors,
+    loaded into DefaultPredictor's model; MODEL.DEVICE cpu, which runs anywhere)."""
+    from trainer.checkpoint import atomic_write
+
+    _, cfg = load_spec(run_dir)
+    cfg.MODEL.WEIGHTS = ""
+    cfg.MODEL.DEVICE = "cpu"
+    text = cfg.dump()
+    return atomic_write(Path(out_dir) / D2_CONFIG_NAME, lambda tmp: Path(tmp).write_text(text))

@@ -1,9 +1,11 @@
 """SAM2 in transformers' format: the key table between sam2's SAM2Base and transformers' Sam2VideoModel, the
 config.json / processor config of a segkit model, and reading a transformers folder back into sam2's layout.
 
-Why Sam2VideoModel's layout: it holds every tensor of sam2's checkpoint (image and video-memory parts), so the round
-trip sam2 -> transformers -> sam2 is exact; `Sam2Model` (image only) and the "mask-generation" pipeline read the same
-files and skip the memory keys (transformers' own `_keys_to_ignore_on_load_unexpected`), as for facebook's repos.
+A pushed sam2 / sam2-video repo is laid out like the official facebook/sam2.1-hiera-* repos: transformers' files at
+the root (config.json, model.safetensors, processor_config.json), so `from_pretrained(repo)` just works, and sam2's
+own weights beside them under their own name (SAM2_WEIGHTS_NAME, next to segkit's model_config.yaml). A sam2 repo's
+config.json is a Sam2Model's (model_type "sam2", image part only: what Sam2Model and the "mask-generation" pipeline
+read); a sam2-video repo's is a Sam2VideoModel's (model_type "sam2_video", every tensor, memory included).
 
 The table is written from the two models' state dicts and every key of both sides must be matched by exactly one
 row: an unknown key on either side raises `FormatError` (a renamed key in a new transformers release fails loudly
@@ -14,17 +16,21 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
+import yaml
 
 from trainer.checkpoint import CheckpointError, WEIGHTS_NAME, load_weights, save_weights
-from trainer.sam2_model.spec import CONFIGS, Sam2Spec, load_spec
+from trainer.sam2_model.spec import CONFIGS, MODEL_CONFIG_NAME, Sam2Spec
 
 HF_CONFIG_NAME = "config.json"
-HF_SUBFOLDER = "transformers"  # where a segkit repo keeps its transformers copy (see stage_transformers)
-HF_MODEL_TYPES = ("sam2_video", "sam2")  # what we write; what Sam2Model.save_pretrained writes (image part only)
+# sam2's weights (sam2's key layout) in a pushed repo, whose root model.safetensors is transformers'. The official
+# repos name sam2's checkpoint sam2.1_hiera_<size>.pt (sam2.build_sam.HF_MODEL_ID_TO_FILENAMES); ours is safetensors.
+SAM2_WEIGHTS_NAME = "sam2.safetensors"
+HF_MODEL_TYPES = {"sam2": "sam2", "sam2-video": "sam2_video"}  # segkit kind -> the config.json model_type we write
 SAM2_MEMORY_PREFIXES = ("memory_attention.", "memory_encoder.", "mask_downsample.", "maskmem_tpos_enc",
                         "no_mem_pos_enc", "no_obj_embed_spatial", "no_obj_ptr", "obj_ptr_proj.", "obj_ptr_tpos_proj.")
 
@@ -229,10 +235,11 @@ def _backbone(size: str, image_size: int) -> dict[str, Any]:
     }
 
 
-def hf_config(size: str, image_size: int) -> Any:
-    """transformers' Sam2VideoConfig of a segkit sam2.1 model (size, input size); the prompt encoder, decoder and
-    memory settings are sam2.1's, which are transformers' defaults."""
-    from transformers import Sam2VideoConfig
+def hf_config(size: str, image_size: int, video: bool = True) -> Any:
+    """transformers' config of a segkit sam2.1 model (size, input size): Sam2VideoConfig (video=True, every tensor)
+    or Sam2Config (the image model). The prompt encoder, decoder and memory settings are sam2.1's, which are
+    transformers' defaults."""
+    from transformers import Sam2Config, Sam2VideoConfig
 
     check_image_size(image_size)
     neck = _sam2_yaml(size)["image_encoder"]["neck"]
@@ -242,6 +249,10 @@ def hf_config(size: str, image_size: int) -> Any:
               "backbone_channel_list": list(neck["backbone_channel_list"]),
               "backbone_feature_sizes": [[s // 4, s // 4], [s // 8, s // 8], [s // 16, s // 16]],
               "fpn_top_down_levels": list(neck["fpn_top_down_levels"])}
+    if not video:
+        config = Sam2Config(vision_config=vision, prompt_encoder_config={"image_size": s})
+        config.architectures = ["Sam2Model"]
+        return config
     config = Sam2VideoConfig(vision_config=vision, prompt_encoder_config={"image_size": s}, image_size=s,
                              memory_attention_rope_feat_sizes=[s // 16, s // 16])
     config.architectures = ["Sam2VideoModel"]
@@ -251,9 +262,9 @@ def hf_config(size: str, image_size: int) -> Any:
 def spec_from_hf_config(config: Mapping[str, Any], source: str = HF_CONFIG_NAME) -> "Sam2Spec":
     """The Sam2Spec whose backbone is this config.json's (FormatError for one that is no sam2.1 size)."""
 
-    if config.get("model_type") not in HF_MODEL_TYPES:
+    if config.get("model_type") not in HF_MODEL_TYPES.values():
         raise FormatError(f"{source}: model_type {config.get('model_type')!r} is not a SAM2 model "
-                          f"(expected one of {', '.join(HF_MODEL_TYPES)})")
+                          f"(expected one of {', '.join(HF_MODEL_TYPES.values())})")
     from transformers import CONFIG_MAPPING
 
     try:  # transformers fills what the file leaves out with its defaults, so compare its reading of the file
@@ -261,7 +272,7 @@ def spec_from_hf_config(config: Mapping[str, Any], source: str = HF_CONFIG_NAME)
     except (TypeError, ValueError, KeyError) as err:
         raise FormatError(f"{source}: transformers cannot read this config ({type(err).__name__}: {err})") from err
     backbone = parsed.vision_config.backbone_config.to_dict()
-    image_size = int(parsed.image_size if isinstance(parsed.image_size, int) else parsed.image_size[0])
+    image_size = int(parsed.prompt_encoder_config.image_size)  # both configs have it (Sam2Config no image_size)
     check_image_size(image_size)
     for size in CONFIGS:
         ours = _backbone(size, image_size)
@@ -291,15 +302,16 @@ def is_hf_folder(folder: str | Path) -> bool:
         config = read_config(folder)
     except FormatError:
         return False
-    return config.get("model_type") in HF_MODEL_TYPES and (Path(folder) / WEIGHTS_NAME).is_file()
+    return config.get("model_type") in HF_MODEL_TYPES.values() and (Path(folder) / WEIGHTS_NAME).is_file()
 
 
 def _expected_hf_shapes(config: Any) -> dict[str, tuple[int, ...]]:
-    """Sam2VideoModel's own keys and shapes for `config`, built on the meta device (no memory, no init cost)."""
-    from transformers import Sam2VideoModel
+    """The keys and shapes of the transformers model `config` describes (Sam2VideoModel or Sam2Model), built on the
+    meta device (no memory, no init cost)."""
+    from transformers import Sam2Model, Sam2VideoModel
 
     with torch.device("meta"):
-        model = Sam2VideoModel(config)
+        model = (Sam2VideoModel if config.model_type == "sam2_video" else Sam2Model)(config)
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
@@ -313,14 +325,18 @@ def check_against(state: Mapping[str, torch.Tensor], expected: Mapping[str, tupl
         raise FormatError(f"converted state dict does not match {side} — " + "; ".join(parts))
 
 
-def write_hf_folder(state: Mapping[str, torch.Tensor], size: str, image_size: int, folder: str | Path) -> Path:
-    """config.json, model.safetensors (Sam2VideoModel keys) and the processor config of a sam2 state dict, in
-    `folder` (created). Checked key by key against transformers' model before anything is written."""
+def write_hf_folder(state: Mapping[str, torch.Tensor], size: str, image_size: int, folder: str | Path,
+                    video: bool = True) -> Path:
+    """config.json, model.safetensors and the processor config of a sam2 state dict, in `folder` (created):
+    Sam2VideoModel's (video=True, every tensor) or Sam2Model's (the image part). Checked key by key against
+    transformers' model before anything is written."""
     from transformers import Sam2ImageProcessor, Sam2Processor
 
-    config = hf_config(size, image_size)
+    config = hf_config(size, image_size, video)
+    if not video:  # Sam2Model has no video memory (what Sam2Model.save_pretrained writes)
+        state = {k: v for k, v in state.items() if not k.startswith(SAM2_MEMORY_PREFIXES)}
     hf_state = sam2_to_hf(state)
-    check_against(hf_state, _expected_hf_shapes(config), "transformers' Sam2VideoModel")
+    check_against(hf_state, _expected_hf_shapes(config), f"transformers' {config.architectures[0]}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config.to_json_file(str(folder / HF_CONFIG_NAME))
@@ -331,7 +347,6 @@ def write_hf_folder(state: Mapping[str, torch.Tensor], size: str, image_size: in
         target_size=image_size)
     processor.save_pretrained(str(folder))
     return folder
-
 
 
 def read_hf_folder(folder: str | Path, memory_from: Mapping[str, torch.Tensor] | None = None
@@ -358,11 +373,24 @@ def read_hf_folder(folder: str | Path, memory_from: Mapping[str, torch.Tensor] |
     return state, spec
 
 
-def stage_transformers(run_dir: str | Path, out_dir: str | Path) -> Path:
-    """push: the run's model in transformers' format, in out_dir/transformers/. Why a subfolder: transformers reads
-    the root's model.safetensors before anything else, and the root's is sam2's layout (segkit, the app and
-    build_sam2 read it), so `from_pretrained(repo, subfolder="transformers")`."""
+def sam2_weights(folder: str | Path) -> Path:
+    """sam2's weights in a model folder: SAM2_WEIGHTS_NAME in a repo pushed in the official layout, else
+    model.safetensors (a run folder, or a repo pushed before that layout)."""
+    own = Path(folder) / SAM2_WEIGHTS_NAME
+    return own if own.is_file() else Path(folder) / WEIGHTS_NAME
 
-    spec = load_spec(run_dir)
-    return write_hf_folder(load_weights(Path(run_dir) / WEIGHTS_NAME), spec.size, spec.image_size,
-                           Path(out_dir) / HF_SUBFOLDER)
+
+def stage_repo(run_dir: str | Path, out_dir: str | Path) -> Path:
+    """push of a sam2 / sam2-video run: out_dir (already holding the run's files) in the official layout — the
+    run's sam2 weights move to SAM2_WEIGHTS_NAME, and transformers' config.json, model.safetensors and processor
+    config take the root, the model type following the run's kind."""
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    path = run_dir / MODEL_CONFIG_NAME
+    data = yaml.safe_load(path.read_text()) or {}
+    kind = data.get("kind", "sam2")
+    if kind not in HF_MODEL_TYPES:
+        raise FormatError(f"{path}: a {kind!r} model has no transformers counterpart")
+    spec = Sam2Spec.from_dict({**data, "kind": "sam2"}, str(path))
+    shutil.copy2(run_dir / WEIGHTS_NAME, out_dir / SAM2_WEIGHTS_NAME)
+    return write_hf_folder(load_weights(run_dir / WEIGHTS_NAME), spec.size, spec.image_size, out_dir,
+                           video=kind == "sam2-video")

@@ -47,7 +47,7 @@ def read_state_dict(weights: str | Path, spec: Sam2Spec | None = None,
             raise CheckpointError(f"{path}: a sam2.1 {found.size} model in transformers' format, not {spec.size}")
         return state, f"{path} (transformers' format)"
     if path.is_dir():
-        path = path / WEIGHTS_NAME
+        path = hf_format.sam2_weights(path)  # a pushed repo's sam2.safetensors, or a run's model.safetensors
     elif not path.exists() and "/" in str(weights) and not str(weights).startswith((".", "/")):
         path = Path(_download_official(str(weights)))
     return load_any_weights(path), str(path)
@@ -99,7 +99,7 @@ def load_folder(folder: str | Path, device: str | torch.device = "cpu") -> tuple
         spec = hf_format.spec_from_hf_config(hf_format.read_config(folder), str(Path(folder) / hf_format.HF_CONFIG_NAME))
         return build_model(spec, folder, device=device), spec
     spec = load_spec(folder)
-    return build_model(spec, Path(folder) / WEIGHTS_NAME, device=device), spec
+    return build_model(spec, hf_format.sam2_weights(folder), device=device), spec
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from trainer.checkpoint import CheckpointError, WEIGHTS_NAME
+from trainer.sam2_model.hf_format import sam2_weights
 from trainer.sam2_model.model import CONFIGS, MODEL_CONFIG_NAME, Sam2Spec, build_model, load_spec
 
 KIND = "sam2-video"
@@ -68,4 +69,4 @@ def load_folder(folder: str | Path, device: str | torch.device = "cpu") -> tuple
         raise CheckpointError(f"{Path(folder) / MODEL_CONFIG_NAME}: missing; a {KIND} model folder holds "
                               f"{MODEL_CONFIG_NAME} and {WEIGHTS_NAME}")
     spec = load_spec(folder, VideoSpec)
-    return build_predictor(spec, Path(folder) / WEIGHTS_NAME, device), spec
+    return build_predictor(spec, sam2_weights(folder), device), spec
