@@ -103,8 +103,10 @@ def serve(app) -> Iterator[str]:
 
 
 def offline_env(hub: str | Path, image_size: int = 256) -> dict[str, str]:
-    """Environment for a small, offline app: random-init 256-px base model, the given local hub."""
+    """Environment for a small, offline app: random-init 256-px base model, the given local hub; bound to loopback
+    (serve()), so the open rules unless SEGKIT_PUBLIC=1 asks for the public ones."""
     return {"SEGKIT_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "SEGKIT_IMAGE_SIZE": str(image_size),
+            "GRADIO_SERVER_NAME": "127.0.0.1",
             "SEGKIT_LOCAL_HUB": str(hub),
             "SEGKIT_MAX_SIDE": os.environ.get("SEGKIT_MAX_SIDE", "1024"), "GRADIO_ANALYTICS_ENABLED": "False"}
 

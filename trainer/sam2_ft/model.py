@@ -15,6 +15,7 @@ import torch
 import yaml
 
 from trainer.checkpoint import WEIGHTS_NAME, CheckpointError, check_keys, load_any_weights
+from trainer.model_limits import check_image_size
 
 # sam2.1 configs packaged inside the sam2 wheel, and the matching official Hub repos.
 CONFIGS = {
@@ -48,7 +49,7 @@ class Sam2Spec:
             raise CheckpointError(f"{source}: this is a {data.get('kind')!r} model, not a sam2 model")
         if data.get("size") not in CONFIGS:
             raise CheckpointError(f"{source}: unknown sam2 size {data.get('size')!r}; expected one of {list(CONFIGS)}")
-        return cls(size=data["size"], image_size=int(data.get("image_size", 1024)))
+        return cls(size=data["size"], image_size=check_image_size(data.get("image_size", 1024), source))
 
 
 def build_model(spec: Sam2Spec, weights: str | Path | None = None, device: str | torch.device = "cpu",
