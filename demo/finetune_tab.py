@@ -24,7 +24,7 @@ from hub_cards.repo import push_run, stage_run
 from trainer.data.export import write_coco
 
 THUMB = 160
-NO_SUCH_MODEL = "no such model in your session: train one first, or pick one of yours"
+NO_SUCH_MODEL = "no such model in your session: train a model first (or pick one of yours)"
 
 
 def _view(session: Path) -> tuple[str, list, gr.Dropdown]:

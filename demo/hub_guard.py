@@ -21,7 +21,7 @@ from huggingface_hub.hf_api import ModelInfo
 from demo import settings
 from hub_cards.kinds import ALLOW_PATTERNS, KINDS, MODEL_CONFIG_NAME, HubError
 from trainer.checkpoint import WEIGHTS_NAME, CheckpointError
-from trainer.model_limits import check_d2_cfg, check_image_size
+from trainer.model_limits import check_d2_cfg, check_image_size, check_semantic_head
 
 log = logging.getLogger("segkit.demo")
 MB = settings.MB
@@ -54,6 +54,8 @@ def check_config(folder: Path, kind: str | None) -> None:
                          limits.d2_max_test_size)
             check_d2_cfg(config.get("cfg") or {}, source, limits.d2_max_test_size)
             return
+        if "decoder_channels" in config:  # a semantic head
+            check_semantic_head(config["decoder_channels"], len(config.get("class_names") or []), source)
         for size in _image_sizes(config):
             check_image_size(size, source, limits.model_max_image_size)
     except CheckpointError as err:

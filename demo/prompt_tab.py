@@ -179,8 +179,8 @@ def build(model: gr.Dropdown, precision: gr.Radio) -> dict[str, Any]:
         .then(segment_pending, [pending, *seg_inputs], [*seg_outputs, pending], api_visibility="private",
               show_progress="minimal", **clicks)
     undo_btn.click(undo, [history], [prompts_box, history], api_visibility="private") \
-        .then(segment, seg_inputs, seg_outputs, api_visibility="private")
+        .then(segment, seg_inputs, seg_outputs, api_visibility="private", **clicks)
     clear_btn.click(lambda: ("", []), None, [prompts_box, history], api_visibility="private") \
-        .then(segment, seg_inputs, seg_outputs, api_visibility="private")
-    multimask.change(segment, seg_inputs, seg_outputs, api_visibility="private")
+        .then(segment, seg_inputs, seg_outputs, api_visibility="private", **clicks)
+    multimask.change(segment, seg_inputs, seg_outputs, api_visibility="private", **clicks)
     return {"upload": upload, "prompts": prompts_box, "class_name": class_name, "add": add, "info": info}

@@ -33,7 +33,8 @@ CHILD_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "HF_HOME
              "HF_HUB_OFFLINE", "XDG_CACHE_HOME", "TORCH_HOME", "SEGKIT_CACHE_DIR", "SEGKIT_DATA_DIR",
              "SEGKIT_CHECK_CACHE", "SEGKIT_OFFLINE", "PYTHONWARNINGS")
 _slots_lock = threading.Lock()
-_running: set[str] = set()  # sessions with a job running
+_running = 0  # jobs running
+_training: set[str] = set()  # sessions with a job running
 
 
 class Busy(ValueError):
@@ -95,18 +96,22 @@ def command(data: Path, out: Path, start: Start, steps: int) -> list[str]:
 
 
 def _acquire(session: str) -> None:
+    global _running
     with _slots_lock:
-        if session in _running:
+        if session in _training:
             raise Busy("your session is already training a model: wait for it or cancel it")
-        if len(_running) >= max_jobs():
-            raise Busy(f"the Space is training {len(_running)} other model(s) right now (at most {max_jobs()} at a "
-                       "time); try again in a minute or two — your dataset is kept")
-        _running.add(session)
+        if _running >= max_jobs():
+            raise Busy(f"the Space is training {_running} other model(s) right now (at most {max_jobs()} at a time); "
+                       "try again in a minute or two — your dataset is kept")
+        _running += 1
+        _training.add(session)
 
 
 def _release(session: str) -> None:
+    global _running
     with _slots_lock:
-        _running.discard(session)
+        _running -= 1
+        _training.discard(session)
 
 
 def child_env() -> dict[str, str]:
