@@ -95,19 +95,21 @@ def command(data: Path, out: Path, start: Start, steps: int) -> list[str]:
             "--no-progress", "--val-fraction", str(VAL_FRACTION), "--seed", "0"]
 
 
-def _acquire(session: str) -> None:
+def _acquire(session: str | None = None) -> None:
+    """A training slot, for `session` (one job per session when SEGKIT_TRAIN_JOBS allows several)."""
     global _running
     with _slots_lock:
-        if session in _training:
-            raise Busy("your session is already training a model: wait for it or cancel it")
         if _running >= max_jobs():
             raise Busy(f"the Space is training {_running} other model(s) right now (at most {max_jobs()} at a time); "
                        "try again in a minute or two — your dataset is kept")
+        if session in _training:
+            raise Busy("your session is already training a model: wait for it or cancel it")
         _running += 1
-        _training.add(session)
+        if session is not None:
+            _training.add(session)
 
 
-def _release(session: str) -> None:
+def _release(session: str | None = None) -> None:
     global _running
     with _slots_lock:
         _running -= 1

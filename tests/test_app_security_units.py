@@ -163,3 +163,35 @@ def test_a_refused_session_ref_is_not_logged_in_full(monkeypatch, tmp_path, capl
     with caplog.at_level(logging.INFO, logger="segkit.demo"), pytest.raises(Exception, match="not a model"):
         access.model_folder(f"session:{token}/../../etc", "sam2")
     assert "refused model ref" in caplog.text and token not in caplog.text
+
+
+def test_one_training_job_per_session(monkeypatch):
+    """Finding 8: jobs per session capped, even where the Space allows several at once."""
+    monkeypatch.setenv("SEGKIT_TRAIN_JOBS", "3")
+    train_job._acquire("alice")
+    try:
+        with pytest.raises(train_job.Busy, match="your session is already training"):
+            train_job._acquire("alice")
+        train_job._acquire("bob")
+        train_job._release("bob")
+    finally:
+        train_job._release("alice")
+
+
+def test_a_click_that_is_not_ready_hands_over_to_the_queued_step(offline_base, tmp_path):
+    """Finding 5, the browser's path: the unqueued half answers only the prompts; the queued half segments."""
+    import gradio as gr
+
+    from demo import prompt_tab
+    from demo.testing import synthetic_image
+
+    path = synthetic_image(tmp_path / "b.png")
+    event = gr.SelectData(None, {"index": [40, 50], "value": None})
+    prompts, history, *outputs, pending = prompt_tab.click_and_segment("", [], "positive point", path,
+                                                                       models.BASE_REF, "fp32", False, event)
+    assert pending is True and '"points": [[40.0, 50.0, 1]]' in prompts and history == [""]
+    overlay, mask, _, info, pending = prompt_tab.segment_pending(True, path, prompts, models.BASE_REF, "fp32", False)
+    assert pending is False and info.startswith("score") and mask is not None
+    prompts, history, overlay, mask, _, info, pending = prompt_tab.click_and_segment(
+        prompts, history, "negative point", path, models.BASE_REF, "fp32", False, event)
+    assert pending is False and "embed cached" in info  # now ready: answered without the queue
