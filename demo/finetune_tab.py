@@ -14,6 +14,7 @@ from typing import Any, Iterator
 
 import gradio as gr
 import numpy as np
+import pandas as pd
 from PIL import Image
 
 from demo import access, models, my_data, prompts as P, render, sessions, settings, train_job
@@ -112,8 +113,6 @@ def _start(model_ref: str) -> tuple[train_job.Start, str]:
 @user_errors
 def train(model_ref: str, steps: float, token: str | None) -> Iterator[tuple]:
     """Yields (status, loss curve, results, my models picker, token) while the trainer runs, then the results."""
-    import pandas as pd
-
     session = sessions.folder(token)
     start, ref = _start(model_ref)
     picker = gr.Dropdown()

@@ -104,7 +104,7 @@ def image_key(image: np.ndarray) -> str:
 @lru_cache(maxsize=1)
 def example_paths() -> dict[str, str]:
     """The bundled scikit-image photos written once as PNGs (gr.Examples wants files)."""
-    from skimage import data
+    from skimage import data  # heavy (scipy-backed), and needed once: when the app is built
 
     folder = Path(tempfile.gettempdir()) / "segkit-demo-examples"
     folder.mkdir(parents=True, exist_ok=True)

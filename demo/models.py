@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from demo import access, sessions, settings
-from hub_cards import load_model
+from hub_cards import list_local_models, load_model
 from hub_cards.fetch import recorded_normalization
 from trainer import precision as prec
 from trainer.sam2_ft.model import Sam2Spec, build_model, make_mask_generator, make_predictor
@@ -225,7 +225,7 @@ def resolve_precision(name: str) -> prec.Precision:
 def detectron2_missing() -> str | None:
     """Why Detectron2 cannot run here (it is optional: a Space without it still serves the SAM2 tabs), or None."""
     try:
-        import detectron2  # noqa: F401
+        import detectron2  # noqa: F401  (optional dependency: this is the probe for it)
     except ImportError as err:
         return f"Detectron2 is not installed on this server ({err}); the SAM2 tabs work without it"
     return None
@@ -334,8 +334,6 @@ def generate_masks(handle: Sam2Handle, image: np.ndarray, precision_name: str, *
 
 def local_models(kind: str) -> list[str]:
     """Names of the local hub's models of one kind (for the pickers); empty if the hub folder is missing."""
-    from hub_cards import list_local_models
-
     try:
         return [m.name for m in list_local_models(kind=kind)]
     except OSError:

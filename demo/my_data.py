@@ -19,6 +19,7 @@ from PIL import Image
 from demo import settings
 from demo.images import image_key
 from demo.sessions import check_space
+from trainer.data.sample import Sample, SegmentationDataset
 
 _lock = threading.Lock()  # one visitor may fire two edits at once (double click): the index is read-modify-write
 _CLASS = re.compile(r"[\w][\w .-]{0,39}")
@@ -158,8 +159,6 @@ def summary(index: dict[str, Any]) -> str:
 
 def to_dataset(session: Path, with_masks_only: bool = True):
     """The trainer's SegmentationDataset of the visitor's images (by default only those with masks)."""
-    from trainer.data.sample import Sample, SegmentationDataset
-
     index = read_index(session)
     names = class_names(index)
     samples = [Sample(load_rgb(session, e["id"]), load_masks(session, e),
