@@ -198,10 +198,14 @@ def cached_model(key: tuple[str, str], load: Callable[[], Any]) -> Any:
     handle = _cached(key)
     if handle is None:
         with _load_lock(key):
-            handle = _cached(key)
-            if handle is None:
-                handle = load()
-                _keep(key, handle)
+            try:
+                handle = _cached(key)
+                if handle is None:
+                    handle = load()
+                    _keep(key, handle)
+            finally:  # no lock kept per ref ever typed: those waiting hold it already and find the model cached
+                with _locks_lock:
+                    _locks.pop(key, None)
     return handle
 
 

@@ -195,3 +195,28 @@ def test_a_click_that_is_not_ready_hands_over_to_the_queued_step(offline_base, t
     prompts, history, overlay, mask, _, info, pending = prompt_tab.click_and_segment(
         prompts, history, "negative point", path, models.BASE_REF, "fp32", False, event)
     assert pending is False and "embed cached" in info  # now ready: answered without the queue
+
+
+def test_every_spec_loader_bounds_what_a_config_asks_for():
+    """Finding 2, the trainer's side: its own bounds hold wherever a model folder is loaded, not only in the Space."""
+    from trainer.checkpoint import CheckpointError
+    from trainer.model_limits import check_d2_cfg
+    from trainer.sam2_ft.model import Sam2Spec
+    from trainer.semantic.model import SemanticSpec
+    from trainer.video.model import VideoSpec
+
+    for spec in (Sam2Spec, VideoSpec):
+        assert spec.from_dict({"size": "tiny", "image_size": 512}).image_size == 512
+        with pytest.raises(CheckpointError, match="image_size 8192 is outside 32..2048"):
+            spec.from_dict({"size": "tiny", "image_size": 8192})
+        with pytest.raises(CheckpointError, match="image_size must be a whole number"):
+            spec.from_dict({"size": "tiny", "image_size": "1e9"})
+    semantic = {"kind": "semantic", "size": "tiny", "image_size": 256, "class_names": ["bg", "a"]}
+    assert SemanticSpec.from_dict(semantic).decoder_channels == [128, 64, 32]
+    with pytest.raises(CheckpointError, match="decoder_channels"):
+        SemanticSpec.from_dict({**semantic, "decoder_channels": [100_000]})
+    check_d2_cfg({"INPUT": {"MIN_SIZE_TEST": 800, "MAX_SIZE_TEST": 1333}}, "cfg")
+    with pytest.raises(CheckpointError, match="MODEL.FPN.OUT_CHANNELS = 65536"):
+        check_d2_cfg({"MODEL": {"FPN": {"OUT_CHANNELS": 65536}}}, "cfg")
+    with pytest.raises(CheckpointError, match="MIN_SIZE_TEST = 8000"):
+        check_d2_cfg({"INPUT": {"MIN_SIZE_TEST": [640, 8000]}}, "cfg")
