@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -152,8 +153,6 @@ def app_process(root: str | Path, env: dict[str, str] | None = None, timeout_s: 
     """`running_app` in a child process, so its memory is its own to measure (`peak_rss_mb`): yields running_app's
     dict (url, hub, image) plus the child's "pid". `env` is added to this process's environment for the child;
     kwargs go to running_app (with_d2, with_semantic, image_size)."""
-    import select
-
     cmd = [sys.executable, "-m", "demo.testing", str(root), json.dumps(kwargs)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})}, cwd=Path(__file__).resolve().parents[1])
