@@ -1,6 +1,7 @@
 # The Hugging Face Space (README front matter: sdk docker, app_port 7860): the same install as ./setup.sh, from the
 # same pinned requirement files, run as the non-root user 1000 that Spaces use.
 #   docker build -t segkit . && docker run --rm -p 7860:7860 segkit      # then open http://localhost:7860
+# It serves the public rules (demo/settings.py): no server folders, no owner token; SEGKIT_OPEN=1 only for trusted users.
 FROM python:3.11-slim-bookworm
 
 # git + a C++ compiler: setup.sh builds detectron2 from its pinned upstream commit (there is no wheel on the index).

@@ -1,8 +1,9 @@
 """Which model refs a visitor may name, and the folder each one loads from.
 
-Private (a local run, the default): hub_cards.pull's order — any folder, a local-hub name, a Hub id.
-Public (SPACE_ID set, or SEGKIT_PUBLIC=1): the base model, local-hub names ("owner/name"), the visitor's own session
-models ("session:<token>/<name>", demo/sessions.py) and Hub ids checked by demo/hub_guard.py — never a server path.
+Public (the default: demo/settings.py fails closed): the base model, local-hub names ("owner/name"), the visitor's
+own session models ("session:<token>/<name>", demo/sessions.py) and Hub ids checked by demo/hub_guard.py — never a
+server path; every folder's config is checked against the Space's model limits before anything is built from it.
+Open (SEGKIT_OPEN=1, or a loopback-only bind): hub_cards.pull's order — any folder, a local-hub name, a Hub id.
 Every refusal that concerns the server says the same words, so a visitor learns nothing about which paths exist,
 are folders or hold models (the log keeps the reason).
 """
@@ -10,11 +11,15 @@ are folders or hold models (the log keeps the reason).
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
+
+from demo import hub_guard, sessions, settings
 from hub_cards.kinds import HubError, check_folder
 from hub_cards.local import local_hub_dir
+from hub_cards import pull
 
 log = logging.getLogger("segkit.demo")
 REFUSED = ("not a model this Space offers: pick one from the list, one of your own fine-tuned models, or type the "
@@ -22,37 +27,28 @@ REFUSED = ("not a model this Space offers: pick one from the list, one of your o
 
 
 def public() -> bool:
-    """A public Space: Hugging Face sets SPACE_ID; SEGKIT_PUBLIC=1 asks for the same rules elsewhere."""
-    return bool(os.environ.get("SPACE_ID")) or os.environ.get("SEGKIT_PUBLIC", "") not in ("", "0")
+    """Public rules (the default); see demo/settings.py for the two ways to ask for the open ones."""
+    return settings.get().public
 
 
 def model_folder(ref: str, kind: str | None) -> Path:
     """The checked folder of model `ref` (of `kind`; None = any kind), downloaded first when it is a Hub id."""
-    from demo import sessions
-
     if ref.startswith(sessions.PREFIX):  # a visitor's own model: only its (secret) session token names it
         return _checked(sessions.model_folder(ref), ref, kind)
     if not public():
-        from hub_cards import pull
-
         return pull(ref, kind=kind)
     repo_id = hub_id(ref)
     if repo_id is None:
-        log.info("refused model ref %r: not a local-hub name, session model or Hub id", ref)
-        raise HubError(f"{ref}: {REFUSED}")
+        log.info("refused model ref %s: not a local-hub name, session model or Hub id", loggable(ref))
+        raise HubError(f"{_shown(ref)}: {REFUSED}")
     local = local_hub_dir() / repo_id
     if local.is_dir():
         return _checked(local, ref, kind)
-    from demo import hub_guard
-
     return _checked(hub_guard.fetch(repo_id, kind), ref, kind)
 
 
 def hub_id(ref: str) -> str | None:
     """`ref` if it has the shape of a Hub repo id ("owner/name", Hub's character rules), else None."""
-    from huggingface_hub.errors import HFValidationError
-    from huggingface_hub.utils import validate_repo_id
-
     if ref.count("/") != 1 or ref.startswith((".", "~")):
         return None
     try:
@@ -63,12 +59,26 @@ def hub_id(ref: str) -> str | None:
 
 
 def _checked(folder: Path | None, ref: str, kind: str | None) -> Path:
-    """`folder` after hub_cards' kind and file checks; any failure answers REFUSED (the reason goes to the log)."""
+    """`folder` after hub_cards' kind and file checks and the Space's model limits; any failure answers REFUSED
+    (the reason goes to the log)."""
     try:
         if folder is None or not folder.is_dir():
             raise HubError("no such folder")
         check_folder(folder, kind)
+        hub_guard.check_config(folder, kind)
     except HubError as err:
-        log.info("refused model ref %r: %s", ref, err)
-        raise HubError(f"{ref}: {REFUSED}") from None
+        log.info("refused model ref %s: %s", loggable(ref), err)
+        raise HubError(f"{_shown(ref)}: {REFUSED}") from None
     return folder
+
+
+def loggable(ref: str) -> str:
+    """`ref` for the log: a session token is a secret, so only its first characters are kept; long refs are cut."""
+    if ref.startswith(sessions.PREFIX):
+        ref = sessions.PREFIX + ref[len(sessions.PREFIX):][:6] + "…"
+    return repr(ref[:200])
+
+
+def _shown(ref: str) -> str:
+    """`ref` as the refusal repeats it: cut, so a megabyte-long ref is not echoed back."""
+    return ref if len(ref) <= 200 else f"{ref[:200]}…"

@@ -8,7 +8,7 @@ import time
 import gradio as gr
 import numpy as np
 
-from demo import models, render
+from demo import models, render, settings
 from demo.errors import user_errors
 from demo.images import example_paths, load_image
 
@@ -18,6 +18,9 @@ def generate(path: str | None, model_ref: str, precision: str, points_per_side: 
              stability_score_thresh: float, min_area: float,
              progress: gr.Progress = gr.Progress()) -> tuple[np.ndarray, str]:
     """(colored overlay of all masks, "N masks | generate ms | render ms")."""
+    most = settings.get().auto_max_points_per_side
+    if not 1 <= int(points_per_side) <= most:
+        raise ValueError(f"points per side: 1..{most} on this Space (the grid's work grows with its square)")
     handle = models.get_sam2(model_ref)
     image = load_image(path, handle.normalization)
     progress(0.0, desc="image embedding")
@@ -44,7 +47,7 @@ def build(model: gr.Dropdown, precision: gr.Radio) -> None:
             upload = gr.File(label="Image", file_types=["image"], type="filepath", height=120)
             gr.Examples([[p] for p in example_paths().values()], inputs=[upload],
                         example_labels=list(example_paths()), label="Examples")
-            points = gr.Slider(4, 64, value=12, step=2, label="Points per side",
+            points = gr.Slider(4, settings.get().auto_max_points_per_side, value=12, step=2, label="Points per side",
                                info="grid of N×N prompts; time grows with N²")
             iou = gr.Slider(0.0, 1.0, value=0.8, step=0.01, label="Predicted IoU threshold")
             stability = gr.Slider(0.0, 1.0, value=0.9, step=0.01, label="Stability score threshold")
@@ -54,4 +57,4 @@ def build(model: gr.Dropdown, precision: gr.Radio) -> None:
         with gr.Column(scale=2):
             overlay = gr.Image(label="All masks", interactive=False, format="jpeg", buttons=["download", "fullscreen"])
     run.click(generate, [upload, model, precision, points, iou, stability, min_area], [overlay, info],
-              api_name="automatic")
+              api_name="automatic", **settings.heavy_group())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 
-from demo import models, prompts as P, render
+from demo import models, prompts as P, render, settings
 from demo.errors import user_errors
 from demo.images import example_paths, image_key, load_image
 from demo.prompt_tab import click
@@ -56,11 +56,12 @@ def build(precision: gr.Radio) -> dict[str, gr.Component]:
                 right = gr.Image(label="B", interactive=False, format="jpeg")
     history = gr.State([])
     inputs = [upload, prompts_box, model_a, model_b, precision]
-    run.click(compare, inputs, [left, right, info], api_name="compare")
+    heavy = settings.heavy_group()
+    run.click(compare, inputs, [left, right, info], api_name="compare", **heavy)
     upload.change(lambda: ("", []), None, [prompts_box, history], api_visibility="private") \
-        .then(compare, inputs, [left, right, info], api_visibility="private")
+        .then(compare, inputs, [left, right, info], api_visibility="private", **heavy)
     left.select(click, [prompts_box, history, mode], [prompts_box, history], api_visibility="private") \
-        .then(compare, inputs, [left, right, info], api_visibility="private")
+        .then(compare, inputs, [left, right, info], api_visibility="private", **heavy)
     clear.click(lambda: ("", []), None, [prompts_box, history], api_visibility="private") \
-        .then(compare, inputs, [left, right, info], api_visibility="private")
+        .then(compare, inputs, [left, right, info], api_visibility="private", **heavy)
     return {"model_a": model_a, "model_b": model_b, "upload": upload}

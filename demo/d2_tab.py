@@ -7,7 +7,7 @@ import time
 import gradio as gr
 import numpy as np
 
-from demo import models, render
+from demo import models, render, settings
 from demo.errors import user_errors
 from demo.images import example_paths, load_image
 
@@ -48,4 +48,5 @@ def build(precision: gr.Radio) -> None:
         with gr.Column(scale=2):
             overlay = gr.Image(label="Instances", interactive=False, format="jpeg", buttons=["download", "fullscreen"])
             table = gr.Dataframe(headers=COLUMNS, label="Instance table", interactive=False)
-    run.click(detect, [upload, model, precision, threshold], [overlay, table, info], api_name="detectron2")
+    run.click(detect, [upload, model, precision, threshold], [overlay, table, info], api_name="detectron2",
+              **settings.heavy_group())

@@ -7,19 +7,25 @@ Every handler takes and returns the session token (gr.State): the token names th
 
 from __future__ import annotations
 
-import os
+import importlib.util
 import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
 import gradio as gr
 import numpy as np
+import pandas as pd
+from PIL import Image
 
-from demo import access, models, my_data, prompts as P, render, sessions, train_job
+from demo import access, models, my_data, prompts as P, render, sessions, settings, train_job
 from demo.errors import user_errors
 from demo.images import load_image
+from demo.prompt_tab import shown_image
+from hub_cards.repo import push_run, stage_run
+from trainer.data.export import write_coco
 
 THUMB = 160
+NO_SUCH_MODEL = "no such model in your session: train a model first (or pick one of yours)"
 
 
 def _view(session: Path) -> tuple[str, list, gr.Dropdown]:
@@ -36,8 +42,6 @@ def _view(session: Path) -> tuple[str, list, gr.Dropdown]:
 
 
 def _thumbnail(image: np.ndarray) -> np.ndarray:
-    from PIL import Image
-
     thumb = Image.fromarray(image)
     thumb.thumbnail((THUMB, THUMB))
     return np.asarray(thumb)
@@ -47,8 +51,6 @@ def _thumbnail(image: np.ndarray) -> np.ndarray:
 def add_from_prompt(path: str | None, prompts_json: str, class_name: str, model_ref: str, precision: str,
                     token: str | None) -> tuple:
     """The Prompt tab's current mask (its image, prompts and model) added to the visitor's dataset."""
-    from demo.prompt_tab import shown_image
-
     if path is None:
         raise ValueError("upload an image in the Prompt tab first")
     handle = models.get_sam2(model_ref)
@@ -70,6 +72,7 @@ def add_from_prompt(path: str | None, prompts_json: str, class_name: str, model_
 def add_images(paths: list[str] | None, token: str | None) -> tuple:
     """Images without masks: annotate them in the Prompt tab, or keep them to compare models on."""
     session = sessions.folder(token)
+    my_data.check_room(session, len(paths or []))  # before decoding any of them
     for path in paths or []:
         my_data.add_image(session, load_image(path))
     return (*_view(session), session.name)
@@ -110,8 +113,6 @@ def _start(model_ref: str) -> tuple[train_job.Start, str]:
 @user_errors
 def train(model_ref: str, steps: float, token: str | None) -> Iterator[tuple]:
     """Yields (status, loss curve, results, my models picker, token) while the trainer runs, then the results."""
-    import pandas as pd
-
     session = sessions.folder(token)
     start, ref = _start(model_ref)
     picker = gr.Dropdown()
@@ -158,14 +159,13 @@ def open_compare(start_ref: str, mine: str | None, token: str | None) -> tuple:
 
 
 def _session_model(session: Path, ref: str | None) -> tuple[str, Path]:
-    """(name, run folder) of one of this session's models (its run folder is the model folder)."""
+    """(name, run folder) of one of this session's models (its run folder is the model folder). A ref that is not
+    one, whether it names nothing or climbs out of the session, gets the same answer."""
     prefix = sessions.model_ref(session, "")
-    if not ref or not ref.startswith(prefix):
-        raise ValueError("train a model first (or pick one of yours)")
-    name = ref[len(prefix):]
-    run = sessions.models_dir(session) / name
-    if not (run / "summary.json").is_file():
-        raise ValueError(f"{name}: no such model in your session")
+    name = ref[len(prefix):] if ref and ref.startswith(prefix) else ""
+    run = sessions.own_model(session, name)
+    if run is None or not (run / "summary.json").is_file():
+        raise ValueError(NO_SUCH_MODEL)
     return name, run
 
 
@@ -180,8 +180,6 @@ def _zip(folder: Path, dest: Path, session: Path) -> str:
 @user_errors
 def export_coco(token: str | None) -> tuple[str, str]:
     """The dataset as a COCO folder (annotations.json + images/), zipped: `python -m trainer sam2 --data` reads it."""
-    from trainer.data.export import write_coco
-
     session = sessions.folder(token)
     dataset = my_data.to_dataset(session)
     if not len(dataset):
@@ -196,8 +194,6 @@ def export_coco(token: str | None) -> tuple[str, str]:
 def export_model(mine: str | None, token: str | None) -> tuple[str, str]:
     """The model repo folder as a push would upload it (weights, config, card, transformers/ copy: hub_cards'
     stage_run), zipped."""
-    from hub_cards.repo import stage_run
-
     session = sessions.folder(token)
     name, run = _session_model(session, mine)
     staged = session / "exports" / "staged"
@@ -213,9 +209,8 @@ def export_model(mine: str | None, token: str | None) -> tuple[str, str]:
 @user_errors
 def push(mine: str | None, repo_id: str, token: str | None, oauth: gr.OAuthToken | None = None) -> tuple[str, str]:
     """Push the model under the visitor's own account: on a public Space only with their sign-in token (never the
-    Space's); locally the same, or huggingface_hub's own lookup (HF_TOKEN) — and local targets (file:, local:)."""
-    from hub_cards.repo import push_run
-
+    Space's); locally the same, or huggingface_hub's own lookup (HF_TOKEN) — and local targets (file:, local:).
+    A public Space's push makes a private repo unless SEGKIT_PUSH_PRIVATE=0."""
     session = sessions.folder(token)
     _, run = _session_model(session, mine)
     target = (repo_id or "").strip()
@@ -226,7 +221,8 @@ def push(mine: str | None, repo_id: str, token: str | None, oauth: gr.OAuthToken
             raise ValueError(f"{target!r}: give a Hub repo id, your-name/model-name")
     elif not target:
         raise ValueError("give a repo: your-name/model-name on the Hub, or local:owner/name")
-    where = push_run(run, target, private=False, token=oauth.token if oauth else None)
+    private = settings.get().push_private and access.public()
+    where = push_run(run, target, private=private, token=oauth.token if oauth else None)
     return f"pushed to {where}", session.name
 
 
@@ -235,9 +231,7 @@ def oauth_available() -> bool:
     matter sets OAUTH_CLIENT_ID (and gradio[oauth] is installed from requirements.txt). Elsewhere Gradio's button
     would demand a local login at start-up, so it is left out: the push uses HF_TOKEN locally, and a public Space
     without sign-in refuses to push (it never falls back to the Space's own token)."""
-    import importlib.util
-
-    return bool(os.environ.get("OAUTH_CLIENT_ID")) and importlib.util.find_spec("itsdangerous") is not None
+    return bool(settings.get().oauth_client_id) and importlib.util.find_spec("itsdangerous") is not None
 
 
 def build(model: gr.Dropdown, precision: gr.Radio, prompt: dict[str, Any], compare: dict[str, Any],

@@ -8,30 +8,90 @@ cache folder (not the base model's), trimmed least-recently-used first to SEGKIT
 from __future__ import annotations
 
 import fnmatch
+import json
 import logging
-import os
 from pathlib import Path
+from typing import Any
 
+import yaml
+from huggingface_hub import HfApi, scan_cache_dir, snapshot_download
+from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 from huggingface_hub.hf_api import ModelInfo
 
+from demo import settings
 from hub_cards.kinds import ALLOW_PATTERNS, KINDS, MODEL_CONFIG_NAME, HubError
-from trainer.checkpoint import WEIGHTS_NAME
+from trainer.checkpoint import WEIGHTS_NAME, CheckpointError
+from trainer.model_limits import check_d2_cfg, check_image_size, check_semantic_head
 
 log = logging.getLogger("segkit.demo")
-MB = 1024 * 1024
+MB = settings.MB
 
 
 def max_repo_bytes() -> int:
-    """The largest repo a visitor may load (default 1 GB: sam2.1 large is ~0.9 GB)."""
-    return int(float(os.environ.get("SEGKIT_HUB_MAX_MB", "1024")) * MB)
+    """The largest repo a visitor may load (SEGKIT_HUB_MAX_MB)."""
+    return int(settings.get().hub_max_mb * MB)
 
 
 def max_cache_bytes() -> int:
-    return int(float(os.environ.get("SEGKIT_HUB_CACHE_MB", "3072")) * MB)
+    return int(settings.get().hub_cache_mb * MB)
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("SEGKIT_HUB_CACHE") or Path.home() / ".cache" / "segkit" / "space-models")
+    return settings.get().hub_cache_dir
+
+
+def check_config(folder: Path, kind: str | None) -> None:
+    """The folder's config within the Space's model limits (input size, layer sizes), read before anything is
+    built from it; HubError says which limit. The trainer's own, wider bounds are trainer/model_limits.py."""
+    config = _read_config(folder)
+    limits = settings.get()
+    source = config.pop("_source")
+    try:
+        if (config.get("kind") or kind) == "detectron2":
+            spec = config.get("spec") or {}
+            inputs = {"MIN_SIZE_TEST": spec.get("min_size_test"), "MAX_SIZE_TEST": spec.get("max_size_test")}
+            check_d2_cfg({"INPUT": {k: v for k, v in inputs.items() if v is not None}}, source,
+                         limits.d2_max_test_size)
+            check_d2_cfg(config.get("cfg") or {}, source, limits.d2_max_test_size)
+            return
+        if "decoder_channels" in config:  # a semantic head
+            check_semantic_head(config["decoder_channels"], len(config.get("class_names") or []), source)
+        for size in _image_sizes(config):
+            check_image_size(size, source, limits.model_max_image_size)
+    except CheckpointError as err:
+        raise HubError(str(err)) from None
+
+
+def _read_config(folder: Path) -> dict[str, Any]:
+    """model_config.yaml (segkit's layout) or config.json (transformers'), bounded in size; {} when neither."""
+    for name, parse in ((MODEL_CONFIG_NAME, yaml.safe_load), ("config.json", json.loads)):
+        path = folder / name
+        if not path.is_file():
+            continue
+        if path.stat().st_size > settings.get().config_max_bytes:
+            raise HubError(f"{name}: {path.stat().st_size} bytes, over the limit of "
+                           f"{settings.get().config_max_bytes} for a model config")
+        try:
+            data = parse(path.read_text())
+        except (ValueError, yaml.YAMLError) as err:
+            raise HubError(f"{name}: not valid ({type(err).__name__})") from None
+        return {**(data if isinstance(data, dict) else {}), "_source": name}
+    return {"_source": "config"}
+
+
+def _image_sizes(config: Any) -> list[Any]:
+    """Every `image_size` in a (nested) config: segkit's is one number, transformers' a pair per sub-config."""
+    if isinstance(config, dict):
+        found = []
+        for key, value in config.items():
+            if key == "image_size":
+                found += value if isinstance(value, list) else [value]
+            else:
+                found += _image_sizes(value)
+        return found
+    if isinstance(config, list):
+        return [size for item in config for size in _image_sizes(item)]
+    return []
 
 
 def check_info(info: ModelInfo, kind: str | None, max_bytes: int | None = None) -> int:
@@ -63,12 +123,7 @@ def check_info(info: ModelInfo, kind: str | None, max_bytes: int | None = None) 
 
 def fetch(repo_id: str, kind: str | None) -> Path:
     """Check `repo_id` on the Hub, download what a pull needs into the bounded cache, trim it; the snapshot folder."""
-    from huggingface_hub import HfApi, snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
-
-    from demo.models import offline
-
-    if offline():
+    if settings.get().is_offline:
         raise HubError(f"{repo_id}: cannot check it on the Hub (this Space is offline)")
     try:
         # token=False: a visitor's pick is fetched anonymously, never with the Space owner's token
@@ -91,8 +146,6 @@ def fetch(repo_id: str, kind: str | None) -> Path:
 def trim_cache(folder: str | Path, max_bytes: int, keep: str | None = None) -> list[str]:
     """Delete cached repos, least recently used first, until the cache holds at most `max_bytes` (never `keep`, the
     one just fetched); returns the repo ids deleted."""
-    from huggingface_hub import scan_cache_dir
-
     if not Path(folder).is_dir():
         return []
     info = scan_cache_dir(folder)

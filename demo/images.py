@@ -18,12 +18,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from demo import settings
 from trainer.data.normalize import CHANNEL_ONLY, apply_normalization, to_uint8_rgb
 from trainer.data.readers.images import read_image
 from trainer.data.sample import DataError
 
-MAX_FILE_BYTES = 50 * 1024 * 1024
-MAX_PIXELS = 50_000_000  # refuse before decoding: a 100000x100000 PNG header would otherwise eat the Space's RAM
 EXAMPLES = ("astronaut", "coffee", "chelsea", "coins")  # real photos bundled in scikit-image (no download)
 
 
@@ -32,7 +31,7 @@ class UploadError(ValueError):
 
 
 def max_side() -> int:
-    return int(os.environ.get("SEGKIT_MAX_SIDE", "1024"))
+    return settings.get().max_side
 
 
 def load_image(path: str | Path | None, normalization: str | None = None, limit: int | None = None) -> np.ndarray:
@@ -61,20 +60,21 @@ def read_upload(path: str | Path | None) -> np.ndarray:
     name = path.name
     if not path.is_file():
         raise UploadError(f"{name}: file not found")
-    if path.stat().st_size > MAX_FILE_BYTES:
+    limits = settings.get()
+    if path.stat().st_size > limits.max_file_bytes:
         raise UploadError(f"{name}: file is {path.stat().st_size / 2**20:.0f} MB; the limit is "
-                          f"{MAX_FILE_BYTES // 2**20} MB")
+                          f"{limits.max_file_bytes // 2**20} MB")
     try:
         with Image.open(path) as im:  # the header only: refuse huge images before decoding them
             width, height = im.size
     except Image.DecompressionBombError:  # PIL refuses the header itself past 2x its own pixel limit
-        raise UploadError(f"{name}: image is too large (limit {MAX_PIXELS // 10**6} MP)") from None
+        raise UploadError(f"{name}: image is too large (limit {limits.max_pixels // 10**6} MP)") from None
     except UnidentifiedImageError:
         raise UploadError(f"{name}: not an image file (PNG, JPEG, WebP, TIFF, ...)") from None
     except (OSError, ValueError, SyntaxError) as err:
         raise UploadError(f"{name}: corrupt or truncated image ({err})") from None
-    if width * height > MAX_PIXELS:
-        raise UploadError(f"{name}: {width}x{height} pixels is too large (limit {MAX_PIXELS // 10**6} MP)")
+    if width * height > limits.max_pixels:
+        raise UploadError(f"{name}: {width}x{height} pixels is too large (limit {limits.max_pixels // 10**6} MP)")
     try:
         return read_image(path)
     except DataError as err:
@@ -104,7 +104,7 @@ def image_key(image: np.ndarray) -> str:
 @lru_cache(maxsize=1)
 def example_paths() -> dict[str, str]:
     """The bundled scikit-image photos written once as PNGs (gr.Examples wants files)."""
-    from skimage import data
+    from skimage import data  # heavy (scipy-backed), and needed once: when the app is built
 
     folder = Path(tempfile.gettempdir()) / "segkit-demo-examples"
     folder.mkdir(parents=True, exist_ok=True)

@@ -4,23 +4,31 @@ Model refs: BASE_REF (the pretrained facebook/sam2.1-hiera-tiny, or a random-ini
 name "owner/name", a visitor's session model, a folder, or a Hub repo id — resolved by demo/access.py (a public Space
 takes no folders).
 Embeddings: a bounded LRU keyed by (image hash, model ref, precision) holding the predictor's _features/_orig_hw.
+Loading: one lock per model ref (a slow Hub download of one model never holds up another); the base model is pinned,
+never evicted by visitors' picks.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import socket
 import threading
 import time
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
 
+from demo import access, sessions, settings
+from hub_cards import list_local_models, load_model
+from hub_cards.fetch import recorded_normalization
 from trainer import precision as prec
+from trainer.sam2_model.model import Sam2Spec, build_model, make_mask_generator, make_predictor
+from trainer.sam2_model.point_decoder import PointDecoder, predict as predict_points
 
 BASE_REF = "facebook/sam2.1-hiera-tiny"
 BASE_SIZE = "tiny"
@@ -28,16 +36,16 @@ log = logging.getLogger("segkit.demo")
 
 
 def device() -> torch.device:
-    return torch.device(os.environ.get("SEGKIT_DEVICE") or prec.default_device())
+    return torch.device(settings.get().device or prec.default_device())
 
 
 def image_size() -> int:
     """SAM2 input size for the base model (1024 = the pretrained one; tests use 256)."""
-    return int(os.environ.get("SEGKIT_IMAGE_SIZE", "1024"))
+    return settings.get().image_size
 
 
 def offline() -> bool:
-    return any(os.environ.get(name, "") not in ("", "0") for name in ("SEGKIT_OFFLINE", "HF_HUB_OFFLINE"))
+    return settings.get().is_offline
 
 
 class LRU:
@@ -108,17 +116,32 @@ class PromptResult:
     cached: bool
 
 
-_models = LRU(int(os.environ.get("SEGKIT_MODEL_CACHE", "3")))
-_embeddings = LRU(int(os.environ.get("SEGKIT_EMBED_CACHE", "8")))
-_load_lock = threading.Lock()
+_models = LRU(settings.get().model_cache)
+_embeddings = LRU(settings.get().embed_cache)
+_pinned: dict[Any, Any] = {}  # the base model: loaded once, never evicted
+_locks: dict[Any, threading.Lock] = {}  # one per model key: two visitors picking the same new model load it once
+_locks_lock = threading.Lock()
+
+
+def _load_lock(key: Any) -> threading.Lock:
+    with _locks_lock:
+        return _locks.setdefault(key, threading.Lock())
+
+
+def _cached(key: Any) -> Any:
+    return _pinned.get(key) or _models.get(key)
+
+
+def _keep(key: Any, handle: Any) -> None:
+    if key == ("sam2", BASE_REF):
+        _pinned[key] = handle
+    else:
+        _models.put(key, handle)
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
     """A quick TCP check before downloading: huggingface_hub's own retries take ~25 s to give up when offline."""
-    import socket
-    from urllib.parse import urlparse
-
-    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    url = urlparse(settings.get().hf_endpoint)
     try:
         socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
         return True
@@ -127,8 +150,6 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def _load_base(dev: torch.device) -> tuple[torch.nn.Module, Any, str]:
-    from trainer.sam2_ft.model import Sam2Spec, build_model
-
     spec = Sam2Spec(size=BASE_SIZE, image_size=image_size())
     if offline():
         reason = "offline (SEGKIT_OFFLINE / HF_HUB_OFFLINE)"
@@ -149,11 +170,7 @@ def _load(ref: str, kind: str, dev: torch.device) -> tuple[Any, str | None]:
     """(what the kind's loader returns, the recorded input normalisation); sam2 gives (model, spec, note)."""
     if kind == "sam2" and ref == BASE_REF:
         return _load_base(dev), None
-    from demo.access import model_folder
-    from hub_cards import load_model
-    from hub_cards.fetch import recorded_normalization
-
-    folder = model_folder(ref, kind)  # a public Space refuses server paths and checks Hub repos first
+    folder = access.model_folder(ref, kind)  # a public Space refuses server paths and checks Hub repos first
     loaded = load_model(folder, kind=kind, device=str(dev))
     if kind == "sam2":
         model, spec = loaded
@@ -163,19 +180,43 @@ def _load(ref: str, kind: str, dev: torch.device) -> tuple[Any, str | None]:
 
 
 def get_sam2(ref: str) -> Sam2Handle:
-    """The loaded SAM2 model for `ref` (cached; at most SEGKIT_MODEL_CACHE models in memory)."""
-    from trainer.sam2_ft.model import make_predictor
-
+    """The loaded SAM2 model for `ref` (cached; the base plus at most SEGKIT_MODEL_CACHE models in memory)."""
     ref = (ref or BASE_REF).strip()
-    key = ("sam2", ref)
-    with _load_lock:  # two users picking the same new model load it once
-        handle = _models.get(key)
-        if handle is None:
-            (model, spec, note), normalization = _load(ref, "sam2", device())
-            handle = Sam2Handle(ref, model.eval(), spec, note, normalization=normalization)
-            handle.predictor = make_predictor(handle.model)
-            _models.put(key, handle)
+
+    def load() -> Sam2Handle:
+        (model, spec, note), normalization = _load(ref, "sam2", device())
+        handle = Sam2Handle(ref, model.eval(), spec, note, normalization=normalization)
+        handle.predictor = make_predictor(handle.model)
+        return handle
+
+    return cached_model(("sam2", ref), load)
+
+
+def cached_model(key: tuple[str, str], load: Callable[[], Any]) -> Any:
+    """The model cached under `key` (kind, ref), else `load()`'s, kept: built once however many visitors ask, under
+    a lock of its own so other models keep loading and answering."""
+    handle = _cached(key)
+    if handle is None:
+        with _load_lock(key):
+            try:
+                handle = _cached(key)
+                if handle is None:
+                    handle = load()
+                    _keep(key, handle)
+            finally:  # no lock kept per ref ever typed: those waiting hold it already and find the model cached
+                with _locks_lock:
+                    _locks.pop(key, None)
     return handle
+
+
+def loaded_sam2(ref: str) -> Sam2Handle | None:
+    """The SAM2 model for `ref` if it is already loaded, else None (never loads: the click's fast path)."""
+    return _cached(("sam2", (ref or BASE_REF).strip()))
+
+
+def embedding_ready(handle: Sam2Handle, key: str, precision_name: str) -> bool:
+    """Whether a click on this image needs only the prompt decoder (its embedding is cached)."""
+    return _embeddings.get((key, handle.ref, resolve_precision(precision_name).name)) is not None
 
 
 def resolve_precision(name: str) -> prec.Precision:
@@ -188,7 +229,7 @@ def resolve_precision(name: str) -> prec.Precision:
 def detectron2_missing() -> str | None:
     """Why Detectron2 cannot run here (it is optional: a Space without it still serves the SAM2 tabs), or None."""
     try:
-        import detectron2  # noqa: F401
+        import detectron2  # noqa: F401  (optional dependency: this is the probe for it)
     except ImportError as err:
         return f"Detectron2 is not installed on this server ({err}); the SAM2 tabs work without it"
     return None
@@ -212,14 +253,7 @@ def _segmenter(kind: str, label: str, ref: str) -> D2Handle:
     if not ref:
         raise ValueError(f"pick a {label} model: none in the local hub yet (python -m trainer push RUN --repo "
                          "local:owner/name), or type a folder / Hub id")
-    key = (kind, ref)
-    with _load_lock:
-        handle = _models.get(key)
-        if handle is None:
-            segmenter, normalization = _load(ref, kind, device())
-            handle = D2Handle(ref, segmenter, normalization)
-            _models.put(key, handle)
-    return handle
+    return cached_model((kind, ref), lambda: D2Handle(ref, *_load(ref, kind, device())))
 
 
 def detect(handle: D2Handle, image: np.ndarray, score_threshold: float, precision_name: str) -> dict[str, Any]:
@@ -241,8 +275,6 @@ def predict_prompt(handle: Sam2Handle, image: np.ndarray, key: str, precision_na
                    multimask: bool) -> PromptResult:
     """Masks for one prompt, best score first; the image embedding is computed once per (image, model, precision)
     and reused, and the mask head upsamples only the masks shown."""
-    from trainer.sam2_ft.point_decoder import predict as predict_points
-
     precision = resolve_precision(precision_name)
     cache_key = (key, handle.ref, precision.name)
     predictor = handle.predictor
@@ -287,8 +319,6 @@ def ensure_embedding(handle: Sam2Handle, image: np.ndarray, key: str, precision_
 def _embedding_state(handle: Sam2Handle) -> dict[str, Any]:
     """What a click needs of the image the predictor was just set to: its features and size, and the decoder's
     image-side work done once (trainer/sam2_ft/point_decoder.py)."""
-    from trainer.sam2_ft.point_decoder import PointDecoder
-
     predictor = handle.predictor
     features = predictor._features
     decoder = PointDecoder(handle.model, features["image_embed"][-1:], [f[-1:] for f in features["high_res_feats"]])
@@ -297,19 +327,17 @@ def _embedding_state(handle: Sam2Handle) -> dict[str, Any]:
 
 
 def generate_masks(handle: Sam2Handle, image: np.ndarray, precision_name: str, **amg_kwargs: Any) -> list[dict]:
-    """SAM2AutomaticMaskGenerator's masks (dicts with 'segmentation', 'area', 'predicted_iou', ...)."""
-    from trainer.sam2_ft.model import make_mask_generator
-
+    """SAM2AutomaticMaskGenerator's masks (dicts with 'segmentation', 'area', 'predicted_iou', ...).
+    The generator has its own predictor, so the shared one's lock is not held: clicks on the same model go on
+    while a grid decodes (the heavy endpoints' own concurrency group bounds how many grids run)."""
     precision = resolve_precision(precision_name)
     generator = make_mask_generator(handle.model, **amg_kwargs)
-    with handle.lock, torch.inference_mode(), precision.autocast():
+    with torch.inference_mode(), precision.autocast():
         return generator.generate(image)
 
 
 def local_models(kind: str) -> list[str]:
     """Names of the local hub's models of one kind (for the pickers); empty if the hub folder is missing."""
-    from hub_cards import list_local_models
-
     try:
         return [m.name for m in list_local_models(kind=kind)]
     except OSError:
@@ -324,7 +352,11 @@ def forget(ref_prefix: str) -> None:
 
 def clear_caches() -> None:
     _models.clear()
+    _pinned.clear()
     _embeddings.clear()
+
+
+sessions.on_close(forget)
 
 
 def embedding_cache_size() -> int:

@@ -8,7 +8,6 @@ layer's own writer (trainer/data/export.py).
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 from pathlib import Path
@@ -17,19 +16,29 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from demo import settings
 from demo.images import image_key
 from demo.sessions import check_space
+from trainer.data.sample import Sample, SegmentationDataset
 
 _lock = threading.Lock()  # one visitor may fire two edits at once (double click): the index is read-modify-write
 _CLASS = re.compile(r"[\w][\w .-]{0,39}")
 
 
 def max_images() -> int:
-    return int(os.environ.get("SEGKIT_MY_IMAGES", "20"))
+    return settings.get().my_images
 
 
 def max_masks() -> int:
-    return int(os.environ.get("SEGKIT_MY_MASKS", "60"))
+    return settings.get().my_masks
+
+
+def check_room(session: Path, count: int) -> None:
+    """Refuse `count` more images at once when they cannot all fit (checked before any is decoded)."""
+    have = len(read_index(session)["images"])
+    if have + count > max_images():
+        raise ValueError(f"{count} image(s) would take your dataset over its maximum of {max_images()} images "
+                         f"(it holds {have}); remove some first")
 
 
 def data_dir(session: Path) -> Path:
@@ -150,8 +159,6 @@ def summary(index: dict[str, Any]) -> str:
 
 def to_dataset(session: Path, with_masks_only: bool = True):
     """The trainer's SegmentationDataset of the visitor's images (by default only those with masks)."""
-    from trainer.data.sample import Sample, SegmentationDataset
-
     index = read_index(session)
     names = class_names(index)
     samples = [Sample(load_rgb(session, e["id"]), load_masks(session, e),

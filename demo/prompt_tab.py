@@ -1,8 +1,13 @@
-"""Prompt tab: click points (positive/negative) or a box on the image, get SAM2's mask(s) with scores and timings."""
+"""Prompt tab: click points (positive/negative) or a box on the image, get SAM2's mask(s) with scores and timings.
+
+A click answers straight away, outside the queue, only when everything it needs is ready: the model loaded, the upload
+decoded and its embedding cached; then it runs only the prompt decoder (tens of ms). Otherwise it hands over to a
+queued step in the clicks' own concurrency group ("click", SEGKIT_CLICK_CONCURRENCY), so no click can make the server
+decode, load or embed outside the queue's bounds.
+"""
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from typing import Any
@@ -11,11 +16,13 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from demo import models, prompts as P, render
+from demo import models, prompts as P, render, settings
 from demo.errors import user_errors
 from demo.images import example_paths, image_key, load_image, load_upload
 
 HINT = "Click on the image to add a point."
+CLICK_GROUP = "click"
+_shown = models.LRU(8)  # uploads as shown, with their content key: decoded once per file, not per click
 
 
 @user_errors
@@ -66,6 +73,7 @@ def segment(path: str | None, prompts_json: str, model_ref: str, precision: str,
     return overlay, mask_png, candidates, info
 
 
+@user_errors
 def click(prompts_json: str, history: list, mode: str, evt: gr.SelectData) -> tuple[str, list]:
     """evt.index is (x, y) in the shown image's pixels, which are the predictor's pixels (same array)."""
     x, y = evt.index[:2]
@@ -73,28 +81,52 @@ def click(prompts_json: str, history: list, mode: str, evt: gr.SelectData) -> tu
     return updated.to_json(), [*history, prompts_json or ""]
 
 
+@user_errors
 def click_and_segment(prompts_json: str, history: list, mode: str, path: str | None, model_ref: str, precision: str,
                       multimask: bool, evt: gr.SelectData) -> tuple:
-    """A click in one round trip: the new prompts, the history, and segment()'s outputs for them."""
+    """A click in one round trip when it needs only the decoder: the new prompts, the history, segment()'s outputs
+    and False; else the new prompts and history, the outputs left as they are, and True (pending: the queued step
+    segments)."""
     prompts_json, history = click(prompts_json, history, mode, evt)
-    return prompts_json, history, *segment(path, prompts_json, model_ref, precision, multimask)
+    if not ready(path, model_ref, precision):
+        return prompts_json, history, *[gr.skip()] * 4, True
+    return prompts_json, history, *segment(path, prompts_json, model_ref, precision, multimask), False
 
 
-@functools.lru_cache(maxsize=8)
-def _decoded(path: str, normalization: str | None, modified_ns: int) -> tuple[np.ndarray, str]:
-    image = load_image(path, normalization)
-    image.flags.writeable = False  # shared by every click on this upload
-    return image, image_key(image)
+def segment_pending(pending: bool, path: str | None, prompts_json: str, model_ref: str, precision: str,
+                    multimask: bool) -> tuple:
+    """The queued half of a click that was not ready: segment() (which loads, decodes and embeds as needed)."""
+    if not pending:
+        return *[gr.skip()] * 4, False
+    return *segment(path, prompts_json, model_ref, precision, multimask), False
+
+
+def ready(path: str | None, model_ref: str, precision: str) -> bool:
+    """Whether a click on `path` needs only the prompt decoder: model loaded, upload decoded, embedding cached."""
+    handle = models.loaded_sam2(model_ref)
+    shown = _shown.get(_shown_key(path, handle.normalization)) if handle is not None and path else None
+    return shown is not None and models.embedding_ready(handle, shown[1], precision)
+
+
+def _shown_key(path: str, normalization: str | None) -> tuple:
+    try:
+        modified = os.stat(path).st_mtime_ns
+    except OSError:  # missing: load_image says so in its own words
+        modified = -1
+    return str(path), normalization, modified
 
 
 def shown_image(path: str, normalization: str | None) -> tuple[np.ndarray, str]:
     """The upload as shown (decoded, normalised, downscaled) and its content key, decoded once per file, not per
     click."""
-    try:
-        modified = os.stat(path).st_mtime_ns
-    except OSError:  # missing: load_image says so in its own words
-        modified = -1
-    return _decoded(str(path), normalization, modified)
+    key = _shown_key(path, normalization)
+    shown = _shown.get(key)
+    if shown is None:
+        image = load_image(path, normalization)
+        image.flags.writeable = False  # shared by every click on this upload
+        shown = image, image_key(image)
+        _shown.put(key, shown)
+    return shown
 
 
 def undo(history: list) -> tuple[str, list]:
@@ -131,19 +163,24 @@ def build(model: gr.Dropdown, precision: gr.Radio) -> dict[str, Any]:
                                 buttons=["download"])
                 candidates = gr.Gallery(label="Candidates", columns=3, height=220, format="jpeg")
     history = gr.State([])
+    pending = gr.State(False)
 
     seg_inputs = [upload, prompts_box, model, precision, multimask]
     seg_outputs = [canvas, mask, candidates, info]
+    clicks = {"concurrency_id": CLICK_GROUP, "concurrency_limit": settings.get().click_concurrency}
     upload.change(show_image, [upload, model], [canvas, prompts_box, history, info], api_name="load_image") \
         .then(embed, [upload, model, precision], [info], api_name="embed")
-    prompts_box.submit(segment, seg_inputs, seg_outputs, api_name="segment")  # first: it owns the name
-    # a click decodes a cached embedding (~tens of ms): straight to the server, not through the queue's round trips
+    prompts_box.submit(segment, seg_inputs, seg_outputs, api_name="segment", **clicks)  # first: it owns the name
+    # a ready click decodes a cached embedding (~tens of ms): straight to the server, not through the queue's round
+    # trips; one that is not ready is segmented by the queued step in the clicks' own group
     canvas.select(click_and_segment, [prompts_box, history, mode, upload, model, precision, multimask],
-                  [prompts_box, history, *seg_outputs], api_visibility="private", queue=False,
-                  show_progress="minimal")
+                  [prompts_box, history, *seg_outputs, pending], api_visibility="private", queue=False,
+                  show_progress="minimal") \
+        .then(segment_pending, [pending, *seg_inputs], [*seg_outputs, pending], api_visibility="private",
+              show_progress="minimal", **clicks)
     undo_btn.click(undo, [history], [prompts_box, history], api_visibility="private") \
-        .then(segment, seg_inputs, seg_outputs, api_visibility="private")
+        .then(segment, seg_inputs, seg_outputs, api_visibility="private", **clicks)
     clear_btn.click(lambda: ("", []), None, [prompts_box, history], api_visibility="private") \
-        .then(segment, seg_inputs, seg_outputs, api_visibility="private")
-    multimask.change(segment, seg_inputs, seg_outputs, api_visibility="private")
+        .then(segment, seg_inputs, seg_outputs, api_visibility="private", **clicks)
+    multimask.change(segment, seg_inputs, seg_outputs, api_visibility="private", **clicks)
     return {"upload": upload, "prompts": prompts_box, "class_name": class_name, "add": add, "info": info}

@@ -2,15 +2,20 @@
 
     {"points": [[x, y, 1], [x, y, 0]], "box": [x0, y0, x1, y1] or null, "corner": [x, y] or null}
 label 1 = positive, 0 = negative; "corner" is the first click of a box still waiting for its second.
-Coordinates are pixels of the (downscaled) image the app shows.
+Coordinates are pixels of the (downscaled) image the app shows. This is the one parser of every tab's prompts: the
+text is bounded (SEGKIT_MAX_PROMPT_CHARS), the points too (SEGKIT_MAX_POINTS: the decoder's work grows with them),
+and every number must be finite, before any model runs.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from demo import settings
 
 MODES = ("positive point", "negative point", "box (2 clicks)")
 
@@ -40,16 +45,26 @@ class Prompts:
 
 
 def parse(text: str | None, shape: tuple[int, ...] | None = None) -> Prompts:
-    """Prompts from JSON text; ValueError with the reason for malformed input or points outside the image."""
+    """Prompts from JSON text; ValueError with the reason for malformed input, too many points or points outside
+    the image."""
     if not text or not text.strip():
         return Prompts()
+    limits = settings.get()
+    if not isinstance(text, str) or len(text) > limits.max_prompt_chars:
+        raise ValueError(f"prompts: the text is over this Space's limit of {limits.max_prompt_chars} characters")
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"prompts: not valid JSON ({err.msg})") from None
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise ValueError(f"prompts: not valid JSON ({getattr(err, 'msg', 'nested too deeply')})") from None
     if not isinstance(data, dict):
         raise ValueError('prompts: expected {"points": [[x, y, label], ...], "box": [x0, y0, x1, y1]}')
-    prompts = Prompts(points=[_point(p) for p in data.get("points") or []],
+    points = data.get("points") or []
+    if not isinstance(points, list):
+        raise ValueError("prompts: points must be a list of [x, y, label]")
+    if len(points) > limits.max_points:
+        raise ValueError(f"prompts: {len(points)} points; this Space takes at most {limits.max_points} in one "
+                         "request")
+    prompts = Prompts(points=[_point(p) for p in points],
                       box=_numbers(data["box"], 4, "box") if data.get("box") is not None else None,
                       corner=_numbers(data["corner"], 2, "corner") if data.get("corner") is not None else None)
     if shape is not None:
@@ -61,9 +76,12 @@ def _numbers(value, count: int, what: str) -> list[float]:
     if not isinstance(value, (list, tuple)) or len(value) != count:
         raise ValueError(f"prompts: {what} must be a list of {count} numbers, got {value!r}")
     try:
-        return [float(v) for v in value]
-    except (TypeError, ValueError):
-        raise ValueError(f"prompts: {what} must be numbers, got {value!r}") from None
+        numbers = [float(v) for v in value if not isinstance(v, (bool, str))]
+    except (TypeError, ValueError, OverflowError):
+        numbers = []
+    if len(numbers) != count or not all(math.isfinite(v) for v in numbers):
+        raise ValueError(f"prompts: {what} must be {count} finite numbers, got {str(value)[:80]}")
+    return numbers
 
 
 def _point(value) -> list[float]:
@@ -82,6 +100,8 @@ def _check_inside(prompts: Prompts, height: int, width: int) -> None:
 
 def add_click(prompts: Prompts, x: float, y: float, mode: str) -> Prompts:
     """One click: a point, or a box corner (the second corner completes the box, replacing any earlier box)."""
+    if mode != MODES[2] and len(prompts.points) >= settings.get().max_points:
+        raise ValueError(f"at most {settings.get().max_points} points: undo or clear some first")
     if mode == MODES[2]:
         if prompts.corner is None:
             return Prompts(prompts.points, prompts.box, [x, y])

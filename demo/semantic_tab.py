@@ -9,7 +9,7 @@ import time
 import gradio as gr
 import numpy as np
 
-from demo import models
+from demo import models, settings
 from demo.errors import user_errors
 from demo.images import example_paths, load_image
 from trainer.semantic.overlays import colorize
@@ -60,4 +60,4 @@ def build(precision: gr.Radio) -> None:
         with gr.Column(scale=2):
             overlay = gr.Image(label="Class map", interactive=False, format="png", buttons=["download", "fullscreen"],
                                elem_id="semantic-overlay")
-    run.click(segment, [upload, model, precision], [overlay, key, info], api_name="semantic")
+    run.click(segment, [upload, model, precision], [overlay, key, info], api_name="semantic", **settings.heavy_group())

@@ -1,29 +1,34 @@
 """Per-visitor folders: one per browser session, named by a secret token, removed when the session ends or expires.
 
-A session's images, masks, runs and exports live under `<root>/<token>/`; its models are named
-"session:<token>/<name>", so only the session that holds the token can load them (demo/access.py). Disk use is
+A session's images, masks, runs and exports live under `<root>/<token>/`, made on its first write; its models are
+named "session:<token>/<name>", so only the session that holds the token can load them (demo/access.py). Disk use is
 bounded per session (SEGKIT_SESSION_MB) and for all sessions together (SEGKIT_SESSIONS_MB); a session unused for
-SEGKIT_SESSION_TTL_S seconds is removed by the next sweep (gr.State's delete_callback removes it sooner).
+SEGKIT_SESSION_TTL_S seconds is removed by the next sweep (at most one sweep per SWEEP_EVERY_S; gr.State's
+delete_callback removes it sooner). Whoever keeps something per session (the loaded models) registers `on_close`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
 import secrets
 import shutil
-import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Callable
+
+from demo import settings
 
 log = logging.getLogger("segkit.demo")
 PREFIX = "session:"
 _TOKEN = re.compile(r"[0-9a-f]{32}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+SWEEP_EVERY_S = 60.0  # new sessions arrive with every API client: sweeping the disk for each would be a cost per call
 _lock = threading.Lock()
 _last_used: dict[str, float] = {}  # token -> time.monotonic() of its last use
+_last_sweep = [float("-inf")]
+_close_callbacks: list[Callable[[str], None]] = []
 
 
 class StorageFull(ValueError):
@@ -31,34 +36,40 @@ class StorageFull(ValueError):
 
 
 def root() -> Path:
-    return Path(os.environ.get("SEGKIT_SESSION_DIR") or Path(tempfile.gettempdir()) / "segkit-sessions")
+    return settings.get().sessions_root
 
 
 def session_bytes() -> int:
-    return int(float(os.environ.get("SEGKIT_SESSION_MB", "1000")) * 1024 * 1024)
+    return int(settings.get().session_mb * settings.MB)
 
 
 def total_bytes() -> int:
-    return int(float(os.environ.get("SEGKIT_SESSIONS_MB", "10000")) * 1024 * 1024)
+    return int(settings.get().sessions_mb * settings.MB)
 
 
 def ttl_s() -> float:
-    return float(os.environ.get("SEGKIT_SESSION_TTL_S", str(3 * 3600)))
+    return settings.get().session_ttl_s
+
+
+def on_close(callback: Callable[[str], None]) -> None:
+    """Call `callback(model ref prefix)` when a session closes, e.g. to unload its models."""
+    _close_callbacks.append(callback)
 
 
 def folder(token: str | None) -> Path:
-    """The session's folder (created): `token` when it is live, else a new session. Returns the folder, whose
-    name is the token — handlers keep it in gr.State."""
+    """The session's folder: `token` when it is live, else a new session. Returns the folder (made by the first
+    write into it), whose name is the token — handlers keep it in gr.State."""
     with _lock:
         new = not (token and _TOKEN.fullmatch(token) and token in _last_used)
         if new:
             token = secrets.token_hex(16)
-        _last_used[token] = time.monotonic()
-    if new:
+        now = _last_used[token] = time.monotonic()
+        due = new and now - _last_sweep[0] > SWEEP_EVERY_S
+        if due:
+            _last_sweep[0] = now
+    if due:
         sweep()  # a new visitor is a good moment to drop expired sessions
-    path = root() / token
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return root() / token
 
 
 def sweep() -> list[str]:
@@ -81,17 +92,23 @@ def close(token: str | None) -> None:
     """The session ended (gr.State's delete_callback): forget it and delete its folder."""
     if not (token and _TOKEN.fullmatch(token)):
         return
-    from demo.models import forget
-
     with _lock:
         _last_used.pop(token, None)
-    forget(f"{PREFIX}{token}/")  # loaded copies of its models go too, not only the files
+    for callback in _close_callbacks:  # loaded copies of its models go too, not only the files
+        callback(f"{PREFIX}{token}/")
     shutil.rmtree(root() / token, ignore_errors=True)
     log.info("session %s… closed, its files removed", token[:6])
 
 
 def used_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    """Bytes under `path`; files deleted while it walks (a session closing) count as 0."""
+    total = 0
+    for item in path.rglob("*"):
+        try:
+            total += item.stat().st_size if item.is_file() else 0
+        except OSError:
+            continue
+    return total
 
 
 def check_space(session: Path, more: int = 0) -> None:
@@ -118,9 +135,20 @@ def models_dir(session: Path) -> Path:
 def model_folder(ref: str) -> Path | None:
     """The folder of a session model ref, or None when the ref is malformed or its session is not live."""
     token, _, name = ref[len(PREFIX):].partition("/")
-    if not (_TOKEN.fullmatch(token) and _NAME.fullmatch(name)):
+    if not _TOKEN.fullmatch(token):
         return None
     with _lock:
         if token not in _last_used:
             return None
-    return models_dir(root() / token) / name
+    return own_model(root() / token, name)
+
+
+def own_model(session: Path, name: str) -> Path | None:
+    """The folder of model `name` of `session`, or None when the name is not a plain model name or the folder,
+    links resolved, is not directly in the session's models folder (it may not exist yet)."""
+    if not _NAME.fullmatch(name or ""):
+        return None
+    folder = models_dir(session) / name
+    if folder.resolve().parent != models_dir(session).resolve():
+        return None
+    return folder

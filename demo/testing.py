@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import select
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -17,7 +21,7 @@ def make_sam2_repo(folder: str | Path, image_size: int = 256, seed: int = 0) -> 
     import torch
 
     from trainer.checkpoint import WEIGHTS_NAME, save_weights
-    from trainer.sam2_ft.model import Sam2Spec, build_model, save_spec
+    from trainer.sam2_model.model import Sam2Spec, build_model, save_spec
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -56,7 +60,7 @@ def make_semantic_repo(folder: str | Path, class_names: tuple[str, ...] = ("vess
 
     from trainer.checkpoint import WEIGHTS_NAME, save_weights
     from trainer.data.synthetic import make_dataset
-    from trainer.sam2_ft.model import save_spec
+    from trainer.sam2_model.model import save_spec
     from trainer.semantic.labels import semantic_classes
     from trainer.semantic.model import SemanticSegmenter, SemanticSpec, build_model
 
@@ -103,8 +107,10 @@ def serve(app) -> Iterator[str]:
 
 
 def offline_env(hub: str | Path, image_size: int = 256) -> dict[str, str]:
-    """Environment for a small, offline app: random-init 256-px base model, the given local hub."""
+    """Environment for a small, offline app: random-init 256-px base model, the given local hub; bound to loopback
+    (serve()), so the open rules unless SEGKIT_PUBLIC=1 asks for the public ones."""
     return {"SEGKIT_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "SEGKIT_IMAGE_SIZE": str(image_size),
+            "GRADIO_SERVER_NAME": os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
             "SEGKIT_LOCAL_HUB": str(hub),
             "SEGKIT_MAX_SIDE": os.environ.get("SEGKIT_MAX_SIDE", "1024"), "GRADIO_ANALYTICS_ENABLED": "False"}
 
@@ -139,3 +145,41 @@ def running_app(root: str | Path, with_d2: bool = True, image_size: int = 256,
         models.clear_caches()
         os.environ.clear()
         os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def app_process(root: str | Path, env: dict[str, str] | None = None, timeout_s: float = 300,
+                **kwargs: bool | int) -> Iterator[dict]:
+    """`running_app` in a child process, so its memory is its own to measure (`peak_rss_mb`): yields running_app's
+    dict (url, hub, image) plus the child's "pid". `env` is added to this process's environment for the child;
+    kwargs go to running_app (with_d2, with_semantic, image_size)."""
+    cmd = [sys.executable, "-m", "demo.testing", str(root), json.dumps(kwargs)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})}, cwd=Path(__file__).resolve().parents[1])
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
+        line = proc.stdout.readline() if ready else ""
+        if not line:
+            raise RuntimeError(f"the app did not start within {timeout_s:.0f} s (exit code {proc.poll()})")
+        yield {**json.loads(line), "pid": proc.pid}
+    finally:
+        proc.stdin.close()  # the child serves until its stdin closes
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def peak_rss_mb(pid: int) -> float:
+    """A process's peak resident memory so far (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+if __name__ == "__main__":  # app_process's child: serve, print where, stop when stdin closes
+    with running_app(sys.argv[1], **json.loads(sys.argv[2])) as served:
+        print(json.dumps({key: str(value) for key, value in served.items()}), flush=True)
+        sys.stdin.read()

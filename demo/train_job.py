@@ -1,8 +1,10 @@
 """One visitor's fine-tune: their masks → COCO folder → `python -m trainer sam2` in a child process → a model repo.
 
 A child process (not a thread) so training never holds the app's GIL or threads: other visitors' clicks keep
-answering while it runs, and cancelling or a time limit is a kill. At most SEGKIT_TRAIN_JOBS jobs run at once; one
-more is refused at once with a busy message rather than queued silently. The recipe is the trainer's default with a
+answering while it runs, and cancelling or a time limit kills its whole process group. The child gets a bounded
+address space (SEGKIT_TRAIN_MAX_MB) and CPU time, and a minimal environment: none of the Space's secrets (HF_TOKEN,
+OAUTH_CLIENT_SECRET, ...). At most SEGKIT_TRAIN_JOBS jobs run at once, one per session; one more is refused at once
+with a busy message rather than queued silently. The recipe is the trainer's default with a
 frozen encoder and its feature cache, and a step count sized to the data.
 """
 
@@ -10,7 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -19,12 +23,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from demo import my_data, sessions
+from demo import my_data, sessions, settings
+from trainer.data.export import write_coco
 
 VAL_FRACTION = 0.2
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# what the child may see of the app's environment: paths, locale, caches, offline switches — never a token
+CHILD_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "HF_HOME", "HF_HUB_CACHE", "HF_ENDPOINT",
+             "HF_HUB_OFFLINE", "XDG_CACHE_HOME", "TORCH_HOME", "SEGKIT_CACHE_DIR", "SEGKIT_DATA_DIR",
+             "SEGKIT_CHECK_CACHE", "SEGKIT_OFFLINE", "PYTHONWARNINGS")
 _slots_lock = threading.Lock()
-_running = 0
+_running = 0  # jobs running
+_training: set[str] = set()  # sessions with a job running
 
 
 class Busy(ValueError):
@@ -32,19 +42,19 @@ class Busy(ValueError):
 
 
 def max_jobs() -> int:
-    return int(os.environ.get("SEGKIT_TRAIN_JOBS", "1"))
+    return settings.get().train_jobs
 
 
 def max_seconds() -> float:
     """The job's time limit: 20 masks take ~95 s on 2 quiet cores and ~290 s while another visitor clicks back to
     back (clicks are served first), so the default leaves room for a busy Space but stops a runaway job."""
-    return float(os.environ.get("SEGKIT_TRAIN_MAX_S", "300"))
+    return settings.get().train_max_s
 
 
 def steps_for(num_masks: int) -> int:
     """Steps sized to the data: 2 per mask, 20..40 (a frozen-encoder step at 1024 px is ~1.6 s on 2 cores, so 20
     masks train in ~95 s with the cache fill and both evaluations; bench/README.md, *The Fine-tune tab*)."""
-    fixed = int(os.environ.get("SEGKIT_TRAIN_STEPS", "0"))
+    fixed = settings.get().train_steps
     return fixed if fixed > 0 else max(20, min(40, 2 * num_masks))
 
 
@@ -85,19 +95,51 @@ def command(data: Path, out: Path, start: Start, steps: int) -> list[str]:
             "--no-progress", "--val-fraction", str(VAL_FRACTION), "--seed", "0"]
 
 
-def _acquire() -> None:
+def _acquire(session: str | None = None) -> None:
+    """A training slot, for `session` (one job per session when SEGKIT_TRAIN_JOBS allows several)."""
     global _running
     with _slots_lock:
         if _running >= max_jobs():
             raise Busy(f"the Space is training {_running} other model(s) right now (at most {max_jobs()} at a time); "
                        "try again in a minute or two — your dataset is kept")
+        if session in _training:
+            raise Busy("your session is already training a model: wait for it or cancel it")
         _running += 1
+        if session is not None:
+            _training.add(session)
 
 
-def _release() -> None:
+def _release(session: str | None = None) -> None:
     global _running
     with _slots_lock:
         _running -= 1
+        _training.discard(session)
+
+
+def child_env() -> dict[str, str]:
+    """The child's environment: CHILD_ENV's entries of ours, its thread count, the repo on its path."""
+    env = {name: os.environ[name] for name in CHILD_ENV if name in os.environ}
+    return {**env, "OMP_NUM_THREADS": str(settings.get().train_threads),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+
+
+def _limit(pid: int) -> None:
+    """Bound the child's address space and CPU seconds (it is killed when over), set from here as it starts (a
+    preexec_fn is unsafe in the app's threaded process)."""
+    limits = settings.get()
+    memory = int(limits.train_max_mb * settings.MB)
+    resource.prlimit(pid, resource.RLIMIT_AS, (memory, memory))
+    cpu = int(limits.train_max_s * max(1, limits.train_threads)) + 60
+    resource.prlimit(pid, resource.RLIMIT_CPU, (cpu, cpu))
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """The child and everything it started (its own process group)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def train(session: Path, start: Start, steps: int = 0, poll_s: float = 0.5) -> Iterator[Progress]:
@@ -109,26 +151,23 @@ def train(session: Path, start: Start, steps: int = 0, poll_s: float = 0.5) -> I
     num_masks = sum(len(s.class_ids) for s in dataset)
     steps = steps if steps and steps > 0 else steps_for(num_masks)
     sessions.check_space(session, 160 * 2**20)  # a tiny model's weights
-    _acquire()
+    _acquire(session.name)
     proc, out, finished = None, None, False
     try:
         name = f"run-{len(list((session / 'runs').glob('run-*')))}" if (session / "runs").is_dir() else "run-0"
         work = session / "runs" / name
-        from trainer.data.export import write_coco
-
         write_coco(dataset, work / "data")
         out = sessions.models_dir(session) / name  # the run folder is the session's model (model_config + weights)
-        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("SEGKIT_TRAIN_THREADS", "2"),
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
         log = (work / "train.log").open("w")
-        proc = subprocess.Popen(command(work / "data", out, start, steps), cwd=REPO_ROOT, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(command(work / "data", out, start, steps), cwd=REPO_ROOT, env=child_env(),
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        _limit(proc.pid)
         began = time.monotonic()
         losses: list[tuple[int, float]] = []
         while proc.poll() is None:
             elapsed = time.monotonic() - began
             if elapsed > max_seconds():
-                proc.kill()
+                _kill(proc)
                 raise ValueError(f"training stopped at this Space's time limit ({max_seconds():.0f} s); "
                                  "use fewer masks or steps")
             losses = _losses(out)
@@ -145,11 +184,10 @@ def train(session: Path, start: Start, steps: int = 0, poll_s: float = 0.5) -> I
                        summary, name, held_out_ids(session, dataset))
     finally:
         if proc is not None and proc.poll() is None:  # cancelled (generator closed) or failed while running
-            proc.kill()
-            proc.wait()
+            _kill(proc)
         if out is not None and not finished:  # a failed or cancelled run leaves no half model behind
             shutil.rmtree(out, ignore_errors=True)
-        _release()
+        _release(session.name)
 
 
 def _losses(run: Path) -> list[tuple[int, float]]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import gradio as gr
 import torch
 
-from demo import access, auto_tab, compare_tab, d2_tab, finetune_tab, models, prompt_tab, semantic_tab, video_tab
+from demo import (access, auto_tab, compare_tab, d2_tab, finetune_tab, models, prompt_tab, semantic_tab, settings,
+                  video_tab)
 from demo.errors import user_errors
 from trainer import precision as prec
 
@@ -17,7 +18,6 @@ CSS = """
 .segkit-legend-row { display: flex; align-items: center; gap: 0.5em; margin: 2px 0; }
 .segkit-swatch { display: inline-block; width: 1em; height: 1em; border-radius: 2px; }
 """
-CONCURRENCY = 2  # a free CPU Space has 2 vCPUs: more parallel model calls only thrash
 
 
 def precision_info(device: str) -> str:
@@ -71,7 +71,8 @@ def refresh_models() -> gr.Dropdown:
 
 def build_app() -> gr.Blocks:
     device = models.device()
-    with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as app:
+    limits = settings.get()
+    with gr.Blocks(title=TITLE, delete_cache=(limits.gradio_cache_s, limits.gradio_cache_s)) as app:
         gr.Markdown(f"## {TITLE}")
         with gr.Row():
             choices = sam2_choices()  # open on the first fine-tuned model when the local hub has one
@@ -103,12 +104,10 @@ def build_app() -> gr.Blocks:
         refresh.click(refresh_models, None, [model], api_visibility="private")
         precision.change(check_precision, [precision], [precision], api_visibility="private")
         app.load(load_model, [model], [note], api_visibility="private")
-    app.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
+    app.queue(default_concurrency_limit=limits.concurrency, max_size=limits.queue_size)
     return app
 
 
 def launch_kwargs() -> dict:
     """launch() options (gradio 6 takes theme/css here); uploads over the limit are refused before reaching us."""
-    from demo.images import MAX_FILE_BYTES
-
-    return {"css": CSS, "theme": gr.themes.Soft(), "max_file_size": MAX_FILE_BYTES}
+    return {"css": CSS, "theme": gr.themes.Soft(), "max_file_size": settings.get().max_file_bytes}

@@ -2,37 +2,45 @@
 model: a sam2-video model fine-tuned here, a SAM2 image model, or the base) tracks it through the clip, forwards and
 backwards from that frame; the masked clip plays and downloads as an mp4, with the frames/s of the propagation.
 
-Uploads are bounded before anything heavy runs: file size, duration, frame count; frames are downscaled so the
-longest side is <= SEGKIT_VIDEO_MAX_SIDE.
+Uploads are bounded before anything heavy runs: file size, container (mp4/mov, matroska/webm or gif demuxers chosen
+from the name, never probed from the content; the file protocol only), frame size before decoding, duration, frame
+count; frames are downscaled so the longest side is <= SEGKIT_VIDEO_MAX_SIDE, and a decoded clip is kept for the
+slider and clicks that follow. Prompts go through the Prompt tab's one strict parser (demo/prompts.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import av
 import gradio as gr
 import numpy as np
 import torch
 from PIL import Image
 
-from demo import models
+from demo import access, models, prompts as P, settings
 from demo.errors import user_errors
-from demo.images import MAX_FILE_BYTES, UploadError
+from demo.images import UploadError
+from trainer.data.clips import write_video
+from trainer.video.evaluate import quiet_bars, write_frames
+from trainer.video.model import VideoSpec, build_predictor, load_folder
 
-VIDEO_TYPES = (".mp4", ".webm", ".gif", ".mov", ".mkv")
+DEMUXERS = {".mp4": "mp4", ".mov": "mov", ".webm": "matroska", ".mkv": "matroska", ".gif": "gif"}
+VIDEO_TYPES = tuple(DEMUXERS)
 KIND = "sam2-video"
+TRACKED_KEEP = 8  # tracked clips kept on disk for Gradio to serve; older ones are deleted
+_clips = models.LRU(2)  # decoded uploads: the slider and clicks redraw frames without decoding again
 
 
 def limits() -> dict[str, float]:
-    return {"frames": int(os.environ.get("SEGKIT_VIDEO_MAX_FRAMES", "120")),
-            "seconds": float(os.environ.get("SEGKIT_VIDEO_MAX_SECONDS", "20")),
-            "side": int(os.environ.get("SEGKIT_VIDEO_MAX_SIDE", "512"))}
+    bound = settings.get()
+    return {"frames": bound.video_max_frames, "seconds": bound.video_max_seconds, "side": bound.video_max_side,
+            "pixels": bound.video_max_source_pixels}
 
 
 @dataclass
@@ -42,32 +50,53 @@ class Upload:
 
 
 def read_clip(path: str | Path | None) -> Upload:
-    """The upload's frames within the limits, or an UploadError that says which limit and how to fix it."""
-    import av
-
+    """The upload's frames within the limits (decoded once per file and limits), or an UploadError that says which
+    limit and how to fix it."""
     if not path:
         raise UploadError("upload a clip first (mp4, webm or gif)")
     path = Path(path)
     if path.suffix.lower() not in VIDEO_TYPES:
         raise UploadError(f"{path.name}: not a video file; upload an mp4, webm or gif")
-    if path.stat().st_size > MAX_FILE_BYTES:
-        raise UploadError(f"{path.name}: {path.stat().st_size / 2**20:.0f} MB; the limit is "
-                          f"{MAX_FILE_BYTES // 2**20} MB")
-    bound = limits()
+    if not path.is_file():
+        raise UploadError(f"{path.name}: file not found")
+    stat = path.stat()
+    max_bytes = settings.get().max_file_bytes
+    if stat.st_size > max_bytes:
+        raise UploadError(f"{path.name}: {stat.st_size / 2**20:.0f} MB; the limit is {max_bytes // 2**20} MB")
+    key = (str(path), stat.st_mtime_ns, stat.st_size, tuple(limits().items()))
+    upload = _clips.get(key)
+    if upload is None:
+        upload = _decode(path, limits())
+        _clips.put(key, upload)
+    return upload
+
+
+def _decode(path: Path, bound: dict[str, float]) -> Upload:
     frames, fps = [], 10.0
-    try:
-        with av.open(str(path)) as container:
+    try:  # the demuxer from the name and the file protocol only: a playlist-type file cannot open other files/URLs
+        with av.open(str(path), format=DEMUXERS[path.suffix.lower()], options={"protocol_whitelist": "file"}) \
+                as container:
+            if not container.streams.video:
+                raise UploadError(f"{path.name}: no video stream")
             stream = container.streams.video[0]
+            width, height = stream.codec_context.width, stream.codec_context.height
+            if width * height > bound["pixels"]:
+                raise UploadError(f"{path.name}: {width}x{height} frames are too large (limit "
+                                  f"{bound['pixels'] / 1e6:.1f} MP a frame)")
             fps = float(stream.average_rate or stream.guessed_rate or 10) or 10.0
             seconds = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else 0.0
             if seconds > bound["seconds"]:
                 raise UploadError(f"{path.name}: {seconds:.1f} s long; the limit is {bound['seconds']:g} s (trim it)")
             for frame in container.decode(stream):
+                if frame.width * frame.height > bound["pixels"]:  # a stream may change size mid-way
+                    raise UploadError(f"{path.name}: a {frame.width}x{frame.height} frame is too large")
                 if len(frames) >= bound["frames"]:
                     raise UploadError(f"{path.name}: more than {bound['frames']} frames; the limit is "
                                       f"{bound['frames']} (trim it or lower its frame rate)")
                 frames.append(_downscale(frame.to_ndarray(format="rgb24"), int(bound["side"])))
-    except (av.FFmpegError, OSError) as err:
+    except (av.FFmpegError, OSError, ValueError) as err:
+        if isinstance(err, UploadError):
+            raise
         raise UploadError(f"{path.name}: not a readable video ({type(err).__name__})") from None
     if len(frames) < 2:
         raise UploadError(f"{path.name}: {len(frames)} frame(s); a clip needs at least 2")
@@ -87,40 +116,27 @@ def _downscale(frame: np.ndarray, side: int) -> np.ndarray:
 
 def get_video(ref: str) -> models.Sam2Handle:
     """A loaded SAM2VideoPredictor for `ref` (sam2-video or sam2 model, or the base), cached with the app's models."""
-    from trainer.video.model import VideoSpec, build_predictor, load_folder
-
     ref = (ref or models.BASE_REF).strip()
-    key = (KIND, ref)
-    with models._load_lock:
-        handle = models._models.get(key)
-        if handle is None:
-            if ref == models.BASE_REF:
-                base, spec, note = models._load_base(torch.device("cpu"))  # the image model of the base weights
-                predictor = build_predictor(VideoSpec(spec.size, spec.image_size), None, models.device())
-                predictor.load_state_dict(base.state_dict())
-            else:
-                from demo.access import model_folder
 
-                predictor, spec = load_folder(model_folder(ref, None), models.device())
-                note = f"{ref} ({spec.kind}, sam2.1 {spec.size}, image size {spec.image_size})"
-            handle = models.Sam2Handle(ref, predictor.eval(), spec, note)
-            models._models.put(key, handle)
-    return handle
+    def load() -> models.Sam2Handle:
+        if ref == models.BASE_REF:
+            base, spec, note = models._load_base(torch.device("cpu"))  # the image model of the base weights
+            predictor = build_predictor(VideoSpec(spec.size, spec.image_size), None, models.device())
+            predictor.load_state_dict(base.state_dict())
+        else:
+            predictor, spec = load_folder(access.model_folder(ref, None), models.device())
+            note = f"{ref} ({spec.kind}, sam2.1 {spec.size}, image size {spec.image_size})"
+        return models.Sam2Handle(ref, predictor.eval(), spec, note)
+
+    return models.cached_model((KIND, ref), load)
 
 
-def parse_prompts(prompts_json: str) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
-    """{"points": [[x, y, label], ...], "box": [x0, y0, x1, y1]} -> (points, labels, box)."""
-    try:
-        data = json.loads(prompts_json or "{}")
-        points = [tuple(map(float, p)) for p in data.get("points") or []]
-        box = data.get("box")
-    except (ValueError, TypeError, AttributeError):
-        raise ValueError('prompts: expected JSON like {"points": [[x, y, 1]], "box": [x0, y0, x1, y1]}') from None
-    if not points and not box:
+def parse_prompts(prompts_json: str, shape: tuple[int, ...]) -> tuple[np.ndarray | None, ...]:
+    """The prompts (demo/prompts.py's strict parser, inside a frame of `shape`) -> (points, labels, box)."""
+    prompts = P.parse(prompts_json, shape)
+    if prompts.empty:
         raise ValueError("click the object (or draw a box) on a frame first")
-    coords = np.array([p[:2] for p in points], np.float32) if points else None
-    labels = np.array([int(p[2]) for p in points], np.int32) if points else None
-    return coords, labels, np.array(box, np.float32) if box else None
+    return prompts.arrays()
 
 
 def paint(frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -132,9 +148,7 @@ def paint(frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def track(upload: Upload, handle: models.Sam2Handle, frame_idx: int, prompts_json: str, precision: str,
           progress: Any = None) -> tuple[list[np.ndarray], float]:
     """Masks (H x W bool per frame) of the prompted object through the whole clip, and the frames/s."""
-    from trainer.video.evaluate import quiet_bars, write_frames
-
-    points, labels, box = parse_prompts(prompts_json)
+    points, labels, box = parse_prompts(prompts_json, upload.frames[0].shape)
     n = len(upload.frames)
     if not 0 <= frame_idx < n:
         raise ValueError(f"frame {frame_idx} is outside the clip (0..{n - 1})")
@@ -170,43 +184,46 @@ def load_clip(path: str | None) -> tuple[np.ndarray, dict, str, str]:
 @user_errors
 def show_frame(path: str | None, frame_idx: float, prompts_json: str) -> np.ndarray:
     upload = read_clip(path)
-    frame = upload.frames[min(int(frame_idx), len(upload.frames) - 1)].copy()
-    data = json.loads(prompts_json or "{}")
-    for x, y, label in data.get("points") or []:
+    frame = upload.frames[min(max(int(frame_idx), 0), len(upload.frames) - 1)].copy()
+    prompts = P.parse(prompts_json, frame.shape)
+    for x, y, label in prompts.points:
         yy, xx = int(y), int(x)
         frame[max(0, yy - 3):yy + 4, max(0, xx - 3):xx + 4] = (0, 220, 0) if label else (220, 0, 0)
-    if data.get("box"):
-        x0, y0, x1, y1 = map(int, data["box"])
-        frame[y0:y1 + 1, [x0, x1]] = (255, 200, 0)
-        frame[[y0, y1], x0:x1 + 1] = (255, 200, 0)
+    if prompts.box:
+        x0, y0, x1, y1 = map(int, prompts.box)
+        frame[y0:y1 + 1, [x0, min(x1, frame.shape[1] - 1)]] = (255, 200, 0)
+        frame[[y0, min(y1, frame.shape[0] - 1)], x0:x1 + 1] = (255, 200, 0)
     return frame
 
 
+@user_errors
 def click(prompts_json: str, mode: str, evt: gr.SelectData) -> str:
     """A click on the frame: a positive / negative point, or a box corner (two clicks make the box)."""
-    data = json.loads(prompts_json or "{}")
-    x, y = evt.index
-    if mode == "box (2 clicks)":
-        corner = data.pop("corner", None)
-        if corner is None:
-            data["corner"] = [x, y]
-        else:
-            data["box"] = [min(x, corner[0]), min(y, corner[1]), max(x, corner[0]), max(y, corner[1])]
-    else:
-        data.setdefault("points", []).append([x, y, 1 if mode.startswith("positive") else 0])
-    return json.dumps(data)
+    x, y = evt.index[:2]
+    as_prompt_mode = P.MODES[0] if mode.startswith("positive") else P.MODES[1] if mode.startswith("negative") \
+        else P.MODES[2]
+    return P.add_click(P.parse(prompts_json), float(x), float(y), as_prompt_mode).to_json()
+
+
+def _tracked_file() -> Path:
+    """A new file for a tracked clip, in one folder that keeps only the newest TRACKED_KEEP (Gradio serves its
+    own copy of each)."""
+    folder = Path(tempfile.gettempdir()) / "segkit-tracked"
+    folder.mkdir(exist_ok=True)
+    older = sorted(folder.glob("*.mp4"), key=lambda f: f.stat().st_mtime)
+    for stale in older[:max(0, len(older) - TRACKED_KEEP + 1)]:
+        stale.unlink(missing_ok=True)
+    return Path(tempfile.mkstemp(suffix=".mp4", prefix="tracked-", dir=folder)[1])
 
 
 @user_errors
 def propagate(path: str | None, model_ref: str, frame_idx: float, prompts_json: str, precision: str,
               progress: gr.Progress = gr.Progress()) -> tuple[str, str, str]:
     """(masked clip mp4 to play, the same file to download, "T frames | X frames/s | model")."""
-    from trainer.data.clips import write_video
-
     upload = read_clip(path)
     handle = get_video(model_ref)
     masks, fps = track(upload, handle, int(frame_idx), prompts_json, precision, progress)
-    out = Path(tempfile.mkdtemp(prefix="segkit-tracked-")) / "tracked.mp4"
+    out = _tracked_file()
     write_video(out, [paint(f, m) for f, m in zip(upload.frames, masks)], upload.fps)
     h, w = upload.frames[0].shape[:2]
     info = (f"{len(masks)} frames ({w} x {h}) tracked from frame {int(frame_idx)} | {fps:.1f} frames/s | "
@@ -245,4 +262,5 @@ def build(precision: gr.Radio) -> None:
         .then(show_frame, [upload, frame, prompts], [canvas], api_visibility="private")
     clear.click(lambda: json.dumps({"points": []}), None, [prompts], api_visibility="private") \
         .then(show_frame, [upload, frame, prompts], [canvas], api_visibility="private")
-    run.click(propagate, [upload, model, frame, prompts, precision], [played, download, info], api_name="video_track")
+    run.click(propagate, [upload, model, frame, prompts, precision], [played, download, info], api_name="video_track",
+              **settings.heavy_group())

@@ -119,3 +119,22 @@ def test_dataset_normalization_grayscale_and_mixed(tmp_path):
     mixed = write_mask_folder(tmp_path / "mixed", n_images=2)
     _replace_images(mixed, [_ir_scan(np.uint16)])  # img_0 16-bit, img_1 stays RGB
     assert load_dataset(mixed).normalization == "auto"
+
+
+def test_a_large_scan_is_stretched_from_a_subsample_without_float64_copies():
+    """Finding 11 of issue 27: a 50 MP 16-bit upload made float64 copies of 2 GB+; the percentiles now come from
+    a strided grid of ~PERCENTILE_SAMPLE pixels and the stretch runs in chunks."""
+    import tracemalloc
+
+    from trainer.data import normalize
+
+    rng = np.random.default_rng(0)
+    scan = rng.gamma(2.0, 3000.0, size=(3000, 3000)).astype(np.uint16)  # 9 MP, > PERCENTILE_SAMPLE
+    tracemalloc.start()
+    out = normalize._stretch(scan, *normalize.PERCENTILES)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < scan.size * 8 / 2, peak  # well under one whole-image float64 copy (72 MB here)
+    lo, hi = np.percentile(scan.astype(np.float64), normalize.PERCENTILES)
+    exact = np.clip(np.rint((scan.astype(np.float64) - lo) * 255.0 / (hi - lo)), 0, 255)
+    assert np.abs(out.astype(np.float64) - exact).mean() < 0.5  # the subsample's percentiles are close enough

@@ -21,6 +21,7 @@ import yaml
 
 from trainer.checkpoint import WEIGHTS_NAME, CheckpointError, atomic_write, check_keys, load_weights
 from trainer.d2_ft.choices import DEFAULT_ZOO_CONFIG, DEPTHS, NORMS
+from trainer.model_limits import check_d2_cfg
 
 MODEL_CONFIG_NAME = "model_config.yaml"
 
@@ -181,6 +182,7 @@ def load_spec(folder: str | Path, device: str | torch.device = "cpu"):
         cfg.MODEL.DEVICE = str(device)
     else:
         cfg = build_cfg(spec, device=device)
+    check_d2_cfg(cfg, str(path))
     return spec, cfg
 
 

@@ -17,6 +17,8 @@ treated as raw sensor data.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from trainer.data.sample import DataError
@@ -24,6 +26,8 @@ from trainer.data.sample import DataError
 PERCENTILES = (0.5, 99.5)
 PERCENTILE_NAME = f"percentile_{PERCENTILES[0]:g}_{PERCENTILES[1]:g}"
 CHANNEL_ONLY = ("none", "gray_to_rgb", "drop_alpha")
+PERCENTILE_SAMPLE = 1_000_000  # pixels (a strided grid) the percentiles come from: exact below this, and a 50 MP scan
+CHUNK_PIXELS = 1 << 20  # is stretched this many pixels at a time, never as whole-image float64 copies of GBs
 
 
 def to_uint8_rgb(array: np.ndarray, source: str = "") -> tuple[np.ndarray, str]:
@@ -89,13 +93,22 @@ def _to_rgb(array: np.ndarray) -> np.ndarray:
 
 
 def _stretch(array: np.ndarray, lo_pct: float, hi_pct: float) -> np.ndarray:
-    """Percentile min-max stretch to uint8 over all colour channels together (keeps the colour balance)."""
+    """Percentile min-max stretch to uint8 over all colour channels together (keeps the colour balance); the
+    percentiles of images over PERCENTILE_SAMPLE pixels come from an evenly strided grid of about that many."""
     values = array[..., :-1] if array.ndim == 3 and array.shape[2] in (2, 4) else array
-    values = values.astype(np.float64)
-    finite = values[np.isfinite(values)]
+    step = max(1, math.ceil(math.sqrt(values.shape[0] * values.shape[1] / PERCENTILE_SAMPLE)))
+    sample = values[::step, ::step].astype(np.float64)
+    finite = sample[np.isfinite(sample)] if np.issubdtype(values.dtype, np.floating) else sample.reshape(-1)
     if finite.size == 0:
         return np.zeros(array.shape, np.uint8)
-    lo, hi = np.percentile(finite, [lo_pct, hi_pct])
+    lo, hi = np.percentile(finite, [lo_pct, hi_pct], overwrite_input=True)  # the sample is ours to reorder
     scale = 255.0 / (hi - lo) if hi > lo else 0.0
-    out = np.nan_to_num((array.astype(np.float64) - lo) * scale, nan=0.0, posinf=255.0, neginf=0.0)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    out = np.empty(array.shape, np.uint8)
+    rows = max(1, CHUNK_PIXELS // max(1, array.shape[1]))
+    for start in range(0, array.shape[0], rows):
+        part = array[start:start + rows].astype(np.float64)  # one chunk-sized buffer, then in place
+        part -= lo
+        part *= scale
+        np.nan_to_num(part, copy=False, nan=0.0, posinf=255.0, neginf=0.0)
+        out[start:start + rows] = np.clip(np.rint(part, out=part), 0, 255, out=part)
+    return out

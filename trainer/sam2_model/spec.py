@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from trainer.checkpoint import WEIGHTS_NAME, CheckpointError
+from trainer.model_limits import check_image_size
 from trainer.sam2_model.configs import CONFIGS, HUB_IDS  # noqa: F401 - HUB_IDS: the spec's table, read from here
 
 MODEL_CONFIG_NAME = "model_config.yaml"
@@ -39,7 +40,7 @@ class Sam2Spec:
             raise CheckpointError(f"{source}: this is a {data.get('kind')!r} model, not a sam2 model")
         if data.get("size") not in CONFIGS:
             raise CheckpointError(f"{source}: unknown sam2 size {data.get('size')!r}; expected one of {list(CONFIGS)}")
-        return cls(size=data["size"], image_size=int(data.get("image_size", 1024)))
+        return cls(size=data["size"], image_size=check_image_size(data.get("image_size", 1024), source))
 
 
 def save_spec(spec: Sam2Spec, folder: str | Path) -> Path:

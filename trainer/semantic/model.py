@@ -28,6 +28,7 @@ from trainer.checkpoint import CheckpointError, WEIGHTS_NAME, check_keys, load_w
 from trainer.sam2_model.forward import preprocess
 from trainer.sam2_model.model import CONFIGS, Sam2Spec, build_model as build_sam2_model, load_spec
 from trainer.semantic.labels import class_colors
+from trainer.model_limits import check_image_size, check_semantic_head
 
 
 @dataclass
@@ -56,8 +57,10 @@ class SemanticSpec:
         names = data.get("class_names")
         if not isinstance(names, list) or len(names) < 2:
             raise CheckpointError(f"{source}: class_names must list background and at least one class")
-        return cls(class_names=[str(n) for n in names], size=data["size"], image_size=int(data["image_size"]),
-                   decoder_channels=[int(c) for c in data.get("decoder_channels", [128, 64, 32])])
+        return cls(class_names=[str(n) for n in names], size=data["size"],
+                   image_size=check_image_size(data.get("image_size"), source),
+                   decoder_channels=check_semantic_head(data.get("decoder_channels", [128, 64, 32]), len(names),
+                                                        source))
 
 
 class UNetHead(torch.nn.Module):

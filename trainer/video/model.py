@@ -14,6 +14,7 @@ import torch
 from trainer.checkpoint import CheckpointError, WEIGHTS_NAME
 from trainer.sam2_model.hf_format import sam2_weights
 from trainer.sam2_model.model import CONFIGS, MODEL_CONFIG_NAME, Sam2Spec, build_model, load_spec
+from trainer.model_limits import check_image_size
 
 KIND = "sam2-video"
 # sam2's SAM2VideoPredictor as build_sam2_video_predictor makes it (fill_hole_area needs sam2's CUDA extension,
@@ -33,7 +34,8 @@ class VideoSpec(Sam2Spec):
             raise CheckpointError(f"{source}: this is a {data.get('kind')!r} model, not a sam2 / sam2-video model")
         if data.get("size") not in CONFIGS:
             raise CheckpointError(f"{source}: unknown sam2 size {data.get('size')!r}; expected one of {list(CONFIGS)}")
-        return cls(size=data["size"], image_size=int(data.get("image_size", 1024)), kind=data.get("kind", "sam2"))
+        return cls(size=data["size"], image_size=check_image_size(data.get("image_size", 1024), source),
+                   kind=data.get("kind", "sam2"))
 
 
 def train_overrides(cfg) -> list[str]:
