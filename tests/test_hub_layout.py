@@ -201,7 +201,7 @@ def test_sam2_video_repo_loads_in_sam2_video_model_and_every_segkit_video_loader
 # Every loader, both layouts ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("layout", ["official", "before-issue-28"])
-def test_every_loader_reads_both_layouts(layout, sam2_run, photo, tmp_path):
+def test_every_loader_reads_both_layouts(layout, sam2_run, photo, tmp_path, monkeypatch):
     from demo import models as demo_models
     from trainer.cli import main
     from trainer.evaluate import evaluate
@@ -218,6 +218,7 @@ def test_every_loader_reads_both_layouts(layout, sam2_run, photo, tmp_path):
     assert same(build_sam2("tiny", SIZE, repo, torch.device("cpu")))  # the semantic trainer's encoder
     assert same(load_video(repo)[0])  # the video tab / trainer track with an image model's folder
     demo_models.clear_caches()
+    monkeypatch.setenv("SEGKIT_OPEN", "1")  # a folder by its path: the app's open rules (a trusted local run)
     try:
         handle = demo_models.get_sam2(str(repo))
         assert same(handle.model) and "converted" not in handle.note
