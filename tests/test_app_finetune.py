@@ -145,7 +145,6 @@ CHROMIUM = __import__("shutil").which("chromium")
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (apt-get install chromium)")
 def test_browser_annotate_train_compare_export(tmp_path, monkeypatch):
     """Each step in headless Chromium, with a screenshot: masks added from the Prompt tab, the dataset gallery, a
     training run, the Compare tab it opens, the COCO download."""
