@@ -2,6 +2,7 @@
 
     python bench/bench_sam2_recipes.py                    # the table in README.md (random init, 256 px, builtin)
     python bench/bench_sam2_recipes.py --variants default,augment_none --steps 100 --seeds 0,1,2
+    python bench/bench_sam2_recipes.py --variants default --seeds 0,1,2    # the default's held-out figures
 
 Every variant is the default config with a few flags changed, trained from the same random init on the built-in
 coins' training windows and evaluated on its held-out windows (the photo's other half, other scales). Prints a

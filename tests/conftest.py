@@ -1,4 +1,4 @@
-"""Fixtures several test files share."""
+"""Fixtures several test files share, and the browser tests' bookkeeping."""
 
 import os
 import shutil
@@ -10,6 +10,40 @@ import torch
 _GRADIO_UPLOADS = None if os.environ.get("GRADIO_TEMP_DIR") else tempfile.mkdtemp(prefix="segkit-test-gradio-")
 if _GRADIO_UPLOADS:
     os.environ["GRADIO_TEMP_DIR"] = _GRADIO_UPLOADS
+
+
+CHROMIUM_INSTALL = "apt-get install chromium (Debian's; .ci/run installs it)"
+_browser_not_run: list[str] = []
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests (marker `browser`) drive Debian's chromium: without it they skip, with one reason, here."""
+    if shutil.which("chromium") is None:
+        skip = pytest.mark.skip(reason=f"Debian chromium is not installed: {CHROMIUM_INSTALL}")
+        for item in items:
+            if "browser" in item.keywords:
+                item.add_marker(skip)
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and "browser" in report.keywords:
+        _browser_not_run.append(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """CI installs chromium, so a browser test that skipped there is a failure of the run, not a pass."""
+    if _browser_not_run and os.environ.get("CI") == "true" and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter):
+    """One line after all the others (the outermost wrapper), so skipped browser tests are not lost among -ra's."""
+    yield
+    if _browser_not_run:
+        ci = " — a failure under CI=true" if os.environ.get("CI") == "true" else ""
+        terminalreporter.write_line(f"browser: {len(_browser_not_run)} browser test(s) did not run{ci} "
+                                    f"(install chromium: {CHROMIUM_INSTALL})", yellow=True, bold=True)
 
 
 @pytest.fixture
@@ -24,10 +58,7 @@ def one_thread():
 @pytest.fixture(autouse=True, scope="session")
 def private_check_cache(tmp_path_factory):
     """The data check's verdict cache in a folder of this test session, not the user's ~/.cache."""
-    import os
-
     os.environ["SEGKIT_CACHE_DIR"] = str(tmp_path_factory.mktemp("segkit-cache"))
-
 
 
 @pytest.fixture(autouse=True, scope="session")

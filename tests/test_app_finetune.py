@@ -41,14 +41,17 @@ def _add(client: Client, path: str, box: list[float], class_name: str = "vessel"
     return client.predict(handle_file(path), prompts, class_name, BASE, "fp32", api_name="/add_to_dataset")[0]
 
 
-@pytest.fixture
-def app(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """One app for the module: each test's clients (and browser) are new sessions, so none sees another's data."""
     from demo.testing import running_app
 
-    monkeypatch.setenv("SEGKIT_SESSION_DIR", str(tmp_path / "sessions"))
-    monkeypatch.setenv("SEGKIT_TRAIN_STEPS", "4")
-    with running_app(tmp_path, with_d2=False, with_semantic=False) as served:
-        yield {**served, "scenes": _scenes(tmp_path, 3)}
+    tmp_path = tmp_path_factory.mktemp("finetune-app")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SEGKIT_SESSION_DIR", str(tmp_path / "sessions"))
+        env.setenv("SEGKIT_TRAIN_STEPS", "4")
+        with running_app(tmp_path, with_d2=False, with_semantic=False) as served:
+            yield {**served, "scenes": _scenes(tmp_path, 3)}
 
 
 def test_annotate_train_compare_export_push(app, tmp_path):
@@ -131,7 +134,8 @@ def test_session_folders_are_bounded_and_removed(tmp_path, monkeypatch):
     assert not other.exists()
 
 
-def test_training_slots():
+def test_training_slots(monkeypatch):
+    monkeypatch.delenv("SEGKIT_TRAIN_STEPS", raising=False)  # the steps a visitor's job gets, not the tests' fixed 4
     train_job._acquire()
     try:
         with pytest.raises(train_job.Busy, match="at most 1 at a time"):
@@ -145,22 +149,17 @@ CHROMIUM = __import__("shutil").which("chromium")
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (apt-get install chromium)")
-def test_browser_annotate_train_compare_export(tmp_path, monkeypatch):
+def test_browser_annotate_train_compare_export(app, tmp_path):
     """Each step in headless Chromium, with a screenshot: masks added from the Prompt tab, the dataset gallery, a
     training run, the Compare tab it opens, the COCO download."""
     sync_api = pytest.importorskip("playwright.sync_api")
-    from demo.testing import running_app
 
-    monkeypatch.setenv("SEGKIT_SESSION_DIR", str(tmp_path / "sessions"))
-    monkeypatch.setenv("SEGKIT_TRAIN_STEPS", "4")
     shots = tmp_path / "shots"
     shots.mkdir()
-    scenes = _scenes(tmp_path, 2)
+    scenes = app["scenes"][:2]
     value = "(sel) => (document.querySelector(sel) || {}).value || ''"
     text = "(sel) => (document.querySelector(sel) || {}).innerText || ''"
-    with running_app(tmp_path / "app", with_d2=False, with_semantic=False) as app, \
-            sync_api.sync_playwright() as p:
+    with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1100})

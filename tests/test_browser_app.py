@@ -33,7 +33,6 @@ def app_page(tmp_path) -> Iterator[tuple[dict, object]]:
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (apt-get install chromium)")
 def test_upload_click_two_points_and_read_the_score(tmp_path):
     with app_page(tmp_path) as (app, page):
         page.locator("input[type=file]").first.set_input_files(app["image"])
@@ -65,7 +64,6 @@ def test_upload_click_two_points_and_read_the_score(tmp_path):
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (apt-get install chromium)")
 def test_semantic_tab_colours_every_pixel_and_shows_the_legend(tmp_path):
     with app_page(tmp_path) as (app, page):
         page.get_by_role("tab", name="Semantic").click()

@@ -41,12 +41,18 @@ def one_and_two_processes(tmp_path: Path, worker: str, atol: float = 1e-5) -> tu
     script.write_text(worker)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     env.pop("WORLD_SIZE", None)
-    one = subprocess.run([sys.executable, str(script), str(tmp_path / "one")], env=env, cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
-    assert one.returncode == 0, one.stderr[-3000:]
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                          "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(script),
-                          str(tmp_path / "two")], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    # the single process runs beside the two (each on one thread): their start-ups (imports) overlap
+    one = subprocess.Popen([sys.executable, str(script), str(tmp_path / "one")], env=env, cwd=ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                              "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(script),
+                              str(tmp_path / "two")], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        _, one_err = one.communicate(timeout=300)
+    finally:
+        if one.poll() is None:
+            one.kill()
+    assert one.returncode == 0, one_err[-3000:]
     assert two.returncode == 0, two.stderr[-3000:]
     a, b = load_weights(tmp_path / "one" / "model.safetensors"), load_weights(tmp_path / "two" / "model.safetensors")
     assert a.keys() == b.keys()

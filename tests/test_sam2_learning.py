@@ -1,12 +1,15 @@
-"""The default recipe must teach SAM2 to follow the prompt it is given, judged on held-out images.
+"""The learning guard: SAM2 fine-tuning must teach a random-init model to follow the prompt it is given, judged on
+held-out images, and the guard must fail on known bad training.
 
-Exactly the quickstart's SAM2 run: a real random-init sam2.1 tiny at 256 px, every flag at its default except the
-learning rate, seed 0, on the built-in data (scikit-image's coins photo): trained on windows of its top half and
-scored on windows of its bottom half at other positions and scales, coins cut at the borders — coins the run never
-saw. Every coin looks alike, so a model that lights up every coin (or a coin-sized blob) for any prompt scores
-~0.15-0.2 here — only one that follows the prompt passes. Smaller synthetic scenes at 128 px were tried first: at
-8 x 8 image tokens a random-init model had not left the "every object" phase after 300 steps, so they could not
-guard this in a short test.
+Its own fixed recipe (GUARD), not the live defaults, so a change of default is judged by the benchmark
+(`python bench/bench_sam2_recipes.py --variants default`, figures in bench/README.md), not by this test:
+a real random-init sam2.1 tiny at 256 px, seed 0, on the built-in data (scikit-image's coins photo), trained on
+windows of its top half and scored on windows of its bottom half at other positions and scales, coins cut at the
+borders — coins the run never saw. Every coin looks alike, so a model that lights up every coin (or a coin-sized
+blob) for any prompt scores ~0.15-0.2 here; only one that follows the prompt passes. Known bad training, each shown
+to fail `shortfalls` below: 1 corrective click per step (never leaves that "every coin" phase), and a model that
+answers every prompt with the same mask. Smaller synthetic scenes at 128 px were tried first: at 8 x 8 image tokens
+a random-init model had not left the "every object" phase after 300 steps, so they could not guard this.
 """
 
 import numpy as np
@@ -14,35 +17,96 @@ import pytest
 
 from trainer.data.instances import iou_matrix
 from trainer.sam2_ft.config import Sam2TrainConfig
+from trainer.sam2_ft.evaluate import area_correlation, paired_iou
 from trainer.sam2_ft.pipeline import run
 from trainer.sam2_model.model import inference_mode, load_folder, make_predictor
 
+# Every flag that shapes what is learned, pinned: the defaults may move, this may not (it is the quickstart's SAM2
+# run of issue 22: 300 steps, 8 objects x 6 corrective clicks; held-out figures, seeds 0-2, in bench/README.md).
+GUARD = dict(no_pretrained=True, image_size=256, size="tiny", freeze="image_encoder", lora=0, lr=1e-3,
+             weight_decay=4e-5, warmup_steps=10, clip_grad=1.0, steps=300, batch_size=2, grad_accum=1, max_objects=8,
+             correction_clicks=6, prompts="point,points,box", loss="dice_bce_iou", augment="default", cache_views=8,
+             val_fraction=0.2, precision="fp32", seed=0, eval_images=8, auto_points_per_side=0, overlays=0,
+             progress=False)
+EVAL_IMAGES = GUARD["eval_images"]
+# Known bad training, 1 corrective click per step: held-out figures of GUARD with --correction-clicks 1 and
+# --steps 150, seed 0 (2026-12-04, 1 thread): the "every coin" phase, which 1 click never leaves in 600 steps (README).
+ONE_CLICK = {"miou_box": 0.180, "miou_1pt": 0.180, "miou_3pt": 0.180, "area_corr_box": 0.300, "area_corr_1pt": 0.300}
+
+
+def shortfalls(after: dict) -> list[str]:
+    """Why held-out figures do not show a model that follows prompts ([] when they do). GUARD's seeds 0/1/2 read box
+    0.72/0.71/0.76, 1 point 0.81/0.82/0.82; "every coin" reads ~0.15-0.2. The log-area correlations catch a blob
+    with a fair IoU (untrained ~0.2, every coin ~0.3, the same blob for every prompt ~0); one run's correlation over
+    ~100 objects swings with a few cut coins (seed 0 read box / 1 point 0.75 / 0.68 before issue 17's step and
+    0.59 / 0.85 after it, at the same mIoU, on a CPU with AMX), hence each >= 0.5 and their mean >= 0.65."""
+    bars = {"miou_box": 0.6, "miou_1pt": 0.65, "miou_3pt": 0.6}
+    failed = [f"{k} {after[k]:.2f} < {bar}" for k, bar in bars.items() if after[k] < bar]
+    corr = after["area_corr_box"], after["area_corr_1pt"]
+    if min(corr) < 0.5 or sum(corr) / 2 < 0.65:
+        failed.append(f"area correlation box / 1 point {corr[0]:.2f} / {corr[1]:.2f}: sizes do not follow the objects")
+    return failed
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def dataset():
     from trainer.data import load_dataset
 
-    out = tmp_path_factory.mktemp("learning") / "run"
-    dataset = load_dataset("builtin")
-    cfg = Sam2TrainConfig(no_pretrained=True, image_size=256, lr=1e-3, out=str(out), progress=False, overlays=0,
-                          auto_points_per_side=0)
-    result = run(cfg, dataset)
-    _, val = dataset.split(cfg.val_fraction, cfg.seed)
-    return result, val
+    return load_dataset("builtin")
 
 
-def test_held_out_prompted_miou_reaches_the_bar(trained):
+@pytest.fixture(scope="module")
+def held_out(dataset):
+    cfg = Sam2TrainConfig(**GUARD)
+    return dataset.split(cfg.val_fraction, cfg.seed)[1]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, dataset, held_out):
+    return run(Sam2TrainConfig(out=str(tmp_path_factory.mktemp("learning") / "run"), **GUARD), dataset), held_out
+
+
+def test_held_out_prompted_figures_pass_the_guard(trained):
     result, _ = trained
     before, after = result.summary["metrics"]["before"], result.summary["metrics"]["after"]
-    # measured on all 16 held-out windows, seeds 0/1/2: box 0.72/0.71/0.76, 1 point 0.81/0.82/0.82 (README)
-    assert after["miou_box"] >= 0.6 and after["miou_box"] > before["miou_box"] + 0.4, (before, after)
-    assert after["miou_1pt"] >= 0.65 and after["miou_3pt"] >= 0.6, after
-    # sizes follow the objects (untrained ~0.28, a blob for every prompt ~0). One run's correlation over ~100 objects
-    # swings with a few cut coins: seed 0 read box / 1 point 0.75 / 0.68 before issue 17's step (b8a8ab4) and
-    # 0.59 / 0.85 after it, at the same mIoU (box 0.69 both), on a CPU with AMX; hence each >= 0.5, their mean >= 0.65
-    corr = after["area_corr_box"], after["area_corr_1pt"]
-    assert min(corr) >= 0.5 and sum(corr) / 2 >= 0.65, after
+    assert shortfalls(before), before  # the random init does not pass already
+    assert not shortfalls(after), (shortfalls(after), after)
+    assert after["miou_box"] > before["miou_box"] + 0.4, (before, after)
+
+
+def test_one_corrective_click_fails_the_guard():
+    assert shortfalls(ONE_CLICK), ONE_CLICK
+
+
+def same_mask_figures(val, mask_for) -> dict:
+    """Held-out figures of a model that answers every prompt on an image with the one mask `mask_for(sample)`,
+    scored as evaluate() scores a model (paired IoU per object, log-area correlation), on GUARD's images."""
+    ious, areas = [], []
+    for index in range(EVAL_IMAGES):
+        sample = val[index]
+        truth = sample.masks[sample.masks.areas > 0]
+        answer = np.repeat(mask_for(sample)[None], len(truth), 0)
+        ious.extend(paired_iou(truth, answer))
+        areas.extend(zip(truth.areas.tolist(), answer.sum((1, 2)).tolist()))
+    miou, corr = float(np.mean(ious)), area_correlation(areas)
+    return {"miou_box": miou, "miou_1pt": miou, "miou_3pt": miou, "area_corr_box": corr, "area_corr_1pt": corr}
+
+
+def every_coin(sample) -> np.ndarray:
+    return sample.masks.dense().any(0)
+
+
+def coin_sized_disc(sample) -> np.ndarray:
+    h, w = sample.image.shape[:2]
+    radius = np.sqrt(np.median(sample.masks.areas) / np.pi)
+    ys, xs = np.ogrid[:h, :w]
+    return (ys - h / 2) ** 2 + (xs - w / 2) ** 2 <= radius**2
+
+
+@pytest.mark.parametrize("mask_for", [every_coin, coin_sized_disc])
+def test_the_same_mask_for_every_prompt_fails_the_guard(held_out, mask_for):
+    figures = same_mask_figures(held_out, mask_for)
+    assert shortfalls(figures), figures
 
 
 def test_clicks_on_different_objects_give_different_masks(trained):

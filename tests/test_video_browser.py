@@ -7,11 +7,10 @@ import json
 
 import pytest
 
-from test_browser_app import CHROMIUM, app_page
+from test_browser_app import app_page
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (apt-get install chromium)")
 def test_upload_click_and_track_a_clip(tmp_path):
     from test_video_data import frame_image
 

@@ -59,7 +59,11 @@ def test_run_folder_card_push_pull_and_evaluate(tmp_path, capsys, one_thread):
     assert main(["evaluate", "local:me/video", "--data", str(tmp_path / "nope")]) == 2
 
 
-def test_resume_after_a_pause_equals_one_run(tmp_path, one_thread):
+def test_resume_after_a_pause_equals_one_run_and_its_weights_are_a_plain_sam2_video_checkpoint(tmp_path, one_thread):
+    from sam2.build_sam import build_sam2_video_predictor
+
+    from trainer.sam2_model.model import CONFIGS
+
     common = [*FAST, "--steps", "4", "--no-eval", "--overlays", "0", "--save-every", "0", "--warmup-steps", "1"]
     assert main(["sam2-video", *common, "--out", str(tmp_path / "one")]) == 0
     assert main(["sam2-video", *common, "--out", str(tmp_path / "two"), "--stop-after", "2"]) == 0
@@ -71,20 +75,12 @@ def test_resume_after_a_pause_equals_one_run(tmp_path, one_thread):
     steps = [r["step"] for r in map(json.loads, (tmp_path / "two" / "metrics.jsonl").read_text().splitlines())]
     assert steps == [1, 2, 3, 4]
 
-
-def test_weights_are_a_plain_sam2_video_checkpoint(tmp_path, one_thread):
-    from sam2.build_sam import build_sam2_video_predictor
-
-    from trainer.sam2_model.model import CONFIGS
-
-    out = tmp_path / "run"
-    assert main(["sam2-video", *FAST, "--steps", "1", "--no-eval", "--overlays", "0", "--out", str(out)]) == 0
-    state = load_file(out / "model.safetensors")
-    torch.save({"model": state}, tmp_path / "model.pt")
+    # the run's weights are a checkpoint plain sam2 loads into its video predictor
+    torch.save({"model": one}, tmp_path / "model.pt")
     predictor = build_sam2_video_predictor(CONFIGS["tiny"], str(tmp_path / "model.pt"), device="cpu",
                                            hydra_overrides_extra=["++model.image_size=128"])
     assert torch.equal(predictor.state_dict()["memory_attention.layers.0.linear1.weight"],
-                       state["memory_attention.layers.0.linear1.weight"])
+                       one["memory_attention.layers.0.linear1.weight"])
 
 
 def test_bad_options_and_data_are_one_line_errors(tmp_path, capsys):
