@@ -13,11 +13,13 @@ from typing import Any
 import yaml
 
 from trainer.checkpoint import CheckpointError, WEIGHTS_NAME
-from trainer.d2_ft.weights import D2_CONFIG_NAME
 from trainer.sam2_model.hf_format import SAM2_WEIGHTS_NAME
 
 MODEL_CONFIG_NAME = "model_config.yaml"
 CARD_NAME = "README.md"
+# A detectron2 repo's plain cfg.dump(), for detectron2's own get_cfg().merge_from_file (segkit's model_config.yaml
+# wraps the same cfg with the class names; config.yaml is the training config); trainer.d2_ft.weights writes it
+D2_CONFIG_NAME = "detectron2_config.yaml"
 # Files every repo holds; pulls fetch these plus the kind's extras (never resume state or pickles).
 REQUIRED_FILES = (WEIGHTS_NAME, MODEL_CONFIG_NAME)
 REPO_FILES = (*REQUIRED_FILES, "config.yaml", "summary.json", "metrics.json", CARD_NAME, "curves.png")

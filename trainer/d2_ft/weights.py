@@ -16,13 +16,11 @@ from pathlib import Path
 
 import torch
 
+from hub_cards.kinds import D2_CONFIG_NAME
 from trainer.checkpoint import WEIGHTS_NAME, CheckpointError, check_keys, load_any_weights
 from trainer.d2_ft.model import D2Spec, load_spec
 
 TRUSTED_URLS = ("https://dl.fbaipublicfiles.com/detectron2/", "detectron2://")
-# A pushed repo's plain cfg.dump(), for detectron2's own get_cfg().merge_from_file (segkit's model_config.yaml wraps
-# the same cfg with the class names; config.yaml is the training config)
-D2_CONFIG_NAME = "detectron2_config.yaml"
 
 
 @dataclass
