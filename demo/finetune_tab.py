@@ -134,7 +134,7 @@ def results(summary: dict, ref: str) -> str:
     before, after = summary["metrics"].get("before", {}), summary["metrics"].get("after", {})
     n_val = summary.get("dataset", {}).get("num_val", 0)
     rows = [f"| {label} | {before.get(key, float('nan')):.3f} | {after.get(key, float('nan')):.3f} |"
-            for key, label in (("miou_box", "box"), ("miou_1pt", "1 click"), ("miou_3pt", "3 clicks"))]
+            for key, label in (("miou_box", "box"), ("miou_click_1", "1 click"), ("miou_click_3", "3 clicks"))]
     return "\n".join([f"**Your model:** `{ref}` — mIoU on {n_val} held-out image(s) of yours, before → after:", "",
                       "| prompt | before | after |", "|---|---|---|", *rows])
 

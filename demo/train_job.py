@@ -81,6 +81,9 @@ class Start:
     image_size: int
 
 
+TAB_CLICKS = 3  # the interactive evaluation's clicks the tab shows (mIoU after 1 and 3 clicks): no more to simulate
+
+
 def command(data: Path, out: Path, start: Start, steps: int) -> list[str]:
     """The CLI call: the trainer's default recipe (loss, prompt types, lr), encoder frozen with its feature cache;
     fewer objects, corrective clicks and cached views per step than its defaults (one view: each view is an encoder
@@ -91,7 +94,8 @@ def command(data: Path, out: Path, start: Start, steps: int) -> list[str]:
             "--size", start.size, "--image-size", str(start.image_size), "--steps", str(steps),
             "--freeze", "image_encoder", "--feature-cache", "--cache-views", "1", "--correction-clicks", "2",
             "--max-objects", "4", "--warmup-steps", str(max(1, steps // 10)),
-            "--auto-points-per-side", "4", "--eval-images", "0", "--overlays", "0", "--save-every", str(steps),
+            "--auto-points-per-side", "4", "--eval-images", "0", "--eval-clicks", str(TAB_CLICKS), "--overlays", "0",
+            "--save-every", str(steps),
             "--no-progress", "--val-fraction", str(VAL_FRACTION), "--seed", "0"]
 
 

@@ -233,8 +233,9 @@ def _sam2_snippets(hf_usage: str, own_usage: str, classes: str) -> tuple[tuple[s
 
 KINDS: dict[str, Kind] = {
     "sam2": Kind("sam2", library_name="sam2", pipeline_tag="mask-generation", main_metric="miou_box",
-                 metrics=("miou_box", "miou_1pt", "miou_3pt", "auto_mean_best_iou", "auto_recall50", "area_corr_box",
-                          "area_corr_1pt", "area_corr_3pt"),
+                 metrics=("miou_box", "miou_1pt", "miou_3pt", "miou_click_1", "miou_click_3", "miou_click_5", "noc_85",
+                          "noc_90", "auto_mean_best_iou", "auto_recall50", "area_corr_box", "area_corr_1pt",
+                          "area_corr_3pt"),
                  loader="trainer.sam2_model.model:load_folder", usage=_SAM2_USAGE, files=_SAM2_FILES,
                  evaluator="trainer.sam2_ft.evaluate:evaluate_folder", tags=("transformers",),
                  snippets=_sam2_snippets(_SAM2_HF_USAGE, _SAM2_OWN_USAGE,
@@ -269,6 +270,8 @@ METRIC_LABELS = {
     "j_click": "J (region IoU), one click", "f_click": "F (boundary), one click",
     "area_corr_box": "area correlation, box", "area_corr_1pt": "area correlation, 1 point",
     "area_corr_3pt": "area correlation, 3 points",
+    **{f"miou_click_{k}": f"mIoU after {k} click{'s' if k > 1 else ''} (standard clicks)" for k in (1, 2, 3, 5, 10)},
+    "noc_85": "clicks to 85 % IoU (NoC@85, fewer is better)", "noc_90": "clicks to 90 % IoU (NoC@90, fewer is better)",
 }
 
 

@@ -20,6 +20,9 @@ def report(result, cfg) -> None:
     summary.report(result, "sam2", [
         "mIoU (box / 1 point / 3 points): " + " / ".join(change(result.summary, k)
                                                          for k in ("miou_box", "miou_1pt", "miou_3pt")),
+        "clicks placed on the largest error (mIoU after 1 / 3 / 5 clicks; clicks to 85 % IoU): " + " / ".join(
+            change(result.summary, k) for k in ("miou_click_1", "miou_click_3", "miou_click_5"))
+        + f"; {change(result.summary, 'noc_85', 1)}",
         f"no prompts (mean best IoU): {change(result.summary, 'auto_mean_best_iou')}",
         "predicted vs true area, correlation of logs (box / 1 point / 3 points): " + " / ".join(
             change(result.summary, k, 2) for k in ("area_corr_box", "area_corr_1pt", "area_corr_3pt")),
