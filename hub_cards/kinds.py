@@ -13,13 +13,9 @@ from typing import Any
 import yaml
 
 from trainer.checkpoint import CheckpointError, WEIGHTS_NAME
-from trainer.sam2_model.hf_format import SAM2_WEIGHTS_NAME
 
 MODEL_CONFIG_NAME = "model_config.yaml"
 CARD_NAME = "README.md"
-# A detectron2 repo's plain cfg.dump(), for detectron2's own get_cfg().merge_from_file (segkit's model_config.yaml
-# wraps the same cfg with the class names; config.yaml is the training config); trainer.d2_ft.weights writes it
-D2_CONFIG_NAME = "detectron2_config.yaml"
 # Files every repo holds; pulls fetch these plus the kind's extras (never resume state or pickles).
 REQUIRED_FILES = (WEIGHTS_NAME, MODEL_CONFIG_NAME)
 REPO_FILES = (*REQUIRED_FILES, "config.yaml", "summary.json", "metrics.json", CARD_NAME, "curves.png")
@@ -27,6 +23,9 @@ REPO_FILES = (*REQUIRED_FILES, "config.yaml", "summary.json", "metrics.json", CA
 # facebook/sam2.1-hiera-* repos — transformers' config.json, model.safetensors (transformers' keys) and processor
 # config at the root, sam2's weights as sam2.safetensors; a detectron2 repo adds a plain cfg.dump().
 # (A SAM2 repo in transformers' layout alone, e.g. fine-tuned with transformers elsewhere, is read too.)
+# Named here, not imported: hub_cards sits below the trainer packages (the loaders are imported by name, lazily).
+SAM2_WEIGHTS_NAME = "sam2.safetensors"  # = trainer.sam2_model.hf_format.SAM2_WEIGHTS_NAME (tests/test_hub_layout.py)
+D2_CONFIG_NAME = "detectron2_config.yaml"  # written by trainer.d2_ft.weights.stage_repo
 FOREIGN_FILES = ("config.json", "processor_config.json", "preprocessor_config.json", SAM2_WEIGHTS_NAME,
                  D2_CONFIG_NAME)
 ALLOW_PATTERNS = [*REPO_FILES, "overlays/*.png", *FOREIGN_FILES]

@@ -128,6 +128,10 @@ def _old_layout(run_dir: Path, dest: Path) -> Path:
 def test_sam2_repo_is_in_the_official_layout(sam2_run, video_run, tmp_path):
     import json
 
+    from hub_cards.kinds import ALLOW_PATTERNS, SAM2_WEIGHTS_NAME
+
+    assert SAM2_WEIGHTS_NAME == hf_format.SAM2_WEIGHTS_NAME and SAM2_WEIGHTS_NAME in ALLOW_PATTERNS
+
     for (run_dir, live), model_type in ((sam2_run, "sam2"), (video_run, "sam2_video")):
         repo = stage_run(run_dir, tmp_path / model_type)
         names = {p.name for p in repo.iterdir()}

@@ -8,6 +8,7 @@ import yaml
 from trainer.checkpoint import save_weights
 from trainer.cli import build_parser, main
 from trainer.data.synthetic import CLASS_NAMES, make_dataset
+from trainer.sam2_ft.interactive import click_metric_names
 
 ARTIFACTS = ["config.yaml", "model_config.yaml", "model.safetensors", "metrics.jsonl", "summary.json", "curves.png",
              "state/resume_state.pt"]
@@ -51,8 +52,9 @@ def test_cli_end_to_end_writes_every_artifact(tmp_path, capsys):
     for phase in ("before", "after"):
         metrics = summary["metrics"][phase]
         assert set(metrics) == {"miou_1pt", "miou_3pt", "miou_box", "auto_mean_best_iou", "auto_recall50",
-                                "area_corr_1pt", "area_corr_3pt", "area_corr_box"}
-        assert all(0 <= v <= 1 if not k.startswith("area_corr") else -1 <= v <= 1 for k, v in metrics.items())
+                                "area_corr_1pt", "area_corr_3pt", "area_corr_box", *click_metric_names()}
+        assert all(-1 <= v <= 1 if k.startswith("area_corr") else 1 <= v <= 20 if k.startswith("noc_") else 0 <= v <= 1
+                   for k, v in metrics.items())
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["kind"] == "sam2" and config["steps"] == 3 and config["data"] == str(data)
     phases = [r.get("phase") for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())]

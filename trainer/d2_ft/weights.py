@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from hub_cards.kinds import D2_CONFIG_NAME
-from trainer.checkpoint import WEIGHTS_NAME, CheckpointError, check_keys, load_any_weights
+from trainer.checkpoint import WEIGHTS_NAME, CheckpointError, atomic_write, check_keys, load_any_weights
 from trainer.d2_ft.model import D2Spec, load_spec
 
 TRUSTED_URLS = ("https://dl.fbaipublicfiles.com/detectron2/", "detectron2://")
@@ -107,10 +107,9 @@ def load_init(model: torch.nn.Module, init: InitWeights, checkpointer) -> None:
 
 
 def stage_repo(run_dir: str | Path, out_dir: str | Path) -> Path:
-    """push: the run's cfg as detectron2 dumps it (MODEL.WEIGHTS empty: the weights are the repo's safetensors,
-    loaded into DefaultPredictor's model; MODEL.DEVICE cpu, which runs anywhere)."""
-    from trainer.checkpoint import atomic_write
-
+    """push: the run's cfg as detectron2 dumps it, for detectron2's own get_cfg().merge_from_file (segkit's
+    model_config.yaml wraps the same cfg with the class names). MODEL.WEIGHTS empty: the weights are the repo's
+    safetensors, loaded into DefaultPredictor's model; MODEL.DEVICE cpu, which runs anywhere."""
     _, cfg = load_spec(run_dir)
     cfg.MODEL.WEIGHTS = ""
     cfg.MODEL.DEVICE = "cpu"
