@@ -86,8 +86,10 @@ def card_data(summary: Mapping[str, Any], model_name: str, license: str = DEFAUL
 
 
 def build_card(summary: Mapping[str, Any], repo_id: str, curves: str | None = "curves.png",
-               overlays: list[str] | None = None, license: str = DEFAULT_LICENSE) -> ModelCard:
-    """The model card; `curves`/`overlays` are paths relative to the repo root (None/[] when absent)."""
+               overlays: list[str] | None = None, license: str = DEFAULT_LICENSE,
+               repo: Path | None = None) -> ModelCard:
+    """The model card; `curves`/`overlays` are paths relative to the repo root (None/[] when absent). A snippet that
+    needs a file (its 4th item) is shown only when `repo`, the staged folder, holds it (all are without `repo`)."""
     kind = get_kind(summary.get("kind"), "summary.json")
     dataset = summary.get("dataset") or {}
     classes = dataset.get("class_names") or []
@@ -117,7 +119,8 @@ def build_card(summary: Mapping[str, Any], repo_id: str, curves: str | None = "c
         usage=kind.usage.format(repo_id=repo_id),
         # the other libraries read Hub ids and folders, not segkit's "file:" refs
         snippets=[(heading, text, code.format(repo_id=repo_id.removeprefix("file:")))
-                  for heading, text, code in kind.snippets],
+                  for heading, text, code, *needs in kind.snippets
+                  if repo is None or all((repo / need).is_file() for need in needs)],
         files=kind.files,
         classes=[(c.get("name"), c.get("color")) for c in summary.get("classes") or []],
         baseline=summary.get("baseline") or {},

@@ -28,7 +28,8 @@ SAM2_WEIGHTS_NAME = "sam2.safetensors"  # = trainer.sam2_model.hf_format.SAM2_WE
 D2_CONFIG_NAME = "detectron2_config.yaml"  # written by trainer.d2_ft.weights.stage_repo
 FOREIGN_FILES = ("config.json", "processor_config.json", "preprocessor_config.json", SAM2_WEIGHTS_NAME,
                  D2_CONFIG_NAME)
-ALLOW_PATTERNS = [*REPO_FILES, "overlays/*.png", *FOREIGN_FILES]
+ONNX_FILES = ("onnx/decoder.onnx",)  # a sam2 repo's prompt decoder for onnxruntime (trainer/sam2_model/onnx_export.py)
+ALLOW_PATTERNS = [*REPO_FILES, "overlays/*.png", *FOREIGN_FILES, *ONNX_FILES]
 
 
 class HubError(CheckpointError):
@@ -47,9 +48,9 @@ class Kind:
     files: str  # the card's line on what the repo holds (markdown)
     evaluator: str = ""  # "module:function" (folder, dataset, device) -> {metric: value}, summary["metrics"] keys
     # more usage snippets, each with another library alone: (heading, a line of markdown, code with {repo_id})
-    snippets: tuple[tuple[str, str, str], ...] = ()
+    snippets: tuple[tuple[str, ...], ...] = ()  # (heading, text, code[, a repo file it needs])
     tags: tuple[str, ...] = ()  # Hub tags beyond segkit's (the libraries the snippets use)
-    stager: str = ""  # "module:function" (run_dir, out_dir) writing the other libraries' files at push
+    stagers: tuple[str, ...] = ()  # "module:function"s (run_dir, out_dir) writing the other libraries' files at push
     foreign: str = ""  # "module:function" (folder) -> bool: a folder of this kind in another library's layout
     data_loader: str = "trainer.data.load:load_dataset"  # (path, format, skip_bad) -> its evaluation data
 
@@ -74,8 +75,8 @@ class Kind:
         return _call(self.loader, folder, device)
 
     def stage_extra(self, run_dir: str | Path, out_dir: str | Path) -> None:
-        if self.stager:
-            _call(self.stager, run_dir, out_dir)
+        for stager in self.stagers:
+            _call(stager, run_dir, out_dir)
 
     def recognizes(self, folder: str | Path) -> bool:
         """Whether `folder` holds a model of this kind in another library's layout (no model_config.yaml)."""
@@ -141,6 +142,34 @@ image = np.array(Image.open("your_image.jpg").convert("RGB"))
 predictor.set_image(image)
 h, w = image.shape[:2]
 masks, scores, _ = predictor.predict(box=np.array([w // 4, h // 4, 3 * w // 4, 3 * h // 4]), multimask_output=False)
+print(masks.shape, scores)
+'''
+
+# The prompt decoder exported to ONNX (trainer/sam2_model/onnx_export.py says its inputs and outputs)
+_SAM2_ONNX_USAGE = '''\
+import numpy as np
+import onnxruntime
+import torch
+from huggingface_hub import hf_hub_download
+from PIL import Image
+from hub_cards import load_model
+from trainer.sam2_model.model import make_predictor
+
+model, spec = load_model("{repo_id}")
+predictor = make_predictor(model)
+image = np.array(Image.open("your_image.jpg").convert("RGB"))
+predictor.set_image(image)  # the image encoder, once per image; every prompt after it is the ONNX graph's
+f, s = predictor._features, spec.image_size
+h, w = image.shape[:2]
+box = np.array([[w // 4, h // 4], [3 * w // 4, 3 * h // 4]], np.float32) * [s / w, s / h]  # model-input pixels
+decoder = onnxruntime.InferenceSession(hf_hub_download("{repo_id}", "onnx/decoder.onnx"))
+low_res, scores = decoder.run(None, {{
+    "image_embed": f["image_embed"].numpy(), "high_res_feats_0": f["high_res_feats"][0].numpy(),
+    "high_res_feats_1": f["high_res_feats"][1].numpy(), "point_coords": box[None].astype(np.float32),
+    "point_labels": np.array([[2, 3]], np.float32),  # a box's two corners (clicks: 1 positive, 0 negative)
+    "mask_input": np.zeros((1, 1, s // 4, s // 4), np.float32), "has_mask_input": np.zeros(1, np.float32)}})
+# [:, 0] is the single mask, [:, 1:] the 3 of a multimask answer: upsampled as sam2 does, thresholded at 0
+masks = predictor._transforms.postprocess_masks(torch.from_numpy(low_res[:, :1]), (h, w))[0].numpy() > 0
 print(masks.shape, scores)
 '''
 
@@ -220,6 +249,8 @@ predictor.load_state_dict(load_file(hf_hub_download("{repo_id}", "sam2.safetenso
 _SAM2_FILES = ("Files: transformers' `config.json`, `model.safetensors` and `processor_config.json` at the root (as in "
                "the official facebook/sam2.1-hiera-* repos); `sam2.safetensors` (sam2's own key layout) and "
                "`model_config.yaml` (sam2's config name and input size) for sam2 and segkit")
+_SAM2_IMAGE_FILES = _SAM2_FILES + ("; `onnx/decoder.onnx` (the prompt encoder + mask decoder for onnxruntime, when its "
+                                   "export passed its check against PyTorch)")
 _SEGKIT_FILES = "Files: `model.safetensors` (weights), `model_config.yaml` (architecture)"
 _D2_FILES = ("Files: `model.safetensors` (weights, detectron2's keys), `detectron2_config.yaml` (a plain `cfg.dump()`), "
              "`model_config.yaml` (segkit's: class names + the same cfg)")
@@ -235,24 +266,28 @@ KINDS: dict[str, Kind] = {
                  metrics=("miou_box", "miou_1pt", "miou_3pt", "miou_click_1", "miou_click_3", "miou_click_5", "noc_85",
                           "noc_90", "auto_mean_best_iou", "auto_recall50", "area_corr_box", "area_corr_1pt",
                           "area_corr_3pt"),
-                 loader="trainer.sam2_model.model:load_folder", usage=_SAM2_USAGE, files=_SAM2_FILES,
+                 loader="trainer.sam2_model.model:load_folder", usage=_SAM2_USAGE, files=_SAM2_IMAGE_FILES,
                  evaluator="trainer.sam2_ft.evaluate:evaluate_folder", tags=("transformers",),
-                 snippets=_sam2_snippets(_SAM2_HF_USAGE, _SAM2_OWN_USAGE,
-                                         "`Sam2Model`, `Sam2Processor` and the `mask-generation` pipeline"),
-                 stager="trainer.sam2_model.hf_format:stage_repo", foreign="trainer.sam2_model.hf_format:is_hf_folder"),
+                 snippets=(*_sam2_snippets(_SAM2_HF_USAGE, _SAM2_OWN_USAGE,
+                                           "`Sam2Model`, `Sam2Processor` and the `mask-generation` pipeline"),
+                           ("With onnxruntime", "the image's features once, then each prompt decoded by "
+                            "`onnx/decoder.onnx` (what a browser runs with onnxruntime-web):", _SAM2_ONNX_USAGE,
+                            ONNX_FILES[0])),
+                 stagers=("trainer.sam2_model.hf_format:stage_repo", "trainer.sam2_model.onnx_export:stage_onnx"),
+                 foreign="trainer.sam2_model.hf_format:is_hf_folder"),
     "sam2-video": Kind("sam2-video", library_name="sam2", pipeline_tag="mask-generation", main_metric="jf_mask",
                        metrics=("jf_mask", "j_mask", "f_mask", "jf_click", "j_click", "f_click"),
                        loader="trainer.video.model:load_folder", usage=_VIDEO_USAGE, files=_SAM2_FILES,
                        evaluator="trainer.video.evaluate:evaluate_folder", tags=("transformers",),
                        snippets=_sam2_snippets(_VIDEO_HF_USAGE, _VIDEO_OWN_USAGE, "`Sam2VideoModel`"),
-                       stager="trainer.sam2_model.hf_format:stage_repo", data_loader="trainer.data.clips:load_clips"),
+                       stagers=("trainer.sam2_model.hf_format:stage_repo",), data_loader="trainer.data.clips:load_clips"),
     "detectron2": Kind("detectron2", library_name="detectron2", pipeline_tag="image-segmentation",
                        main_metric="segm_AP", metrics=("segm_AP", "segm_AP50", "bbox_AP"),
                        loader="trainer.d2_ft.model:load_folder", usage=_D2_USAGE, files=_D2_FILES,
                        evaluator="trainer.d2_ft.evaluate:evaluate_folder",
                        snippets=(("With detectron2", "detectron2's own `get_cfg` and `DefaultPredictor`, no segkit "
                                   "needed; the safetensors weights are loaded strictly:", _D2_OWN_USAGE),),
-                       stager="trainer.d2_ft.weights:stage_repo"),
+                       stagers=("trainer.d2_ft.weights:stage_repo",)),
     # library "segkit": the weights are sam2's image encoder under an smp-style head; only segkit's loader reads them
     "semantic": Kind("semantic", library_name="segkit", pipeline_tag="image-segmentation", main_metric="miou",
                      metrics=("miou", "pixel_accuracy"), loader="trainer.semantic.model:load_folder",

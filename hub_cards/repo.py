@@ -79,7 +79,7 @@ def stage_run(run_dir: str | Path, out_dir: str | Path, repo_id: str | None = No
     (out_dir / "metrics.json").write_text(json.dumps(after, indent=2))
     card = build_card(summary, repo_id or f"local/{run_dir.name}",
                       curves="curves.png" if (out_dir / "curves.png").is_file() else None,
-                      overlays=[f"overlays/{p.name}" for p in overlays])
+                      overlays=[f"overlays/{p.name}" for p in overlays], repo=out_dir)
     card.save(out_dir / CARD_NAME)
     scrub_folder(out_dir, known)
     return out_dir

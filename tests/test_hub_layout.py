@@ -263,7 +263,7 @@ def test_sam2_card_snippets_all_give_the_same_masks(sam2_run, offline_hub, tmp_p
     repo = pull("someone/sam2-three-ways", kind="sam2")
     card = (repo / "README.md").read_text()
     snippets = re.findall(r"```python\n(.*?)```", card, re.S)
-    assert len(snippets) == 3 and all("strict=True" in code for code in snippets[2:])
+    assert len(snippets) == 4 and "strict=True" in snippets[2] and "onnx/decoder.onnx" in snippets[3]
     assert 'Sam2Model.from_pretrained("someone/sam2-three-ways")' in snippets[1] and "subfolder" not in card
     monkeypatch.chdir(tmp_path)
     Image.fromarray(make_photo_window()).save("your_image.jpg")

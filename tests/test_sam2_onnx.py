@@ -130,3 +130,26 @@ def test_an_export_that_differs_from_pytorch_is_refused_and_leaves_no_file(expor
     with pytest.raises(onnx_export.ExportError, match="differs from sam2's"):
         onnx_export.export_decoder(model, tmp_path / "decoder.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_push_stages_the_decoder_and_a_failed_export_pushes_without_it(exported, tmp_path, monkeypatch):
+    """stage_run (what push uploads) holds onnx/decoder.onnx and the card's onnxruntime snippet; when the export
+    fails its check the repo is pushed without both, with a warning (the app then decodes on the server)."""
+    from test_hub_push_pull import _fill_run, _summary
+
+    from hub_cards import stage_run
+    from trainer.runlog import RunDir
+
+    model, _, _ = exported
+    run = RunDir(tmp_path / "run")
+    save_weights(model.state_dict(), run.weights_path)
+    save_spec(Sam2Spec("tiny", SIZE), run.path)
+    _fill_run(run, "sam2", _summary("sam2", {"miou_box": 0.4}, {"miou_box": 0.6}, "miou_box"))
+    repo = stage_run(run.path, tmp_path / "repo", repo_id="someone/decoded")
+    assert (repo / "onnx" / "decoder.onnx").is_file() and "onnxruntime.InferenceSession" in (repo / "README.md").read_text()
+
+    monkeypatch.setattr(onnx_export, "MAX_ABS_DIFF", -1.0)
+    with pytest.warns(UserWarning, match="pushed without onnx/decoder.onnx"):
+        repo = stage_run(run.path, tmp_path / "repo-without", repo_id="someone/not-decoded")
+    assert not (repo / "onnx").exists()
+    assert "onnxruntime.InferenceSession" not in (repo / "README.md").read_text() and (repo / "sam2.safetensors").is_file()

@@ -131,6 +131,22 @@ def check_decoder(model: torch.nn.Module, path: str | Path, seed: int = 0) -> fl
     return worst
 
 
+def stage_onnx(run_dir: str | Path, out_dir: str | Path) -> Path | None:
+    """push of a sam2 run: its decoder as out_dir/onnx/decoder.onnx, for onnxruntime and the browser. A model whose
+    export fails is pushed without it (a warning says why): the app then decodes its clicks on the server."""
+    from trainer.sam2_model.model import load_folder
+
+    model, _ = load_folder(run_dir)
+    folder = Path(out_dir) / ONNX_DIR
+    try:
+        return export_decoder(model, folder / DECODER_NAME)
+    except ExportError as err:
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+        warnings.warn(f"pushed without {ONNX_DIR}/{DECODER_NAME}: {err}", stacklevel=2)
+        return None
+
+
 def onnx_inputs(features: dict, coords: np.ndarray, labels: np.ndarray,
                 mask_input: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The graph's feed from a predictor's `_features` and one prompt (coords already in model-input pixels)."""
