@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from functools import lru_cache
 from typing import Any
 
 import gradio as gr
@@ -36,25 +37,27 @@ def show_image(path: str | None, model_ref: str) -> tuple[Any, str, list, str]:
 
 
 @user_errors
-def embed(path: str | None, model_ref: str, precision: str) -> str:
+def embed(path: str | None, model_ref: str, precision: str, request: gr.Request = None) -> str:
     """Precompute the image embedding so the first click only decodes."""
     if path is None:
         return "Upload an image or pick an example."
     handle = models.get_sam2(model_ref)
     image, key = shown_image(path, handle.normalization)
+    key = visitor_key(key, request)
     ms = models.ensure_embedding(handle, image, key, precision)
     took = f"embedding {ms:.0f} ms" if ms else "embedding cached"
     return f"{image.shape[1]}x{image.shape[0]} image, {took}. {HINT}"
 
 
 @user_errors
-def segment(path: str | None, prompts_json: str, model_ref: str, precision: str,
-            multimask: bool) -> tuple[np.ndarray, np.ndarray | None, list, str]:
+def segment(path: str | None, prompts_json: str, model_ref: str, precision: str, multimask: bool,
+            request: gr.Request = None) -> tuple[np.ndarray, np.ndarray | None, list, str]:
     """(overlay, mask PNG, candidate masks with scores, info with scores and per-stage latency)."""
     if path is None:
         return None, None, [], "Upload an image or pick an example."
     handle = models.get_sam2(model_ref)
     image, key = shown_image(path, handle.normalization)
+    key = visitor_key(key, request)
     prompts = P.parse(prompts_json, image.shape)
     if prompts.empty:
         return render.draw_prompts(image, **prompts.draw_kwargs()), None, [], HINT
@@ -83,29 +86,42 @@ def click(prompts_json: str, history: list, mode: str, evt: gr.SelectData) -> tu
 
 @user_errors
 def click_and_segment(prompts_json: str, history: list, mode: str, path: str | None, model_ref: str, precision: str,
-                      multimask: bool, evt: gr.SelectData) -> tuple:
+                      multimask: bool, evt: gr.SelectData, request: gr.Request = None) -> tuple:
     """A click in one round trip when it needs only the decoder: the new prompts, the history, segment()'s outputs
     and False; else the new prompts and history, the outputs left as they are, and True (pending: the queued step
     segments)."""
     prompts_json, history = click(prompts_json, history, mode, evt)
-    if not ready(path, model_ref, precision):
+    if not ready(path, model_ref, precision, request):
         return prompts_json, history, *[gr.skip()] * 4, True
-    return prompts_json, history, *segment(path, prompts_json, model_ref, precision, multimask), False
+    return prompts_json, history, *segment(path, prompts_json, model_ref, precision, multimask, request), False
 
 
 def segment_pending(pending: bool, path: str | None, prompts_json: str, model_ref: str, precision: str,
-                    multimask: bool) -> tuple:
+                    multimask: bool, request: gr.Request = None) -> tuple:
     """The queued half of a click that was not ready: segment() (which loads, decodes and embeds as needed)."""
     if not pending:
         return *[gr.skip()] * 4, False
-    return *segment(path, prompts_json, model_ref, precision, multimask), False
+    return *segment(path, prompts_json, model_ref, precision, multimask, request), False
 
 
-def ready(path: str | None, model_ref: str, precision: str) -> bool:
+def ready(path: str | None, model_ref: str, precision: str, request: gr.Request = None) -> bool:
     """Whether a click on `path` needs only the prompt decoder: model loaded, upload decoded, embedding cached."""
     handle = models.loaded_sam2(model_ref)
     shown = _shown.get(_shown_key(path, handle.normalization)) if handle is not None and path else None
-    return shown is not None and models.embedding_ready(handle, shown[1], precision)
+    return shown is not None and models.embedding_ready(handle, visitor_key(shown[1], request), precision)
+
+
+def visitor_key(key: str, request: gr.Request | None) -> str:
+    """The embedding cache's key for an image: a visitor's own upload is embedded for that visitor alone (a shared
+    one, answering "embed cached", would tell them that someone else looked at the same picture); the bundled
+    examples, public anyway, share one embedding across visitors."""
+    session = getattr(request, "session_hash", None)
+    return key if session is None or key in _example_keys() else f"{session}:{key}"
+
+
+@lru_cache(maxsize=1)
+def _example_keys() -> frozenset[str]:
+    return frozenset(image_key(load_image(path, None)) for path in example_paths().values())
 
 
 def _shown_key(path: str, normalization: str | None) -> tuple:
