@@ -192,13 +192,14 @@ def export_coco(token: str | None) -> tuple[str, str]:
 
 @user_errors
 def export_model(mine: str | None, token: str | None) -> tuple[str, str]:
-    """The model repo folder as a push would upload it (weights, config, card, transformers/ copy: hub_cards'
-    stage_run), zipped."""
+    """The model repo folder as a push would upload it (hub_cards' stage_run: sam2's weights, transformers' copy at
+    the root, the ONNX decoder, configs, card), zipped."""
     session = sessions.folder(token)
     name, run = _session_model(session, mine)
     staged = session / "exports" / "staged"
     shutil.rmtree(staged, ignore_errors=True)
-    sessions.check_space(session, 2 * run.joinpath("model.safetensors").stat().st_size)
+    # the staged folder (two copies of the weights and the decoder) and its zip, side by side until the zip is done
+    sessions.check_space(session, 5 * run.joinpath("model.safetensors").stat().st_size)
     try:
         stage_run(run, staged)
         return _zip(staged, session / "exports" / f"segkit-{name}", session), session.name

@@ -19,7 +19,7 @@ from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 from huggingface_hub.hf_api import ModelInfo
 
 from demo import settings
-from hub_cards.kinds import ALLOW_PATTERNS, KINDS, MODEL_CONFIG_NAME, HubError
+from hub_cards.kinds import KINDS, MODEL_CONFIG_NAME, HubError, pull_patterns
 from trainer.checkpoint import WEIGHTS_NAME, CheckpointError
 from trainer.model_limits import check_d2_cfg, check_image_size, check_semantic_head
 
@@ -111,7 +111,8 @@ def check_info(info: ModelInfo, kind: str | None, max_bytes: int | None = None) 
     if segkit_layout and not tags.intersection(kinds):
         wanted = " or ".join(kinds)
         raise HubError(f"{repo}: its tags do not say it is a {wanted} model (segkit's push tags the kind)")
-    fetched = [name for name in files if any(fnmatch.fnmatch(name, p) for p in ALLOW_PATTERNS)]
+    patterns = pull_patterns(files)
+    fetched = [name for name in files if any(fnmatch.fnmatch(name, p) for p in patterns)]
     if any(files[name] is None for name in fetched):
         raise HubError(f"{repo}: the Hub did not give the file sizes; cannot check the download size")
     total = sum(files[name] for name in fetched)
@@ -130,7 +131,8 @@ def fetch(repo_id: str, kind: str | None) -> Path:
         info = HfApi().model_info(repo_id, files_metadata=True, token=False, timeout=10)
         check_info(info, kind)
         folder = Path(snapshot_download(repo_id, revision=info.sha, cache_dir=cache_dir(),
-                                        allow_patterns=ALLOW_PATTERNS, token=False))
+                                        allow_patterns=pull_patterns(s.rfilename for s in info.siblings or []),
+                                        token=False))
     except HubError:
         raise
     except OfflineModeIsEnabled as err:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 
@@ -30,6 +30,12 @@ FOREIGN_FILES = ("config.json", "processor_config.json", "preprocessor_config.js
                  D2_CONFIG_NAME)
 ONNX_FILES = ("onnx/decoder.onnx",)  # a sam2 repo's prompt decoder for onnxruntime (trainer/sam2_model/onnx_export.py)
 ALLOW_PATTERNS = [*REPO_FILES, "overlays/*.png", *FOREIGN_FILES, *ONNX_FILES]
+
+
+def pull_patterns(files: Iterable[str]) -> list[str]:
+    """What a pull of a repo holding `files` fetches: ALLOW_PATTERNS, less the root model.safetensors where sam2's
+    own weights are there (in the official layout it is transformers' copy of sam2.safetensors)."""
+    return [p for p in ALLOW_PATTERNS if not (p == WEIGHTS_NAME and SAM2_WEIGHTS_NAME in set(files))]
 
 
 class HubError(CheckpointError):

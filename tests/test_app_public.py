@@ -31,6 +31,10 @@ def test_hub_check_counts_only_what_a_pull_downloads():
     assert hub_guard.check_info(_info(SEGKIT_FILES), "sam2", max_bytes=200 * MB) == 160 * MB + 43_200
     transformers_sam2 = {"model.safetensors": 150 * MB, "config.json": 900}
     assert hub_guard.check_info(_info(transformers_sam2, tags=("transformers", "sam2")), "sam2", 200 * MB)
+    # the official layout: the root's model.safetensors is transformers' copy of sam2.safetensors, not pulled
+    official = {"model.safetensors": 150 * MB, "sam2.safetensors": 160 * MB, "model_config.yaml": 200,
+                "config.json": 900, "onnx/decoder.onnx": 17 * MB}
+    assert hub_guard.check_info(_info(official), "sam2", max_bytes=200 * MB) == 177 * MB + 1100
 
 
 @pytest.mark.parametrize("files, tags, kind, message", [
