@@ -24,6 +24,7 @@ from trainer.federated.config import FederatedConfig
 from trainer.federated.partition import dominant_classes, partition
 from trainer.federated.sites import load_sites
 from trainer.federated.strategy import make_strategy
+from trainer.sam2_ft.interactive import click_metric_names
 from trainer.sam2_ft.pipeline import build
 
 FAST = ["--no-pretrained", "--image-size", "128", "--batch-size", "1", "--local-steps", "2", "--eval-images", "1",
@@ -167,7 +168,8 @@ def test_client_trains_the_trainable_parts_and_replies_only_arrays_and_numbers(s
 
     evaluation = app(_message("evaluate", base), _context(0)).content
     assert set(evaluation) == {"metrics"}
-    assert set(dict(evaluation["metrics"])) == {"miou_1pt", "miou_3pt", "miou_box", "num-examples", CLIENT_KEY}
+    assert set(dict(evaluation["metrics"])) == {"miou_1pt", "miou_3pt", "miou_box", *click_metric_names(),
+                                                "num-examples", CLIENT_KEY}
 
     with pytest.raises(ValueError, match="frozen model parts differ from the server's"):  # an error reply in Flower
         app(_message("train", base, **{"base-fingerprint": "not the server's"}), _context(0))
@@ -258,9 +260,10 @@ def test_simulation_pause_resume_weighting_frozen_parts_privacy_and_push(sites, 
     fed = summary["federated"]
     assert (fed["clients"], fed["rounds_done"], fed["local_steps"], fed["strategy"]) == (2, 2, 2, "fedavg")
     assert [c["client"] for c in fed["per_client"]] == ["site_a", "site_b"]
-    assert all(set(c["after"]) == {"miou_1pt", "miou_3pt", "miou_box"} for c in fed["per_client"])
+    prompted = {"miou_1pt", "miou_3pt", "miou_box", *click_metric_names()}
+    assert all(set(c["after"]) == prompted for c in fed["per_client"])
     assert fed["update_bytes"] < fed["model_bytes"] / 5
-    assert set(summary["metrics"]["after"]) == {"miou_1pt", "miou_3pt", "miou_box"}
+    assert set(summary["metrics"]["after"]) == prompted
     assert str(tmp_path) not in json.dumps(summary)  # no absolute path of this machine in what is published
 
     card = (tmp_path / "pushed" / "README.md").read_text()

@@ -101,7 +101,8 @@ def test_sam2_push_local_pull_same_predictions(sam2_run, local_hub, monkeypatch,
     names = {str(p.relative_to(dest)) for p in _all_files(dest)}
     assert names == {"model.safetensors", "model_config.yaml", "config.yaml", "summary.json", "metrics.json",
                      "curves.png", "README.md", "overlays/val_0.png", "overlays/val_1.png", "overlays/val_2.png",
-                     "config.json", "processor_config.json", "sam2.safetensors"}  # the official layout (test_hub_layout)
+                     "config.json", "processor_config.json", "sam2.safetensors",  # official layout (test_hub_layout)
+                     "onnx/decoder.onnx"}  # the prompt decoder for onnxruntime (test_sam2_onnx)
     assert json.loads((dest / "metrics.json").read_text()) == {"miou_box": 0.63, "miou_1pt": 0.5}
 
     model, spec = load_model("me/sam2-vessels", kind="sam2")  # by local hub name

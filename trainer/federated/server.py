@@ -108,7 +108,7 @@ def summarise(cfg: FederatedConfig, log: RoundLog, model: torch.nn.Module, train
     num_train = {r["client"]: int(r["num_examples"]) for r in trains}
 
     def pick(record: dict[str, Any]) -> dict[str, float]:
-        return {k: v for k, v in record.items() if k.startswith(("miou_", "auto_"))}
+        return {k: v for k, v in record.items() if k.startswith(("miou_", "noc_", "auto_"))}
 
     def phase(client: str) -> tuple[dict, dict]:
         rounds = evals.get(client, {})
