@@ -35,7 +35,8 @@ ALLOW_PATTERNS = [*REPO_FILES, "overlays/*.png", *FOREIGN_FILES, *ONNX_FILES]
 def pull_patterns(files: Iterable[str]) -> list[str]:
     """What a pull of a repo holding `files` fetches: ALLOW_PATTERNS, less the root model.safetensors where sam2's
     own weights are there (in the official layout it is transformers' copy of sam2.safetensors)."""
-    return [p for p in ALLOW_PATTERNS if not (p == WEIGHTS_NAME and SAM2_WEIGHTS_NAME in set(files))]
+    skip = WEIGHTS_NAME if SAM2_WEIGHTS_NAME in set(files) else None
+    return [p for p in ALLOW_PATTERNS if p != skip]
 
 
 class HubError(CheckpointError):
