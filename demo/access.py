@@ -13,13 +13,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from huggingface_hub.errors import HFValidationError
-from huggingface_hub.utils import validate_repo_id
-
 from demo import hub_guard, sessions, settings
 from hub_cards.kinds import HubError, check_folder
 from hub_cards.local import local_hub_dir
 from hub_cards import pull
+from trainer.hub_ids import hub_repo_id
 
 log = logging.getLogger("segkit.demo")
 REFUSED = ("not a model this Space offers: pick one from the list, one of your own fine-tuned models, or type the "
@@ -49,13 +47,7 @@ def model_folder(ref: str, kind: str | None) -> Path:
 
 def hub_id(ref: str) -> str | None:
     """`ref` if it has the shape of a Hub repo id ("owner/name", Hub's character rules), else None."""
-    if ref.count("/") != 1 or ref.startswith((".", "~")):
-        return None
-    try:
-        validate_repo_id(ref)  # no "..", no leading "/" or "-", only [\w.-]
-    except HFValidationError:
-        return None
-    return ref
+    return hub_repo_id(ref)  # no "..", no leading "/", "~" or "-", only [\w.-]: never a server path
 
 
 def _checked(folder: Path | None, ref: str, kind: str | None) -> Path:

@@ -12,6 +12,7 @@ from typing import Any
 from hub_cards.kinds import (ALLOW_PATTERNS, MODEL_CONFIG_NAME, SAM2_WEIGHTS_NAME, WEIGHTS_NAME, HubError,
                              check_folder, folder_kind, get_kind)
 from hub_cards.local import REVISION_PREFIX, local_hub_dir, parse_target, revision_dir
+from trainer.hub_ids import hub_repo_id
 
 
 def pull(ref: str | Path, kind: str | None = None, revision: str | None = None) -> Path:
@@ -60,7 +61,7 @@ def _local_folder(ref: str, revision: str | None) -> Path | None:
     if Path(ref).expanduser().is_dir():
         return revision_dir(Path(ref).expanduser(), revision)
     in_hub = local_hub_dir() / ref
-    if ref.count("/") == 1 and in_hub.is_dir():
+    if hub_repo_id(ref) and in_hub.is_dir():
         return revision_dir(in_hub, revision)
     return None
 

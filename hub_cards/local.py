@@ -13,10 +13,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from huggingface_hub.errors import HFValidationError
-from huggingface_hub.utils import validate_repo_id
-
 from hub_cards.kinds import HubError, folder_kind
+from trainer.hub_ids import hub_repo_id
 
 REVISION_PREFIX = "@"
 
@@ -35,12 +33,8 @@ def parse_target(target: str) -> tuple[str, str | Path]:
 
 
 def _repo_id(name: str) -> str:
-    try:
-        validate_repo_id(name)
-    except HFValidationError as err:
-        raise HubError(f"{name!r}: not a repo id like 'user/name' ({err})") from err
-    if name.count("/") != 1:
-        raise HubError(f"{name!r}: a repo id is 'user/name'")
+    if hub_repo_id(name) is None:
+        raise HubError(f"{name!r}: not a repo id like 'user/name' (letters, digits, '-', '_', '.'; one '/')")
     return name
 
 

@@ -15,7 +15,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
 import yaml
-from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+from trainer.hub_ids import names_hub_repo
 
 # An absolute path inside any text: POSIX "/a/b", home "~/a", Windows "C:\a". Not the "//" of a URL, not the
 # second half of "train/val" (a path starts where no word character or path character stands before it).
@@ -30,16 +31,8 @@ def _last_part(path: str) -> str:
 
 
 def hub_id_or_none(ref: Any) -> str | None:
-    """`ref` when it looks like a Hub repo id ("owner/name"), else None (local paths, zoo configs, "random-init")."""
-    if not isinstance(ref, str) or ref.count("/") != 1 or os.path.exists(ref) or ref.startswith((".", "/")):
-        return None
-    if Path(ref).suffix in (".yaml", ".pt", ".pth", ".pkl", ".safetensors", ".json"):
-        return None
-    try:
-        validate_repo_id(ref)
-    except HFValidationError:
-        return None
-    return ref
+    """`ref` when it names a Hub repo ("owner/name"), else None (local paths, zoo configs, "random-init")."""
+    return names_hub_repo(ref)
 
 
 def dataset_name(path: str | None) -> str:

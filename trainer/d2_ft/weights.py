@@ -19,6 +19,7 @@ import torch
 from hub_cards.kinds import D2_CONFIG_NAME
 from trainer.checkpoint import WEIGHTS_NAME, CheckpointError, atomic_write, check_keys, load_any_weights
 from trainer.d2_ft.model import D2Spec, load_spec
+from trainer.hub_ids import hub_repo_id
 
 TRUSTED_URLS = ("https://dl.fbaipublicfiles.com/detectron2/", "detectron2://")
 
@@ -59,7 +60,7 @@ def resolve(weights: str | None, pretrained: bool, zoo_config: str) -> InitWeigh
             raise CheckpointError(f"{path}: .pkl files are pickles; only detectron2's zoo URLs are loaded that way "
                                   "(pass the URL, or a .safetensors file)")
         return InitWeights("file", str(path))
-    if weights.startswith(("file:", "local:")) or (weights.count("/") == 1 and not weights.startswith((".", "/"))):
+    if weights.startswith(("file:", "local:")) or hub_repo_id(weights):
         return _pull(weights)
     raise CheckpointError(f"{weights}: not a file, folder, zoo URL or Hub repo id")
 

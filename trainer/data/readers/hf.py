@@ -13,7 +13,6 @@ Images are decoded by us from the stored bytes (not by `datasets`) so corrupt on
 
 from __future__ import annotations
 
-import re
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,13 +23,13 @@ from trainer.data.readers.base import Entry, Index, Instance, fixed
 from trainer.data.readers.images import decode_bytes, read_image, read_mask
 from trainer.data.readers.masks import label_map_to_instances
 from trainer.data.sample import DataError
+from trainer.hub_ids import names_hub_repo
 
 NAME = "hf"
 IMAGE_COLUMNS = ("image", "img", "pixel_values")
 MASK_LIST_COLUMNS = ("masks", "instance_masks", "instances")
 LABEL_MAP_COLUMNS = ("mask", "segmentation", "label", "annotation", "label_map", "instance_map")
 CLASS_COLUMNS = ("class_ids", "labels", "categories", "category_id", "classes")
-_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+(:[\w.-]+)?$")
 
 
 def detect(path: Path) -> bool:
@@ -39,8 +38,11 @@ def detect(path: Path) -> bool:
 
 
 def is_hub_id(text: str) -> bool:
-    # "data/trian" next to an existing data/ is a mistyped path, not a Hub repo (and the Hub lookup is slow).
-    return bool(_HUB_ID.match(text)) and not Path(text).exists() and not Path(text).parent.is_dir()
+    """"owner/name" or "owner/name:split". "data/trian" next to an existing data/ is a mistyped path, not a Hub
+    repo (and the Hub lookup is slow)."""
+    repo, _, split = text.partition(":")
+    split_ok = not split or split.replace("-", "").replace("_", "").replace(".", "").isalnum()
+    return bool(names_hub_repo(repo)) and split_ok and not Path(repo).parent.is_dir()
 
 
 def read(path: Path | str) -> Index:
