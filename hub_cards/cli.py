@@ -27,6 +27,7 @@ def register(subparsers) -> None:
 
 
 def push_main(args: argparse.Namespace) -> int:
+    # lazy: a command module is imported by `python -m trainer --help`, which must not pay for torch
     from hub_cards.kinds import HubError
     from hub_cards.repo import push_run
 
@@ -39,6 +40,7 @@ def push_main(args: argparse.Namespace) -> int:
 
 
 def pull_main(args: argparse.Namespace) -> int:
+    # lazy: a command module is imported by `python -m trainer --help`, which must not pay for torch
     from hub_cards.kinds import HubError
     from hub_cards.fetch import pull
 

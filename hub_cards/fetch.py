@@ -6,11 +6,16 @@ hub ("owner/name"); otherwise a Hub repo id. Only safetensors weights and YAML/J
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from hub_cards.kinds import (ALLOW_PATTERNS, MODEL_CONFIG_NAME, SAM2_WEIGHTS_NAME, WEIGHTS_NAME, HubError,
-                             check_folder, folder_kind, get_kind)
+import yaml
+from huggingface_hub import snapshot_download
+from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
+
+from hub_cards.kinds import (ALLOW_PATTERNS, MODEL_CONFIG_NAME, SAM2_WEIGHTS_NAME, WEIGHTS_NAME, HubError, check_folder,
+                             folder_kind, get_kind)
 from hub_cards.local import REVISION_PREFIX, local_hub_dir, parse_target, revision_dir
 from trainer.hub_ids import hub_repo_id
 
@@ -39,10 +44,6 @@ def load_model(ref: str | Path, kind: str | None = None, device: str = "cpu", re
 def recorded_normalization(folder: str | Path) -> str | None:
     """How the model's training images were brought to uint8 RGB (trainer.data.normalize names), if recorded:
     model_config.yaml's `normalization`, else summary.json's dataset.normalization; None when neither says."""
-    import json
-
-    import yaml
-
     folder = Path(folder)
     try:
         config = yaml.safe_load((folder / MODEL_CONFIG_NAME).read_text()) or {}
@@ -67,9 +68,6 @@ def _local_folder(ref: str, revision: str | None) -> Path | None:
 
 
 def _download(repo_id: str, revision: str | None, allow_patterns: list[str]) -> Path:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
-
     try:
         # An official-layout SAM2 repo's root model.safetensors is transformers' copy of its sam2.safetensors:
         # fetched only for a repo without sam2's own (older segkit layouts, other kinds, transformers-only repos),

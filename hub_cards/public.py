@@ -16,6 +16,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from trainer.data.builtin import VERSION, cache_dir
 from trainer.hub_ids import names_hub_repo
 
 # An absolute path inside any text: POSIX "/a/b", home "~/a", Windows "C:\a". Not the "//" of a URL, not the
@@ -51,8 +52,6 @@ def dataset_name(path: str | None) -> str:
 
 def _is_builtin(path: str) -> bool:
     """The built-in sample data's cache folder (the Detectron2 trainer records it resolved)."""
-    from trainer.data.builtin import VERSION, cache_dir
-
     try:
         return Path(path).expanduser().resolve() == (cache_dir() / f"coins-v{VERSION}").resolve()
     except OSError:

@@ -14,9 +14,10 @@ from typing import Any
 
 from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
+from safetensors import SafetensorError, safe_open
 
 from hub_cards.card import build_card
-from hub_cards.kinds import CARD_NAME, HubError, REQUIRED_FILES, check_folder
+from hub_cards.kinds import CARD_NAME, REQUIRED_FILES, HubError, check_folder
 from hub_cards.local import local_hub_dir, parse_target, publish, revision_dir
 from hub_cards.public import dataset_name, scrub_folder, scrub_value
 from trainer.checkpoint import CheckpointError
@@ -40,8 +41,6 @@ def read_summary(run_dir: str | Path) -> dict[str, Any]:
 
 def _check_weights(path: Path) -> None:
     """Refuse to publish weights that no one could load (reads the safetensors header only)."""
-    from safetensors import SafetensorError, safe_open
-
     try:
         with safe_open(str(path), framework="pt") as f:
             f.keys()

@@ -125,6 +125,7 @@ def affine(frames: list[np.ndarray], masks: list[np.ndarray], degrees: float, sh
     nearest, both by PIL. sam2's RandomAffine warps each mask as a float tensor through grid_sample (measured
     ~30x slower here) and rejects a draw that empties an object; here such an object is dropped afterwards
     (keep_visible)."""
+    # lazy: torchvision and sam2's training package only when augmenting (seconds to import)
     import torchvision.transforms as T
     import torchvision.transforms.functional as TF
     from PIL import Image
@@ -142,6 +143,7 @@ def affine(frames: list[np.ndarray], masks: list[np.ndarray], degrees: float, sh
 def _sam2_transforms(frames: list[np.ndarray], masks: list[np.ndarray], pol: Policy) -> tuple[list[np.ndarray],
                                                                                                list[np.ndarray]]:
     """Flip, colour jitter and grayscale by sam2's own transforms, consistent across the frames."""
+    # lazy: torchvision and sam2's training package only when augmenting (seconds to import)
     from PIL import Image
     from training.dataset import transforms as T
     from training.utils.data_utils import Frame, Object, VideoDatapoint

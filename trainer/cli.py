@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 
+from trainer import quiet
 from trainer.data.sample import DataError
 
 COMMAND_MODULES = (
@@ -44,8 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from trainer import quiet
-
     quiet.install()  # before torch / sam2 / detectron2 are imported: their import-time warnings are known ones
     args = build_parser().parse_args(argv)
     try:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from trainer import options
+
 
 def load(ref: str) -> Any:
     """'package.module:attr' -> the attribute (imported on demand)."""
@@ -42,8 +44,6 @@ class TrainerCommand:
 
 
 def register_trainer(subparsers, command: TrainerCommand) -> argparse.ArgumentParser:
-    from trainer import options
-
     parser = subparsers.add_parser(command.name, help=command.help, description=command.description)
     options.add_arguments(parser, load(command.config), command.aliases)
     parser.set_defaults(func=lambda args: run_trainer(args, command))
@@ -52,6 +52,7 @@ def register_trainer(subparsers, command: TrainerCommand) -> argparse.ArgumentPa
 
 def saved_config(args: argparse.Namespace, config_cls: type, kind: str) -> Any:
     """The config a run was started with (RUN_DIR/config.yaml), for --resume."""
+    # lazy: a command module is imported by `python -m trainer --help`, which must not pay for torch
     from trainer.runlog import RunDir
 
     if not args.out:
@@ -70,7 +71,7 @@ def saved_config(args: argparse.Namespace, config_cls: type, kind: str) -> Any:
 
 def run_trainer(args: argparse.Namespace, command: TrainerCommand) -> int:
     """Parse -> run -> report -> push. Exit codes: 0 done (or paused), 1 stopped by bad steps, 2 bad input."""
-    from trainer import options
+    # lazy: a command module is imported by `python -m trainer --help`, which must not pay for torch
     from trainer.checkpoint import CheckpointError
     from trainer.precision import PrecisionError
 
@@ -95,6 +96,7 @@ def run_trainer(args: argparse.Namespace, command: TrainerCommand) -> int:
 
 def push(run_path: Path, target: str) -> int:
     try:
+        # lazy: a command module is imported by `python -m trainer --help`, which must not pay for torch
         from hub_cards.kinds import HubError
         from hub_cards.repo import push_run  # lazy: only runs that push need the Hub code
     except ImportError as err:

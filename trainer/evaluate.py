@@ -39,6 +39,7 @@ def register(subparsers) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    # lazy: a command module is imported by `python -m trainer --help`, which must not pay for torch
     from hub_cards.kinds import HubError
     from trainer.checkpoint import CheckpointError
 
@@ -59,6 +60,7 @@ def evaluate(model: str, data: str, format: str = "auto", split: str = "all", va
              seed: int | None = None, skip_bad: bool = False, revision: str | None = None,
              device: str | None = None) -> dict[str, Any]:
     """The results dict (summary.json keys). Bad data raises DataError before any model is loaded."""
+    # lazy: a command module is imported by `python -m trainer --help`, which must not pay for torch
     import yaml
 
     from hub_cards.fetch import pull
@@ -98,6 +100,7 @@ def evaluate(model: str, data: str, format: str = "auto", split: str = "all", va
 
 
 def format_table(results: dict[str, Any]) -> str:
+    # lazy: a command module is imported by `python -m trainer --help`, which must not pay for torch
     from hub_cards.kinds import METRIC_LABELS
 
     d = results["dataset"]

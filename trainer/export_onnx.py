@@ -23,6 +23,7 @@ def register(subparsers) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    # lazy: a command module is imported by `python -m trainer --help`, which must not pay for torch
     from trainer.checkpoint import CheckpointError
     from trainer.sam2_model.model import load_folder
     from trainer.sam2_model.onnx_export import DECODER_NAME, MAX_ABS_DIFF, ONNX_DIR, ExportError, export_decoder

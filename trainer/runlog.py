@@ -80,6 +80,7 @@ class RunDir:
                     group_key: str | None = None) -> Path:
         """One panel per numeric metric found in metrics.jsonl (or just `keys`), against the step; with
         `group_key`, one line per value of that field in each panel (e.g. per client), with a legend."""
+        # lazy: matplotlib only when drawing (seconds to import)
         import matplotlib
 
         matplotlib.use("Agg")

@@ -12,6 +12,7 @@ Heavier modules are imported on first use so importing `trainer.data.sample` (an
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from trainer.data.sample import DataError, Sample, SampleRef, SegmentationDataset
@@ -33,7 +34,5 @@ __all__ = ["DataError", "Sample", "SampleRef", "SegmentationDataset", *_LAZY]
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'trainer.data' has no attribute {name!r}")

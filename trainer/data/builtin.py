@@ -67,6 +67,7 @@ def cached_folder(target: Path, marker: str, write: Callable[[Path], object]) ->
 
 def write_builtin(out_dir: str | Path) -> Path:
     """Write the built-in dataset (COCO, RLE masks) to `out_dir`; same bytes every time."""
+    # lazy: scikit-image and scipy only when the sample data is first written
     import skimage
 
     info = {
@@ -84,6 +85,7 @@ def write_builtin(out_dir: str | Path) -> Path:
 
 
 def builtin_samples() -> SegmentationDataset:
+    # lazy: scikit-image and scipy only when the sample data is first written
     from skimage import data
 
     photo = data.coins()
@@ -118,6 +120,7 @@ def window(rng: np.random.Generator, rows: tuple[int, int], width: int,
 
 def coin_labels(photo: np.ndarray) -> np.ndarray:
     """One label per coin (0 = background)."""
+    # lazy: scikit-image and scipy only when the sample data is first written
     from scipy import ndimage
     from skimage.filters import sobel
     from skimage.measure import label

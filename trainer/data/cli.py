@@ -27,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    # lazy: a command module is imported by `python -m trainer --help`, which must not pay for torch
     from trainer.data.validate import check
 
     path, format = args.path, args.format
@@ -50,6 +51,7 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_make_sample_data(args: argparse.Namespace) -> int:
+    # lazy: a command module is imported by `python -m trainer --help`, which must not pay for torch
     from trainer.data.builtin import write_builtin
     from trainer.data.validate import check
 

@@ -61,6 +61,7 @@ def _dumps(coco: dict) -> str:
 def mask_to_polygons(mask: np.ndarray, tolerance: float = 0.5) -> list[list[float]]:
     """Contours as COCO polygons. COCO coordinates are continuous (pixel i spans [i, i+1)), scikit-image's are
     pixel centres, hence the +0.5."""
+    # lazy: scikit-image only for the polygon export
     from skimage.measure import approximate_polygon, find_contours
 
     padded = np.pad(mask.astype(np.uint8), 1)  # close contours that touch the border

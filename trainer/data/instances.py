@@ -76,6 +76,7 @@ class InstanceMasks:
     def from_label_map(cls, label: np.ndarray, values: Sequence[int] | None = None) -> tuple[list[int], "InstanceMasks"]:
         """One mask per nonzero value of a label-index map (or per listed value), with those values, without a
         full-size mask per value."""
+        # lazy: scipy is not needed by `python -m trainer --help`, which imports this module
         from scipy.ndimage import find_objects
 
         label = np.asarray(label)

@@ -6,6 +6,7 @@ import logging
 from functools import partial
 from pathlib import Path
 
+from trainer.data.builtin import builtin_dataset_path
 from trainer.data.readers.base import load_entry
 from trainer.data.sample import SampleRef, SegmentationDataset
 from trainer.data.validate import check
@@ -23,8 +24,6 @@ def load_dataset(path: str | Path | None, format: str = "auto", skip_bad: bool =
     (unparseable annotation file, no images, every sample bad) raise either way.
     """
     if path is None or str(path) == BUILTIN:
-        from trainer.data.builtin import builtin_dataset_path
-
         path, format = builtin_dataset_path(), "coco"
     index, report = check(path, format)
     # readers refuse empty datasets, so nothing usable means every image had a problem

@@ -19,6 +19,7 @@ from typing import Any, Callable, ClassVar
 
 import torch
 import torch.distributed as dist
+from tqdm import tqdm
 
 from trainer.checkpoint import STATE_NAME, load_state, rng_state, save_state, save_weights, set_rng_state
 from trainer.engine.options import LoopOptions
@@ -193,8 +194,6 @@ class Trainer:
 def run_training(trainer: Trainer, run: RunDir, until: int,
                  on_eval: Callable[[int], dict] | None = None) -> dict[str, float]:
     """Steps until `until`, logging, periodic eval/checkpoints; returns timing figures."""
-    from tqdm import tqdm
-
     cfg = trainer.cfg
     images = 0
     start = time.perf_counter()

@@ -22,6 +22,7 @@ from trainer.engine.session import RunResult
 from trainer.federated.config import FederatedConfig
 from trainer.federated.sites import Site, load_sites
 from trainer.runlog import RunDir
+from trainer.sam2_ft.overlays import draw_overlays, predict_for_overlays
 from trainer.sam2_ft.pipeline import build
 
 
@@ -43,6 +44,7 @@ def run(cfg: FederatedConfig) -> RunResult:
 
 def simulate(cfg: FederatedConfig, model: torch.nn.Module, dataset: dict[str, Any]) -> None:
     """Flower's Simulation Engine: one virtual SuperNode per client."""
+    # lazy: Flower only for the simulation, not for a deployment or `federated --help`
     from flwr.simulation import run_simulation
 
     from trainer.federated.client_app import make_client_app
@@ -93,8 +95,6 @@ def describe(sites: list[Site]) -> dict[str, Any]:
 
 def draw(cfg: FederatedConfig, run_dir: RunDir, sites: list[Site]) -> None:
     """overlays/: the base model vs the global model on validation images, taken from each client in turn."""
-    from trainer.sam2_ft.overlays import draw_overlays, predict_for_overlays
-
     samples = [site.val[i] for i in range(max(map(lambda s: len(s.val), sites))) for site in sites
                if i < len(site.val)][:cfg.overlays]
     if not samples:

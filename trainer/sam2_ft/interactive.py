@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from sam2.modeling.sam2_utils import sample_one_point_from_error_center
 
 REPORTED_CLICKS = (1, 2, 3, 5, 10)
 NOC_THRESHOLDS = (0.85, 0.90)
@@ -34,8 +35,6 @@ def next_clicks(truth: np.ndarray, pred: np.ndarray | None) -> tuple[np.ndarray,
     """One click per object (truth, pred: N x H x W bool; pred None before the first click): N x 1 x 2 (x, y) pixel
     coordinates and N x 1 labels (1 positive, 0 negative), by sam2's error-centre rule. Each object's errors are
     measured inside the box around its truth and prediction (plus one pixel), not over the whole image."""
-    from sam2.modeling.sam2_utils import sample_one_point_from_error_center
-
     coords = np.zeros((len(truth), 1, 2), dtype=np.float32)
     labels = np.ones((len(truth), 1), dtype=np.int32)
     for i, gt in enumerate(truth):

@@ -18,6 +18,7 @@ TARGETS = r"image_encoder\.trunk\.blocks\.\d+\.attn\.(qkv|proj)"  # sam2/modelin
 
 
 def _lora_layers(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    # lazy: peft only for LoRA runs
     from peft.tuners.lora import LoraLayer
 
     return {name: module for name, module in model.named_modules() if isinstance(module, LoraLayer)}
@@ -32,6 +33,7 @@ def add_lora(model: torch.nn.Module, rank: int, alpha: float | None = None) -> l
 
     lora_B starts at zero (peft's default), so the model's outputs are unchanged until it trains.
     """
+    # lazy: peft only for LoRA runs
     from peft import LoraConfig
     from peft.functional import inject_adapter_in_model
 
@@ -62,6 +64,7 @@ def merged_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def adapter_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The adapters alone (for the resume state)."""
+    # lazy: peft only for LoRA runs
     from peft.functional import get_peft_model_state_dict
 
     return {k: v.detach().clone() for k, v in get_peft_model_state_dict(model, adapter_name=ADAPTER).items()}
@@ -70,6 +73,7 @@ def adapter_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def restore_adapters(model: torch.nn.Module, state: dict[str, torch.Tensor] | None) -> None:
     """Resume: the model was rebuilt from the merged weights; load the adapters and take their update back out of
     the base weights (peft's own unmerge), so base + adapter is again what was trained."""
+    # lazy: peft only for LoRA runs
     from peft.functional import set_peft_model_state_dict
 
     if not state:

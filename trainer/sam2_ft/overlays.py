@@ -42,6 +42,7 @@ def predict_for_overlays(model: torch.nn.Module, samples: list[Sample], seed: in
 
 
 def _panel(ax, sample: Sample, shown: Shown, title: str) -> None:
+    # lazy: scikit-image only when drawing
     from skimage.segmentation import find_boundaries
 
     colours = np.random.default_rng(0).uniform(0.2, 1.0, size=(max(len(shown.masks), 1), 3))
@@ -61,6 +62,7 @@ def _panel(ax, sample: Sample, shown: Shown, title: str) -> None:
 def draw_overlays(samples: list[Sample], base: list[Shown], tuned: list[Shown], folder: str | Path,
                   titles: tuple[str, str] = ("base", "fine-tuned")) -> list[Path]:
     """One PNG per sample in `folder`: overlays/val_<i>.png."""
+    # lazy: matplotlib only when drawing (seconds to import)
     import matplotlib
 
     matplotlib.use("Agg")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from sam2.modeling.sam2_utils import mask_to_box
 
 from trainer.data.instances import interior_point
 
@@ -78,8 +79,6 @@ def center_points(masks: torch.Tensor) -> Prompts:
 
 def boxes(masks: torch.Tensor) -> torch.Tensor:
     """Tight boxes N x 4 (x0, y0, x1, y1), sam2's own mask_to_box."""
-    from sam2.modeling.sam2_utils import mask_to_box
-
     return mask_to_box(masks).view(-1, 4).float()
 
 

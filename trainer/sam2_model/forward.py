@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from sam2.utils.transforms import SAM2Transforms
 
 from trainer.sam2_model.point_decoder import PointDecoder
 
@@ -45,8 +46,6 @@ class Features:
 
 @functools.lru_cache(maxsize=4)
 def _transforms(resolution: int):
-    from sam2.utils.transforms import SAM2Transforms
-
     return SAM2Transforms(resolution=resolution, mask_threshold=0.0)
 
 

@@ -14,16 +14,18 @@ instead of loading a half-random model). tests/test_hub_transformers.py checks t
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 import yaml
 
-from trainer.checkpoint import CheckpointError, WEIGHTS_NAME, load_weights, save_weights
+from trainer.checkpoint import WEIGHTS_NAME, CheckpointError, load_weights, save_weights
 from trainer.sam2_model.spec import CONFIGS, MODEL_CONFIG_NAME, Sam2Spec
 
 HF_CONFIG_NAME = "config.json"
@@ -197,17 +199,13 @@ def hf_to_sam2(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def _sam2_yaml(size: str) -> dict[str, Any]:
     """The packaged sam2.1 config of `size` (plain YAML; hydra is not needed to read it)."""
-    import sam2
-    import yaml
-
+    import sam2  # lazy: sam2 imports hydra and initialises its configs (seconds)
 
     return yaml.safe_load((Path(sam2.__file__).parent / CONFIGS[size]).read_text())["model"]
 
 
 def _hiera(size: str) -> dict[str, Any]:
     """Hiera's arguments for `size`: its signature's defaults (base_plus sets few) overlaid with the config's."""
-    import inspect
-
     from sam2.modeling.backbones.hieradet import Hiera
 
     args = {name: p.default for name, p in inspect.signature(Hiera.__init__).parameters.items()
@@ -365,8 +363,6 @@ def read_hf_folder(folder: str | Path, memory_from: Mapping[str, torch.Tensor] |
     if config["model_type"] == "sam2" and not any(k.startswith(SAM2_MEMORY_PREFIXES) for k in state):
         if memory_from is None:
             raise FormatError(f"{folder}: an image-only transformers Sam2Model checkpoint has no video-memory weights")
-        import warnings
-
         warnings.warn(f"{folder.name}: an image-only transformers Sam2Model checkpoint; sam2's video-memory modules "
                       "keep their initial weights (image prediction does not use them)", stacklevel=2)
         state.update({k: v for k, v in memory_from.items() if k.startswith(SAM2_MEMORY_PREFIXES)})

@@ -21,6 +21,7 @@ def build_model(spec: Sam2Spec, weights: str | Path | None = None, device: str |
                 train: bool = False, overrides: Sequence[str] = ()) -> torch.nn.Module:
     """A SAM2Base from the packaged config; weights: None (random init), a file, a folder, or a Hub id.
     `overrides`: more hydra overrides (the video trainer builds sam2's SAM2Train / SAM2VideoPredictor this way)."""
+    # lazy: sam2 imports hydra and registers its configs (seconds); only when a model is built
     from sam2.build_sam import build_sam2
 
     if spec.size not in CONFIGS:
@@ -55,6 +56,7 @@ def read_state_dict(weights: str | Path, spec: Sam2Spec | None = None,
 
 def _download_official(repo_id: str) -> str:
     """An official facebook/sam2* checkpoint from the Hub (sam2's own filename table)."""
+    # lazy: only when official weights are fetched
     from huggingface_hub import hf_hub_download
     from sam2.build_sam import HF_MODEL_ID_TO_FILENAMES
 
@@ -69,6 +71,7 @@ def _download_official(repo_id: str) -> str:
 
 def make_predictor(model: torch.nn.Module, **kwargs: Any):
     """SAM2ImagePredictor that also works for image sizes other than 1024."""
+    # lazy: sam2 imports hydra and registers its configs (seconds); only when a model is built
     from sam2.sam2_image_predictor import SAM2ImagePredictor
 
     predictor = SAM2ImagePredictor(model, **kwargs)
@@ -82,6 +85,7 @@ def make_mask_generator(model: torch.nn.Module, stock: bool = False, **kwargs: A
     """A SAM2AutomaticMaskGenerator (same arguments and output) whose predictor knows the model's image size:
     ours (trainer/sam2_model/automatic.py, several times faster on CPU; takes `progress`), or sam2's own with
     `stock=True`."""
+    # lazy: sam2 imports hydra and registers its configs (seconds); only when a model is built (and .automatic imports this module)
     from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
 
     from trainer.sam2_model.automatic import FastMaskGenerator

@@ -23,6 +23,7 @@ from trainer.data.instances import iou_matrix
 from trainer.data.sample import Sample, SegmentationDataset
 from trainer.sam2_model.model import inference_mode, make_mask_generator
 from trainer.semantic.labels import label_map, semantic_classes
+from trainer.semantic.model import load_folder
 
 METRICS = ("miou", "pixel_accuracy")
 
@@ -92,6 +93,4 @@ def automatic_baseline(sam2: torch.nn.Module, dataset: SegmentationDataset, clas
 
 def evaluate_folder(folder: str | Path, dataset: SegmentationDataset, device: str = "cpu") -> dict[str, float]:
     """`python -m trainer evaluate` for a semantic model: the keys of its summary's metrics["after"]."""
-    from trainer.semantic.model import load_folder
-
     return evaluate(load_folder(folder, device), dataset, progress=False)

@@ -40,6 +40,7 @@ def _paint_order(areas: np.ndarray) -> list[int]:
 
 def class_colors(n: int) -> list[str]:
     """n hex colours: background black, then matplotlib's tab20 (fixed, so a class keeps its colour everywhere)."""
+    # lazy: matplotlib only when drawing (seconds to import)
     from matplotlib import colormaps
     from matplotlib.colors import to_hex
 

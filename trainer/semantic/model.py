@@ -23,12 +23,16 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from segmentation_models_pytorch.base.heads import SegmentationHead
+from segmentation_models_pytorch.decoders.unet.decoder import UnetDecoderBlock
 
-from trainer.checkpoint import CheckpointError, WEIGHTS_NAME, check_keys, load_weights
-from trainer.sam2_model.forward import preprocess
-from trainer.sam2_model.model import CONFIGS, Sam2Spec, build_model as build_sam2_model, load_spec
-from trainer.semantic.labels import class_colors
+from trainer.checkpoint import WEIGHTS_NAME, CheckpointError, check_keys, load_weights
 from trainer.model_limits import check_image_size, check_semantic_head
+from trainer.sam2_model.forward import preprocess
+from trainer.sam2_model.model import CONFIGS, Sam2Spec
+from trainer.sam2_model.model import build_model as build_sam2_model
+from trainer.sam2_model.model import load_spec
+from trainer.semantic.labels import class_colors
 
 
 @dataclass
@@ -76,8 +80,6 @@ class UNetHead(torch.nn.Module):
 
     def __init__(self, num_classes: int, channels: list[int], fpn_channels: int = 256):
         super().__init__()
-        from segmentation_models_pytorch.base.heads import SegmentationHead
-        from segmentation_models_pytorch.decoders.unet.decoder import UnetDecoderBlock
 
         self.num_classes = num_classes
         self.project = torch.nn.ModuleList(torch.nn.Conv2d(fpn_channels, c, kernel_size=1) for c in self.SKIPS)

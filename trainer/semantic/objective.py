@@ -9,6 +9,7 @@ import contextlib
 
 import torch
 import torch.nn.functional as F
+from segmentation_models_pytorch.losses import DiceLoss
 
 from trainer.engine.feature_cache import FeatureCache
 from trainer.sam2_model.forward import Encoded, encode_images, preprocess
@@ -21,7 +22,6 @@ class SemanticLoss(torch.nn.Module):
 
     def __init__(self, ce_weight: float = 1.0, dice_weight: float = 1.0, class_weights: torch.Tensor | None = None):
         super().__init__()
-        from segmentation_models_pytorch.losses import DiceLoss
 
         self.ce_weight, self.dice_weight = ce_weight, dice_weight
         self.register_buffer("class_weights", class_weights, persistent=False)

@@ -23,6 +23,7 @@ def colorize(image: np.ndarray, labels: np.ndarray, colors: list[str], alpha: fl
 def draw_overlays(samples: list[Sample], predictions: list[np.ndarray], class_names: list[str], colors: list[str],
                   folder: str | Path) -> list[Path]:
     """One PNG per sample: overlays/val_<i>.png."""
+    # lazy: matplotlib only when drawing (seconds to import)
     import matplotlib
 
     matplotlib.use("Agg")

@@ -60,6 +60,7 @@ def read(path: Path | str) -> Index:
 
 
 def _open(path: str):
+    # lazy: Hugging Face datasets (and pyarrow) only for hf data; seconds to import
     import datasets
 
     if Path(path).exists():
@@ -79,6 +80,7 @@ def _open(path: str):
 
 
 def _columns(features: Any, source: str) -> tuple[str, str, str | None]:
+    # lazy: Hugging Face datasets (and pyarrow) only for hf data; seconds to import
     import datasets
 
     def inner(feature: Any) -> Any:
@@ -106,6 +108,7 @@ def _classes(dataset: Any, mask_col: str, class_col: str | None) -> tuple[list[s
     names = getattr(getattr(dataset.features[class_col], "feature", None), "names", None)
     if names:
         return list(names), {k: k for k in range(len(names))}
+    # lazy: Hugging Face datasets (and pyarrow) only for hf data; seconds to import
     import pyarrow.compute as pc
 
     column = dataset.with_format("arrow").data.column(class_col)

@@ -72,6 +72,7 @@ def label_map_to_instances(label: np.ndarray, semantic: bool) -> list[tuple[int,
     if not semantic:
         values, masks = InstanceMasks.from_label_map(label)
         return list(zip(values, masks.crops))
+    # lazy: scikit-image only for label maps
     from skimage.measure import label as connected_components
 
     out: list[tuple[int, Crop]] = []

@@ -142,6 +142,7 @@ def _rasterize(shape: dict, height: int, width: int) -> np.ndarray:
         x, y, w, h = (_num(shape.get(k)) for k in ("x", "y", "width", "height"))
         return polygons_to_mask([[x, y, x + w, y, x + w, y + h, x, y + h]], height, width)
     if kind in ("circle", "ellipse"):
+        # lazy: scikit-image only for VIA ellipses
         from skimage.draw import ellipse
 
         cx, cy = _num(shape.get("cx")), _num(shape.get("cy"))
