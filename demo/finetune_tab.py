@@ -151,7 +151,7 @@ def open_compare(start_ref: str, mine: str | None, token: str | None) -> tuple:
     if not mine or not token:
         return gr.Tabs(), gr.Dropdown(), gr.Dropdown(), gr.File(), gr.Dropdown()
     session = sessions.folder(token)
-    held = train_job.held_out_ids(session, my_data.to_dataset(session))
+    held = train_job.held_out_ids(session, my_data.to_dataset(session), _session_model(session, mine)[1])
     image = my_data.data_dir(session) / "images" / f"{held[0]}.png" if held else None
     picker = gr.Dropdown(choices=[models.BASE_REF, *models.local_models("sam2"), *_my_models(session)])
     return (gr.Tabs(selected="compare"), gr.Dropdown(value=start_ref or models.BASE_REF), gr.Dropdown(value=mine),

@@ -10,7 +10,6 @@ frozen encoder and its feature cache, and a step count sized to the data.
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import shutil
@@ -24,7 +23,10 @@ from pathlib import Path
 from typing import Iterator
 
 from demo import my_data, sessions, settings
+from trainer import options
 from trainer.data.export import write_coco
+from trainer.runlog import RunDir
+from trainer.sam2_ft.config import Sam2TrainConfig
 
 VAL_FRACTION = 0.2
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -84,19 +86,22 @@ class Start:
 TAB_CLICKS = 3  # the interactive evaluation's clicks the tab shows (mIoU after 1 and 3 clicks): no more to simulate
 
 
-def command(data: Path, out: Path, start: Start, steps: int) -> list[str]:
-    """The CLI call: the trainer's default recipe (loss, prompt types, lr), encoder frozen with its feature cache;
-    fewer objects, corrective clicks and cached views per step than its defaults (one view: each view is an encoder
-    pass at 1024 px, the largest share of a short job), and a cheap automatic-mask evaluation, so a job fits a CPU
-    Space's minutes."""
-    weights = ["--weights", start.weights] if start.weights else ["--no-pretrained"]
-    return [sys.executable, "-m", "trainer", "sam2", "--data", str(data), "--out", str(out), *weights,
-            "--size", start.size, "--image-size", str(start.image_size), "--steps", str(steps),
-            "--freeze", "image_encoder", "--feature-cache", "--cache-views", "1", "--correction-clicks", "2",
-            "--max-objects", "4", "--warmup-steps", str(max(1, steps // 10)),
-            "--auto-points-per-side", "4", "--eval-images", "0", "--eval-clicks", str(TAB_CLICKS), "--overlays", "0",
-            "--save-every", str(steps),
-            "--no-progress", "--val-fraction", str(VAL_FRACTION), "--seed", "0"]
+def recipe(data: Path, out: Path, start: Start, steps: int) -> Sam2TrainConfig:
+    """The trainer's default recipe (loss, prompt types, lr), encoder frozen with its feature cache; fewer objects,
+    corrective clicks and cached views per step than its defaults (one view: each view is an encoder pass at 1024
+    px, the largest share of a short job), and a cheap automatic-mask evaluation, so a job fits a CPU Space's
+    minutes."""
+    return Sam2TrainConfig(
+        data=str(data), out=str(out), weights=start.weights, no_pretrained=start.weights is None, size=start.size,
+        image_size=start.image_size, steps=steps, freeze="image_encoder", feature_cache=True, cache_views=1,
+        correction_clicks=2, max_objects=4, warmup_steps=max(1, steps // 10), auto_points_per_side=4,
+        eval_images=0, eval_clicks=TAB_CLICKS, overlays=0, save_every=steps, progress=False,
+        val_fraction=VAL_FRACTION, seed=0)
+
+
+def command(cfg: Sam2TrainConfig) -> list[str]:
+    """The child's command line: the recipe's flags, generated from the config dataclass."""
+    return [sys.executable, "-m", "trainer", "sam2", *options.to_argv(cfg)]
 
 
 def _acquire(session: str | None = None) -> None:
@@ -163,7 +168,8 @@ def train(session: Path, start: Start, steps: int = 0, poll_s: float = 0.5) -> I
         write_coco(dataset, work / "data")
         out = sessions.models_dir(session) / name  # the run folder is the session's model (model_config + weights)
         log = (work / "train.log").open("w")
-        proc = subprocess.Popen(command(work / "data", out, start, steps), cwd=REPO_ROOT, env=child_env(),
+        cfg = recipe(work / "data", out, start, steps)
+        proc = subprocess.Popen(command(cfg), cwd=REPO_ROOT, env=child_env(),
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         _limit(proc.pid)
         began = time.monotonic()
@@ -182,10 +188,10 @@ def train(session: Path, start: Start, steps: int = 0, poll_s: float = 0.5) -> I
             tail = (work / "train.log").read_text(errors="replace").strip().splitlines()[-1:]
             raise ValueError(f"training failed: {tail[0] if tail else f'exit code {proc.returncode}'}")
         shutil.rmtree(out / "state", ignore_errors=True)  # resume state: not needed, and it counts against the quota
-        summary = json.loads((out / "summary.json").read_text())
+        summary = RunDir(out, create=False).read_summary()
         losses, finished = _losses(out), True
         yield Progress(steps, steps, losses[-1][1] if losses else None, time.monotonic() - began, losses, True,
-                       summary, name, held_out_ids(session, dataset))
+                       summary, name, held_out_ids(session, dataset, out))
     finally:
         if proc is not None and proc.poll() is None:  # cancelled (generator closed) or failed while running
             _kill(proc)
@@ -195,16 +201,15 @@ def train(session: Path, start: Start, steps: int = 0, poll_s: float = 0.5) -> I
 
 
 def _losses(run: Path) -> list[tuple[int, float]]:
-    path = run / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip().endswith("}")]
-    return [(r["step"], r["loss"]) for r in records if "loss" in r and "phase" not in r]
+    """The training losses logged so far (the run's own reader leaves out a line still being written)."""
+    return [(r["step"], r["loss"]) for r in RunDir(run, create=False).read_metrics() if "loss" in r and "phase" not in r]
 
 
-def held_out_ids(session: Path, dataset) -> list[str]:
-    """Images the model did not train on: those without masks, then the trainer's validation split (the same
-    seeded split of the same images in the same order as the exported COCO folder)."""
+def held_out_ids(session: Path, dataset, run: Path) -> list[str]:
+    """Images the model of run folder `run` did not train on: those without masks, then the trainer's validation
+    split (the dataset's own seeded split, with the fraction and seed of the run's config.yaml, of the same images
+    in the same order as the COCO folder)."""
+    cfg = Sam2TrainConfig.from_dict(RunDir(run, create=False).read_config())
     unlabelled = [e["id"] for e in my_data.read_index(session)["images"] if not e["masks"]]
-    _, val = dataset.split(VAL_FRACTION, 0)
+    _, val = dataset.split(cfg.val_fraction, cfg.seed)
     return unlabelled + [Path(ref.source).stem for ref in val.refs]

@@ -80,3 +80,18 @@ def test_cli_bad_options_and_data_are_one_line_errors(tmp_path, capsys):
     missing = tmp_path / "no_such_dataset"
     assert main(["sam2", "--data", str(missing), "--out", str(tmp_path / "b"), *FAST]) == 2
     assert str(missing) in capsys.readouterr().err
+
+
+def test_a_config_round_trips_through_its_flags(tmp_path):
+    """options.to_argv (what the Space's Fine-tune job passes its child) is the inverse of the generated flags."""
+    from demo import train_job
+    from trainer import options
+    from trainer.sam2_ft.config import Sam2TrainConfig
+
+    cfg = train_job.recipe(tmp_path / "data", tmp_path / "out", train_job.Start(None, "tiny", 256), steps=20)
+    argv = options.to_argv(cfg)
+    assert "--no-pretrained" in argv and "--no-progress" in argv and "--weights" not in argv
+    args = build_parser().parse_args(["sam2", *argv])
+    assert options.from_args(Sam2TrainConfig, args) == cfg
+    started = train_job.recipe(tmp_path / "data", tmp_path / "out", train_job.Start("runs/x", "small", 512), 30)
+    assert options.from_args(Sam2TrainConfig, build_parser().parse_args(["sam2", *options.to_argv(started)])) == started

@@ -43,6 +43,28 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, aliases: dict[str,
             parser.add_argument(*flags, type=kind, default=None, choices=f.metadata.get("choices"), help=described)
 
 
+def to_argv(config: Any) -> list[str]:
+    """The flags that give `config` from its class's defaults (the inverse of add_arguments + from_args): what a
+    program that starts a trainer in a child process passes, built from the config dataclass, not by hand."""
+    argv: list[str] = []
+    for f in fields(config):
+        value, default = getattr(config, f.name), _default(f)
+        if value == default or f.metadata.get("cli", True) is False:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(default, bool) and f.name.startswith("no_"):
+            if not value:
+                raise ValueError(f"{flag} is a switch: it cannot be turned off once its default is on")
+            argv.append(flag)
+        elif isinstance(default, bool):
+            argv.append(flag if value else "--no-" + flag[2:])
+        elif isinstance(value, list):
+            argv += [flag, *map(str, value)] if value else []
+        else:
+            argv += [flag, str(value)]
+    return argv
+
+
 def from_args(cls: type[C], args: argparse.Namespace, base: C | None = None) -> C:
     """Defaults (or a resumed run's saved config), overridden by the flags actually given."""
     config = asdict(base if base is not None else cls())  # type: ignore[call-overload]

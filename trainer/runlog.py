@@ -25,10 +25,12 @@ from trainer.checkpoint import STATE_NAME, atomic_write
 
 
 class RunDir:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, create: bool = True):
+        """create=False: only read a run folder (another process's, perhaps still running)."""
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
-        self.overlays.mkdir(exist_ok=True)
+        if create:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self.overlays.mkdir(exist_ok=True)
 
     # Well-known paths -----------------------------------------------------------------------------------------
     config_path = property(lambda self: self.path / "config.yaml")
@@ -62,9 +64,15 @@ class RunDir:
             f.write(json.dumps({"time": round(time.time(), 3), **_plain(record)}) + "\n")
 
     def read_metrics(self) -> list[dict[str, Any]]:
+        """Every record; a last line still being written (a live run read from outside) is left out."""
         if not self.metrics_path.exists():
             return []
-        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+        text = self.metrics_path.read_text()
+        complete = text if text.endswith("\n") else text[:text.rfind("\n") + 1]
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
+
+    def read_summary(self) -> dict[str, Any]:
+        return json.loads(self.summary_path.read_text())
 
     def truncate_metrics(self, after_step: int, step_key: str = "step") -> None:
         """On resume: drop records logged after the checkpoint's step so the curves don't repeat steps."""

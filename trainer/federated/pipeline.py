@@ -8,7 +8,6 @@ config directly instead of through a Flower run config.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import time
@@ -36,7 +35,7 @@ def run(cfg: FederatedConfig) -> RunResult:
     # bad weights fail here, before Ray starts; the simulation's ServerApp (same process) starts from this model
     model = build(cfg, run_dir.weights_path if cfg.resume else cfg.base_weights, torch.device("cpu"))
     simulate(cfg, model, describe(sites))
-    summary = json.loads(run_dir.summary_path.read_text())
+    summary = run_dir.read_summary()
     if summary["status"] == "finished" and cfg.overlays > 0:
         draw(cfg, run_dir, sites)
     return RunResult(run_dir.path, summary["status"], summary)

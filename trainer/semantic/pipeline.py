@@ -53,7 +53,7 @@ def run(cfg: SemanticTrainConfig, dataset: SegmentationDataset | None = None) ->
         before, baseline = logged.get("before", {}), logged.get("baseline", {}).get("baseline", {})
     else:
         before, baseline = eval_now(0, "before"), {}
-        if cfg.eval and cfg.baseline and world.main:  # the base SAM2, before its encoder trains (--freeze none)
+        if cfg.eval and cfg.baseline and cfg.auto_points_per_side > 0 and world.main:  # the base SAM2 (0: skipped)
             baseline = automatic_baseline(sam2, val_set, spec.class_names, cfg.eval_images, cfg.auto_points_per_side,
                                           cfg.auto_thresholds, cfg.progress)
             run_dir.log({"step": 0, "phase": "baseline", "baseline": baseline})
