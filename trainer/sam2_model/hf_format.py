@@ -206,6 +206,7 @@ def _sam2_yaml(size: str) -> dict[str, Any]:
 
 def _hiera(size: str) -> dict[str, Any]:
     """Hiera's arguments for `size`: its signature's defaults (base_plus sets few) overlaid with the config's."""
+    # lazy: sam2 imports hydra and registers its configs (seconds)
     from sam2.modeling.backbones.hieradet import Hiera
 
     args = {name: p.default for name, p in inspect.signature(Hiera.__init__).parameters.items()
@@ -237,6 +238,7 @@ def hf_config(size: str, image_size: int, video: bool = True) -> Any:
     """transformers' config of a segkit sam2.1 model (size, input size): Sam2VideoConfig (video=True, every tensor)
     or Sam2Config (the image model). The prompt encoder, decoder and memory settings are sam2.1's, which are
     transformers' defaults."""
+    # lazy: transformers only for its layout (seconds to import)
     from transformers import Sam2Config, Sam2VideoConfig
 
     check_image_size(image_size)
@@ -263,6 +265,7 @@ def spec_from_hf_config(config: Mapping[str, Any], source: str = HF_CONFIG_NAME)
     if config.get("model_type") not in HF_MODEL_TYPES.values():
         raise FormatError(f"{source}: model_type {config.get('model_type')!r} is not a SAM2 model "
                           f"(expected one of {', '.join(HF_MODEL_TYPES.values())})")
+    # lazy: transformers only for its layout (seconds to import)
     from transformers import CONFIG_MAPPING
 
     try:  # transformers fills what the file leaves out with its defaults, so compare its reading of the file
@@ -306,6 +309,7 @@ def is_hf_folder(folder: str | Path) -> bool:
 def _expected_hf_shapes(config: Any) -> dict[str, tuple[int, ...]]:
     """The keys and shapes of the transformers model `config` describes (Sam2VideoModel or Sam2Model), built on the
     meta device (no memory, no init cost)."""
+    # lazy: transformers only for its layout (seconds to import)
     from transformers import Sam2Model, Sam2VideoModel
 
     with torch.device("meta"):
@@ -328,6 +332,7 @@ def write_hf_folder(state: Mapping[str, torch.Tensor], size: str, image_size: in
     """config.json, model.safetensors and the processor config of a sam2 state dict, in `folder` (created):
     Sam2VideoModel's (video=True, every tensor) or Sam2Model's (the image part). Checked key by key against
     transformers' model before anything is written."""
+    # lazy: transformers only for its layout (seconds to import)
     from transformers import Sam2ImageProcessor, Sam2Processor
 
     config = hf_config(size, image_size, video)
