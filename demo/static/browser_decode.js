@@ -305,6 +305,7 @@
   function install() {
     if (S.installed) return;
     S.installed = true;
+    document.addEventListener("dragstart", (event) => { if (onImage(event)) event.preventDefault(); }, true);  // a box
     document.addEventListener("pointerdown", (event) => {
       if (!onImage(event) || event.button !== 0) return;
       const at = pixel(event);
