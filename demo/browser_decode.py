@@ -158,5 +158,5 @@ def script() -> str:
 
 
 def static_paths() -> list[Path]:
-    """The folders Gradio serves as they are: the vendored runtime."""
+    """The folders Gradio serves as they are: the vendored runtime (only its files are in it)."""
     return [ort_assets.DIR]

@@ -26,15 +26,17 @@ FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threade
 DIR = Path(__file__).resolve().parent / "static" / "ort"
 
 
-def ready(folder: Path = DIR) -> bool:
-    """Whether this version's files are all in `folder`."""
+def ready(folder: Path | None = None) -> bool:
+    """Whether this version's files are all in `folder` (default DIR)."""
+    folder = folder or DIR
     return (folder / "VERSION").is_file() and (folder / "VERSION").read_text().strip() == VERSION \
         and all((folder / name).is_file() for name in FILES)
 
 
-def fetch(folder: Path = DIR, timeout: float = 120.0) -> Path:
+def fetch(folder: Path | None = None, timeout: float = 120.0) -> Path:
     """Download the pinned tarball, check its integrity and unpack FILES into `folder` (written aside, then renamed:
     an interrupted fetch leaves no half set)."""
+    folder = folder or DIR
     with urllib.request.urlopen(TARBALL, timeout=timeout) as response:
         blob = response.read()
     algo, expected = INTEGRITY.split("-", 1)
