@@ -86,8 +86,9 @@
       S.timings.embedding_ms = performance.now() - start;
       S.timings.embedding_bytes = buffer.byteLength;
       S.base = await snapshotBase();
-      S.basePixels = null;
+      S.layer = null;
       S.prompts = { points: [], box: null, corner: null };
+      S.decoded = null;
       S.ready = true;
       install();
       await decodeAndDraw(S.prompts);
@@ -200,17 +201,23 @@
   async function decodeAndDraw(prompts, job) {
     const empty = !prompts.box && !prompts.points.length;
     const start = performance.now();
-    const result = empty ? null : await decode(prompts);
+    // a click where the pointer rests commits the prompts its hover preview has just decoded: that mask is shown
+    const key = JSON.stringify([prompts.points, prompts.box, $("#prompt-multimask input")?.checked]);
+    const reused = !empty && S.decoded?.key === key;
+    const result = empty ? null : reused ? S.decoded.result : await decode(prompts);
+    if (result) S.decoded = { key, result };
     const decodeMs = performance.now() - start;
-    draw(prompts, result);
+    const drawn = JSON.stringify(prompts);
+    if (!(reused && S.drawn === drawn && $("#segkit-overlay"))) S.drawn = draw(prompts, result) ? drawn : null;
     S.seq += 1;
     S.last = { seq: S.seq, prompts: JSON.parse(JSON.stringify(prompts)), commit: !!(job && job.commit),
-               decode_ms: decodeMs, ms: job ? performance.now() - job.t0 : decodeMs,
+               decode_ms: decodeMs, reused, ms: job ? performance.now() - job.t0 : decodeMs,
                score: result ? result.score : null, pick: result ? result.pick : null,
                mask: result ? result.mask : null };
     if (job && job.commit) {
-      if (result) setInfo(`score ${result.score.toFixed(3)} | decoded in your browser ${decodeMs.toFixed(0)} ms ` +
-                          `(onnxruntime-web ${ort.env.versions?.web || ""}) | click to mask ${S.last.ms.toFixed(0)} ms`);
+      const how = reused ? "its hover preview" : `decoded in your browser ${decodeMs.toFixed(0)} ms`;
+      if (result) setInfo(`score ${result.score.toFixed(3)} | ${how} (onnxruntime-web ${ort.env.versions?.web || ""})` +
+                          ` | click to mask ${S.last.ms.toFixed(0)} ms`);
       $("#segkit-sync")?.click();
     }
   }
@@ -246,24 +253,21 @@
   }
   function draw(prompts, result) {
     const cv = overlay();
-    if (!cv) return;
-    const ctx = cv.getContext("2d", { willReadFrequently: true });
+    if (!cv) return false;
+    const ctx = cv.getContext("2d");
     const { width, height } = S.meta;
-    if (!S.basePixels) {  // the image's pixels, read once per image
-      ctx.drawImage(S.base, 0, 0, width, height);
-      S.basePixels = ctx.getImageData(0, 0, width, height);
-      S.layer = new ImageData(width, height);
-    }
-    const px = S.layer.data, [r, g, b] = COLORS.mask;
-    px.set(S.basePixels.data);
-    if (result) {
-      for (let i = 0, j = 0; i < result.mask.length; i++, j += 4) {
-        if (result.mask[i]) {
-          px[j] = (px[j] + r) >> 1; px[j + 1] = (px[j + 1] + g) >> 1; px[j + 2] = (px[j + 2] + b) >> 1;
-        }
+    ctx.drawImage(S.base, 0, 0, width, height);
+    if (result) {  // the mask as one translucent colour on a layer of its own, composited over the image
+      if (!S.layer) {
+        S.layer = new ImageData(width, height);
+        S.layerCanvas = new OffscreenCanvas(width, height);
       }
+      const [r, g, b] = COLORS.mask, colour = (128 << 24) | (b << 16) | (g << 8) | r;  // RGBA, little-endian
+      const px = new Uint32Array(S.layer.data.buffer), mask = result.mask;
+      for (let i = 0; i < mask.length; i++) px[i] = mask[i] ? colour : 0;
+      S.layerCanvas.getContext("2d").putImageData(S.layer, 0, 0);
+      ctx.drawImage(S.layerCanvas, 0, 0);
     }
-    ctx.putImageData(S.layer, 0, 0);
     const unit = Math.max(width, height) / 200;
     if (prompts.box) {
       const [x0, y0, x1, y1] = prompts.box;
@@ -274,6 +278,7 @@
       ctx.fillStyle = label === 1 ? COLORS.pos : label === 0 ? COLORS.neg : COLORS.box; ctx.fill();
       ctx.lineWidth = unit * 0.4; ctx.strokeStyle = "white"; ctx.stroke();
     }
+    return true;
   }
 
   // ---- pointer: image pixels as Gradio's select event rounds them; a click adds, a drag draws a box ------------
@@ -310,11 +315,13 @@
       if (!onImage(event) || event.button !== 0) return;
       const at = pixel(event);
       S.drag = at ? { from: at, moved: false } : null;
+      S.pressAt = at;  // the click's spot: a pointer event's fractional position, as the hover preview's
     }, true);
     document.addEventListener("pointermove", (event) => {
       if (!onImage(event)) return;
       const at = pixel(event);
-      if (!at) return;
+      if (!at || (S.hoverAt && at[0] === S.hoverAt[0] && at[1] === S.hoverAt[1] && !S.drag)) return;
+      S.hoverAt = at;
       if (S.drag && (event.buttons & 1)) {
         const [x0, y0] = S.drag.from;
         S.drag.moved = S.drag.moved || Math.hypot(at[0] - x0, at[1] - y0) > 4;
@@ -336,7 +343,8 @@
       event.stopPropagation();  // the page decodes: no server round trip for this click
       event.preventDefault();
       if (S.dragged) { S.dragged = false; return; }
-      const at = pixel(event);
+      const at = S.pressAt || pixel(event);  // a click event's position is rounded to whole CSS pixels
+      S.pressAt = null;
       const next = at && withClick(S.prompts, at);
       if (!next) { if (at) setInfo(`at most ${S.meta.max_points} points: undo or clear some first`); return; }
       S.prompts = next;
