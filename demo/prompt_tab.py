@@ -167,10 +167,11 @@ def browser_payload(path: str | None, model_ref: str, precision: str, info: str,
 @user_errors
 def sync_prompts(new: str, old: str, history: list, path: str | None, model_ref: str) -> tuple[str, list]:
     """A click decoded in the browser: its prompts, checked by the one parser (bounds, inside the image), become the
-    tab's prompts; the old ones go on the undo history."""
+    tab's prompts; the old ones go on the undo history. Outside the queue, like a ready click: it never loads or
+    decodes anything (an image not decoded yet is checked without its size; segment() checks it again)."""
     handle = models.loaded_sam2(model_ref)
-    shape = shown_image(path, handle.normalization)[0].shape if handle is not None and path else None
-    return P.parse(new, shape).to_json(), [*history, old or ""]
+    shown = _shown.get(_shown_key(path, handle.normalization)) if handle is not None and path else None
+    return P.parse(new, None if shown is None else shown[0].shape).to_json(), [*history, old or ""]
 
 
 def segment_unless_browser(browser: bool, path: str | None, prompts_json: str, model_ref: str, precision: str,
