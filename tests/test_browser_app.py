@@ -18,8 +18,9 @@ AIMS = ((0.35, 0.4), (0.6, 0.6))  # click positions as fractions of the shown im
 
 
 @contextlib.contextmanager
-def app_page(tmp_path) -> Iterator[tuple[dict, object]]:
-    """The app served from a fresh local hub, opened in headless Chromium: (running_app's dict, the page)."""
+def app_page(tmp_path, init_script: str | None = None) -> Iterator[tuple[dict, object]]:
+    """The app served from a fresh local hub, opened in headless Chromium: (running_app's dict, the page);
+    `init_script` runs in the page before its own scripts."""
     sync_api = pytest.importorskip("playwright.sync_api")
     from demo.testing import running_app
 
@@ -27,6 +28,8 @@ def app_page(tmp_path) -> Iterator[tuple[dict, object]]:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            if init_script:
+                page.add_init_script(init_script)
             page.goto(app["url"], wait_until="domcontentloaded")
             yield app, page
         finally:
@@ -34,12 +37,15 @@ def app_page(tmp_path) -> Iterator[tuple[dict, object]]:
 
 
 @pytest.mark.browser
-def test_upload_click_two_points_and_read_the_score(tmp_path):
-    with app_page(tmp_path) as (app, page):
+def test_without_webassembly_clicks_decode_on_the_server(tmp_path):
+    """The server path in a browser that cannot decode (no WebAssembly): a note says so, two clicks, a scored mask."""
+    with app_page(tmp_path, init_script="delete window.WebAssembly") as (app, page):
         page.locator("input[type=file]").first.set_input_files(app["image"])
         info = page.locator("#prompt-info textarea")
         value = "() => document.querySelector('#prompt-info textarea').value"
-        page.wait_for_function(f"({value})().includes('Click on the image')", timeout=60_000)
+        page.wait_for_function(f"({value})().includes('Clicks decode on the server: this browser has no "
+                               "WebAssembly')", timeout=120_000)
+        note = info.input_value()
         canvas = page.locator("#prompt-canvas img")
         canvas.wait_for(timeout=30_000)
         box = canvas.bounding_box()
@@ -55,6 +61,7 @@ def test_upload_click_two_points_and_read_the_score(tmp_path):
         page.locator("#prompt-json textarea").wait_for(timeout=10_000)
         clicks = page.locator("#prompt-json textarea").input_value()
         page.screenshot(path=str(tmp_path / "prompt_tab.png"), full_page=True)
+    assert "Click on the image" in note and "in your browser" not in note
     assert text.startswith("score ") and "decode" in text and "render" in text
     assert (tmp_path / "prompt_tab.png").stat().st_size > 10_000
     # the clicks landed where aimed, in the image's own pixels (the 128x128 test image is shown unscaled)

@@ -95,7 +95,8 @@
       return true;
     } catch (err) {
       S.note = `Clicks decode on the server: ${err.message || err}.`;
-      setInfo(S.note);
+      const info = $("#prompt-info textarea")?.value || "";
+      setInfo(`${info.replace(/ ?Clicks decode in your browser[^.]*\./, "")} ${S.note}`.trim());
       return false;
     }
   };
