@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from demo import models, ort_assets, settings
+from demo import models, ort_assets, sessions, settings
 from trainer.sam2_model import onnx_export
 
 log = logging.getLogger("segkit.demo")
@@ -63,8 +63,15 @@ def decoder(handle: models.Sam2Handle) -> BrowserDecoder:
     return handle.browser
 
 
+_folders: dict[str, Path] = {}  # model ref -> its decoder's folder in the spool
+
+
 def _decoder(handle: models.Sam2Handle) -> BrowserDecoder:
     out = spool() / secrets.token_hex(16) / onnx_export.DECODER_NAME
+    forget_folder = _folders.pop(handle.ref, None)  # the model's earlier load (Gradio's cache holds what it served)
+    if forget_folder is not None:
+        shutil.rmtree(forget_folder, ignore_errors=True)
+    _folders[handle.ref] = out.parent
     pushed = Path(handle.folder) / onnx_export.ONNX_DIR / onnx_export.DECODER_NAME if handle.folder else None
     if pushed is not None and pushed.is_file():
         out.parent.mkdir(parents=True)
@@ -123,6 +130,15 @@ def read_embedding(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     arrays = {name: np.frombuffer(blob, np.float16, int(np.prod(shape)), start + offset).reshape(shape)
               for name, shape, offset in header["arrays"]}
     return header, arrays
+
+
+def forget(ref_prefix: str) -> None:
+    """Delete the decoders of the models whose ref starts with `ref_prefix`: a closed session's models."""
+    for ref in [r for r in list(_folders) if r.startswith(ref_prefix)]:
+        shutil.rmtree(_folders.pop(ref), ignore_errors=True)
+
+
+sessions.on_close(forget)
 
 
 def _drop_old(max_age_s: float) -> None:

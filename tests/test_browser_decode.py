@@ -101,3 +101,14 @@ def test_prompts_from_the_page_go_through_the_one_parser():
     for bad in ('{"points": [[3, 4, 7]]}', '{"points": [[NaN, 4, 1]]}', "x" * 20_000):
         with pytest.raises(gr.Error):
             prompt_tab.sync_prompts(bad, "", [], None, "")
+
+
+def test_a_closed_sessions_decoders_are_deleted(tmp_path):
+    folder = tmp_path / "repo"
+    (folder / "onnx").mkdir(parents=True)
+    (folder / "onnx" / "decoder.onnx").write_bytes(b"graph")
+    handle = _handle(folder)
+    handle.ref = "session:abc/model"
+    path = browser_decode.decoder(handle).path
+    browser_decode.forget("session:abc")
+    assert not path.exists()
