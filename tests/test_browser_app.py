@@ -115,8 +115,9 @@ def _next_decode(page, commit: bool, action) -> None:
 @pytest.mark.browser
 def test_the_browser_decodes_clicks_hover_and_a_box_as_the_server_does(tmp_path):
     """A held-out photo (scikit-image's coffee cup) in the Prompt tab of a model without a repo onnx/ folder (exported
-    at load): one click (the best of 3 masks), a hover preview of a second, a dragged box; each mask the page drew
-    equals the server path's mask for the same prompts, and the prompts reached the server."""
+    at load): one click (the best of 3 masks), a hover preview of a second (sam2's single mask), a dragged box, then
+    multi-mask output (the best of 3 again); each mask the page drew equals the server path's mask for the same
+    prompts, and the prompts reached the server."""
     from PIL import Image
     from skimage import data
 
@@ -148,19 +149,25 @@ def test_the_browser_decodes_clicks_hover_and_a_box_as_the_server_does(tmp_path)
             page.mouse.up()
         _next_decode(page, True, drag)
         seen["box"] = _browser_mask(page, shape)
+        _next_decode(page, False, lambda: page.locator("#prompt-multimask input").check())  # the page redraws
+        seen["box, multi-mask"] = _browser_mask(page, shape)
+        multi_pick = page.evaluate("() => segkit.last.pick")
         page.get_by_text("Prompts (JSON").click()
         page.wait_for_function("() => { const t = document.querySelector('#prompt-json textarea');"
                                " return t && t.value.includes('\"box\": [') }", timeout=30_000)
         synced = json.loads(page.locator("#prompt-json textarea").input_value())
         page.screenshot(path=str(tmp_path / "browser_decode.png"), full_page=True)
         # the server path, as the app runs it (the same process: the same loaded model), on the same prompts
-        server = {name: np.asarray(prompt_tab.segment(str(photo), prompts, "me/sam2-ft", "fp32", False)[1]) > 0
+        server = {name: np.asarray(prompt_tab.segment(str(photo), prompts, "me/sam2-ft", "fp32",
+                                                      name.endswith("multi-mask"))[1]) > 0
                   for name, (_, prompts) in seen.items()}
     assert "Clicks decode in your browser" in info
     prompts = {name: json.loads(p) for name, (_, p) in seen.items()}
     assert len(prompts["click"]["points"]) == 1 and len(prompts["hover"]["points"]) == 2
     assert prompts["box"]["box"] is not None and not prompts["box"]["points"]
     assert synced["box"] == prompts["box"]["box"] and synced["points"] == []
+    assert seen["box, multi-mask"][1] == seen["box"][1]
+    assert multi_pick in (1, 2, 3)  # one of the 3 multimask outputs, not sam2's single mask (output 0)
     for name, (mask, _) in seen.items():
         assert 0.01 < mask.mean() < 0.99, name  # a real mask, not an empty or full frame that always agrees
         union = (mask | server[name]).sum()
