@@ -18,8 +18,10 @@ D2_TORCH=2.14.1   # the vendored wheel's C++ ABI matches this torch only
 SAM2=sam2==1.1.0
 
 # onnxruntime-web (the Prompt tab's in-browser decoder), pinned and integrity-checked, from the npm registry; before
-# the stamp check, so a fresh clone whose venv is up to date still gets it (a no-op when present).
-"$PY" demo/ort_assets.py
+# the stamp check, so a fresh clone whose venv is up to date still gets it (a no-op when present). Without it the
+# app still runs and decodes clicks on the server (it says so); tests/test_browser_decode.py fails, naming this step.
+"$PY" demo/ort_assets.py || echo "setup: onnxruntime-web was not fetched (above); the Prompt tab will decode" \
+  "clicks on the server. Retry: $PY demo/ort_assets.py" >&2
 
 stamp_now=$(cat setup.sh requirements.txt requirements-stack.txt | sha256sum | cut -d' ' -f1)
 if [ -f "$VENV/.setup-stamp" ] && [ "$(cat "$VENV/.setup-stamp")" = "$stamp_now" ]; then
