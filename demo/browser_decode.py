@@ -12,18 +12,21 @@ installed, an export that fails) leaves the clicks on the server, with a note sa
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import secrets
 import shutil
 import struct
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from demo import models, ort_assets, sessions, settings
 from trainer.sam2_model import onnx_export
@@ -54,13 +57,27 @@ def unavailable() -> str | None:
     return None
 
 
+_export_lock = threading.Lock()  # one export at a time (tens of seconds of CPU at 1024 px)
+
+
 def decoder(handle: models.Sam2Handle) -> BrowserDecoder:
     """`handle`'s decoder for the browser, exported once per loaded model (a repo's own export is used as is)."""
     if handle.browser is None:
-        with handle.lock:  # the export traces the model: not while a click runs it
+        with _export_lock:
             if handle.browser is None:
                 handle.browser = _decoder(handle)
     return handle.browser
+
+
+def _decoder_parts(handle: models.Sam2Handle) -> torch.nn.Module:
+    """A copy of what the export reads of the model (its prompt encoder and mask decoder), taken under the model's
+    lock: the export traces the copy while clicks go on with the shared model."""
+    parts = torch.nn.Module()
+    with handle.lock:
+        parts.sam_prompt_encoder = copy.deepcopy(handle.model.sam_prompt_encoder)
+        parts.sam_mask_decoder = copy.deepcopy(handle.model.sam_mask_decoder)
+    parts.image_size = handle.model.image_size
+    return parts.eval()
 
 
 _folders: dict[str, Path] = {}  # model ref -> its decoder's folder in the spool
@@ -79,7 +96,7 @@ def _decoder(handle: models.Sam2Handle) -> BrowserDecoder:
         return BrowserDecoder(out, "the repo's onnx/decoder.onnx")
     start = time.perf_counter()
     try:
-        onnx_export.export_decoder(handle.model, out)
+        onnx_export.export_decoder(_decoder_parts(handle), out)
     except onnx_export.ExportError as err:
         log.warning("%s: no browser decoding: %s", handle.ref, err)
         return BrowserDecoder(None, "this model's ONNX export failed (see the server log)")
