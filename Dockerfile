@@ -22,6 +22,7 @@ ARG PIP_EXTRA_INDEX_URL=https://pypi.org/simple
 ARG D2_SOURCE=
 # Only the install's inputs first, so editing the code does not redo the (long) install layer.
 COPY --chown=user setup.sh requirements-stack.txt requirements.txt ./
+COPY --chown=user demo/ort_assets.py demo/
 RUN VENV=/home/user/venv PYTHON=python3.11 PIP_NO_CACHE_DIR=1 ./setup.sh
 
 COPY --chown=user . .

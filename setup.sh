@@ -5,6 +5,7 @@
 # detectron2 0.6 declares iopath<0.1.10 while sam2 needs >=0.1.10; 0.1.10 serves both (the tests run both), so that
 # stale pin is dropped from detectron2's wheel metadata before installing: no resolver error, `pip check` clean.
 # Idempotent: a stamp of the requirement files skips everything when nothing changed.
+# Also fetches onnxruntime-web's WebAssembly build into demo/static/ort/ (demo/ort_assets.py).
 # Env: VENV (default .venv), PYTHON (python3.11), VENDOR (a folder with detectron2's wheel / source, ../shared/vendor),
 # D2_SOURCE (what pip builds detectron2 from when VENDOR has no usable wheel: default the vendored source, else git).
 set -euo pipefail
@@ -15,6 +16,12 @@ VENDOR=${VENDOR:-../shared/vendor}
 D2_COMMIT=02b5c4e295e990042a714712c21dc79b731e8833
 D2_TORCH=2.14.1   # the vendored wheel's C++ ABI matches this torch only
 SAM2=sam2==1.1.0
+
+# onnxruntime-web (the Prompt tab's in-browser decoder), pinned and integrity-checked, from the npm registry; before
+# the stamp check, so a fresh clone whose venv is up to date still gets it (a no-op when present). Without it the
+# app still runs and decodes clicks on the server (it says so); tests/test_browser_decode.py fails, naming this step.
+"$PY" demo/ort_assets.py || echo "setup: onnxruntime-web was not fetched (above); the Prompt tab will decode" \
+  "clicks on the server. Retry: $PY demo/ort_assets.py" >&2
 
 stamp_now=$(cat setup.sh requirements.txt requirements-stack.txt | sha256sum | cut -d' ' -f1)
 if [ -f "$VENV/.setup-stamp" ] && [ "$(cat "$VENV/.setup-stamp")" = "$stamp_now" ]; then

@@ -95,6 +95,8 @@ class Sam2Handle:
     predictor: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     normalization: str | None = None  # recorded at training time; uploads are brought to uint8 RGB the same way
+    folder: Any = None  # the model's folder (None for the base model): a repo's onnx/decoder.onnx is read from it
+    browser: Any = None  # its decoder for the visitor's browser, once asked for (demo/browser_decode.py)
 
 
 @dataclass
@@ -167,15 +169,15 @@ def _load_base(dev: torch.device) -> tuple[torch.nn.Module, Any, str]:
 
 
 def _load(ref: str, kind: str, dev: torch.device) -> tuple[Any, str | None]:
-    """(what the kind's loader returns, the recorded input normalisation); sam2 gives (model, spec, note)."""
+    """(what the kind's loader returns, the recorded input normalisation); sam2 gives (model, spec, note, folder)."""
     if kind == "sam2" and ref == BASE_REF:
-        return _load_base(dev), None
+        return (*_load_base(dev), None), None
     folder = access.model_folder(ref, kind)  # a public Space refuses server paths and checks Hub repos first
     loaded = load_model(folder, kind=kind, device=str(dev))
     if kind == "sam2":
         model, spec = loaded
         converted = "" if (folder / "model_config.yaml").is_file() else ", converted from transformers' format"
-        loaded = model, spec, f"{ref} (sam2.1 {spec.size}, image size {spec.image_size}{converted})"
+        loaded = model, spec, f"{ref} (sam2.1 {spec.size}, image size {spec.image_size}{converted})", folder
     return loaded, recorded_normalization(folder)
 
 
@@ -184,8 +186,8 @@ def get_sam2(ref: str) -> Sam2Handle:
     ref = (ref or BASE_REF).strip()
 
     def load() -> Sam2Handle:
-        (model, spec, note), normalization = _load(ref, "sam2", device())
-        handle = Sam2Handle(ref, model.eval(), spec, note, normalization=normalization)
+        (model, spec, note, folder), normalization = _load(ref, "sam2", device())
+        handle = Sam2Handle(ref, model.eval(), spec, note, normalization=normalization, folder=folder)
         handle.predictor = make_predictor(handle.model)
         return handle
 
@@ -216,7 +218,13 @@ def loaded_sam2(ref: str) -> Sam2Handle | None:
 
 def embedding_ready(handle: Sam2Handle, key: str, precision_name: str) -> bool:
     """Whether a click on this image needs only the prompt decoder (its embedding is cached)."""
-    return _embeddings.get((key, handle.ref, resolve_precision(precision_name).name)) is not None
+    return embedding_state(handle, key, precision_name) is not None
+
+
+def embedding_state(handle: Sam2Handle, key: str, precision_name: str) -> dict[str, Any] | None:
+    """The cached embedding of image `key` (a visitor key: demo/prompt_tab.visitor_key) for this model and
+    precision, or None."""
+    return _embeddings.get((key, handle.ref, resolve_precision(precision_name).name))
 
 
 def resolve_precision(name: str) -> prec.Precision:

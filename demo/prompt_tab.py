@@ -4,6 +4,12 @@ A click answers straight away, outside the queue, only when everything it needs 
 decoded and its embedding cached; then it runs only the prompt decoder (tens of ms). Otherwise it hands over to a
 queued step in the clicks' own concurrency group ("click", SEGKIT_CLICK_CONCURRENCY), so no click can make the server
 decode, load or embed outside the queue's bounds.
+
+In the browser (demo/browser_decode.py, demo/static/browser_decode.js): once an upload is embedded, the page fetches the
+model's ONNX decoder and the visitor's own embedding and decodes every click, box and hover itself with
+onnxruntime-web; a click then only sends the new prompts (checked by the same parser) so Undo, the API and the
+Fine-tune tab see them. Without WebAssembly, the vendored runtime or an export, clicks stay on the server (a note says
+so); the server path is also the API's (`segment`).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from demo import models, prompts as P, render, settings
+from demo import browser_decode, models, prompts as P, render, settings
 from demo.errors import user_errors
 from demo.images import example_paths, image_key, load_image, load_upload
 
@@ -145,6 +151,37 @@ def shown_image(path: str, normalization: str | None) -> tuple[np.ndarray, str]:
     return shown
 
 
+@user_errors
+def browser_payload(path: str | None, model_ref: str, precision: str, info: str,
+                    request: gr.Request = None) -> tuple[list[str], str]:
+    """The decoder and the visitor's own embedding for the page (none: clicks stay on the server), and the info box
+    with a note on where clicks decode."""
+    handle = models.loaded_sam2(model_ref)
+    if path is None or handle is None:
+        return [], info
+    image, key = shown_image(path, handle.normalization)
+    files, note = browser_decode.payload(handle, visitor_key(key, request), precision)
+    return files, f"{info} {note}".strip()
+
+
+@user_errors
+def sync_prompts(new: str, old: str, history: list, path: str | None, model_ref: str) -> tuple[str, list]:
+    """A click decoded in the browser: its prompts, checked by the one parser (bounds, inside the image), become the
+    tab's prompts; the old ones go on the undo history. Outside the queue, like a ready click: it never loads or
+    decodes anything (an image not decoded yet is checked without its size; segment() checks it again)."""
+    handle = models.loaded_sam2(model_ref)
+    shown = _shown.get(_shown_key(path, handle.normalization)) if handle is not None and path else None
+    return P.parse(new, None if shown is None else shown[0].shape).to_json(), [*history, old or ""]
+
+
+def segment_unless_browser(browser: bool, path: str | None, prompts_json: str, model_ref: str, precision: str,
+                           multimask: bool, request: gr.Request = None) -> tuple:
+    """segment() for the UI's own steps (undo, clear, multi-mask) when the page does not decode them itself."""
+    if browser:
+        return (gr.skip(),) * 4
+    return segment(path, prompts_json, model_ref, precision, multimask, request)
+
+
 def undo(history: list) -> tuple[str, list]:
     if not history:
         return "", []
@@ -158,8 +195,8 @@ def build(model: gr.Dropdown, precision: gr.Radio) -> dict[str, Any]:
             upload = gr.File(label="Image", file_types=["image"], type="filepath", height=120, elem_id="prompt-upload")
             gr.Examples(list(map(lambda p: [p], example_paths().values())), inputs=[upload],
                         example_labels=list(example_paths()), label="Examples (scikit-image photos)")
-            mode = gr.Radio(list(P.MODES), value=P.MODES[0], label="Click adds")
-            multimask = gr.Checkbox(label="Multi-mask output (3 candidates)", value=False)
+            mode = gr.Radio(list(P.MODES), value=P.MODES[0], label="Click adds", elem_id="prompt-mode")
+            multimask = gr.Checkbox(label="Multi-mask output (3 candidates)", value=False, elem_id="prompt-multimask")
             with gr.Row():
                 undo_btn = gr.Button("Undo", size="sm")
                 clear_btn = gr.Button("Clear", size="sm")
@@ -180,13 +217,30 @@ def build(model: gr.Dropdown, precision: gr.Radio) -> dict[str, Any]:
                 candidates = gr.Gallery(label="Candidates", columns=3, height=220, format="jpeg")
     history = gr.State([])
     pending = gr.State(False)
+    # the page's decoding: the files it fetches, whether it decodes, and how a browser click reports its prompts
+    browser_files = gr.File(file_count="multiple", visible="hidden", elem_id="segkit-browser-files")
+    browser_on = gr.Checkbox(False, visible="hidden", elem_id="segkit-browser-on")
+    browser_prompts = gr.Textbox(visible="hidden", elem_id="segkit-browser-prompts")
+    sync = gr.Button("sync", visible="hidden", elem_id="segkit-sync")
 
     seg_inputs = [upload, prompts_box, model, precision, multimask]
     seg_outputs = [canvas, mask, candidates, info]
     clicks = {"concurrency_id": CLICK_GROUP, "concurrency_limit": settings.get().click_concurrency}
-    upload.change(show_image, [upload, model], [canvas, prompts_box, history, info], api_name="load_image") \
-        .then(embed, [upload, model, precision], [info], api_name="embed")
-    prompts_box.submit(segment, seg_inputs, seg_outputs, api_name="segment", **clicks)  # first: it owns the name
+    private = {"api_visibility": "private"}
+    # a new image or model: the page stops decoding, the image is shown afresh and embedded, then the page is sent
+    # the decoder and the embedding and decodes again; only the upload's own steps are the API's
+    for changed, api in ((upload.change, [{"api_name": "load_image"}, {"api_name": "embed"}]),
+                         (model.change, [private, private]), (precision.change, [private, private])):
+        changed(None, None, [browser_on], js="() => window.segkit ? segkit.reset() : false", **private) \
+            .then(show_image, [upload, model], [canvas, prompts_box, history, info], **api[0]) \
+            .then(embed, [upload, model, precision], [info], **api[1]) \
+            .then(browser_payload, [upload, model, precision, info], [browser_files, info], **private) \
+            .then(None, [browser_files], [browser_on], js="(f) => window.segkit ? segkit.load(f) : false", **private)
+    sync.click(sync_prompts, [browser_prompts, prompts_box, history, upload, model], [prompts_box, history],
+               js="(n, p, h, u, m) => [segkit.promptsJson(), p, h, u, m]", queue=False, show_progress="hidden",
+               **private)
+    redraw = {"fn": None, "inputs": [prompts_box], "js": "(p) => window.segkit && segkit.setPrompts(p)", **private}
+    prompts_box.submit(segment, seg_inputs, seg_outputs, api_name="segment", **clicks).then(**redraw)  # owns the name
     # a ready click decodes a cached embedding (~tens of ms): straight to the server, not through the queue's round
     # trips; one that is not ready is segmented by the queued step in the clicks' own group
     canvas.select(click_and_segment, [prompts_box, history, mode, upload, model, precision, multimask],
@@ -194,9 +248,10 @@ def build(model: gr.Dropdown, precision: gr.Radio) -> dict[str, Any]:
                   show_progress="minimal") \
         .then(segment_pending, [pending, *seg_inputs], [*seg_outputs, pending], api_visibility="private",
               show_progress="minimal", **clicks)
-    undo_btn.click(undo, [history], [prompts_box, history], api_visibility="private") \
-        .then(segment, seg_inputs, seg_outputs, api_visibility="private", **clicks)
-    clear_btn.click(lambda: ("", []), None, [prompts_box, history], api_visibility="private") \
-        .then(segment, seg_inputs, seg_outputs, api_visibility="private", **clicks)
-    multimask.change(segment, seg_inputs, seg_outputs, api_visibility="private", **clicks)
+    undo_btn.click(undo, [history], [prompts_box, history], **private) \
+        .then(segment_unless_browser, [browser_on, *seg_inputs], seg_outputs, **private, **clicks).then(**redraw)
+    clear_btn.click(lambda: ("", []), None, [prompts_box, history], **private) \
+        .then(segment_unless_browser, [browser_on, *seg_inputs], seg_outputs, **private, **clicks).then(**redraw)
+    multimask.change(segment_unless_browser, [browser_on, *seg_inputs], seg_outputs, **private, **clicks) \
+        .then(**redraw)
     return {"upload": upload, "prompts": prompts_box, "class_name": class_name, "add": add, "info": info}

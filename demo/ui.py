@@ -5,14 +5,14 @@ from __future__ import annotations
 import gradio as gr
 import torch
 
-from demo import (access, auto_tab, compare_tab, d2_tab, finetune_tab, models, prompt_tab, semantic_tab, settings,
-                  video_tab)
+from demo import (access, auto_tab, browser_decode, compare_tab, d2_tab, finetune_tab, models, prompt_tab,
+                  semantic_tab, settings, video_tab)
 from demo.errors import user_errors
 from trainer import precision as prec
 
 TITLE = "segkit: SAM2 and Detectron2 fine-tuned segmentation"
 CSS = """
-#prompt-canvas img { cursor: crosshair; }
+#prompt-canvas img, #segkit-overlay { cursor: crosshair; }
 #refresh-models { align-self: center; }
 .segkit-note { font-size: 0.9em; opacity: 0.85; }
 .segkit-legend-row { display: flex; align-items: center; gap: 0.5em; margin: 2px 0; }
@@ -109,5 +109,9 @@ def build_app() -> gr.Blocks:
 
 
 def launch_kwargs() -> dict:
-    """launch() options (gradio 6 takes theme/css here); uploads over the limit are refused before reaching us."""
-    return {"css": CSS, "theme": gr.themes.Soft(), "max_file_size": settings.get().max_file_bytes}
+    """launch() options (gradio 6 takes theme/css/js here); uploads over the limit are refused before reaching us.
+    The page's script decodes the Prompt tab's clicks in the browser with the vendored onnxruntime-web, which
+    Gradio serves as static files."""
+    gr.set_static_paths(browser_decode.static_paths())
+    return {"css": CSS, "theme": gr.themes.Soft(), "max_file_size": settings.get().max_file_bytes,
+            "js": browser_decode.script()}

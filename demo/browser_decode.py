@@ -1,0 +1,195 @@
+"""What the visitor's browser needs to decode clicks itself (demo/static/browser_decode.js, onnxruntime-web): the
+model's prompt decoder as ONNX and one image's embedding, as files the page fetches once.
+
+The decoder: the repo's onnx/decoder.onnx when the model has one (push exports it), else exported when first asked
+for (the base model, the Fine-tune tab's models) and kept with the loaded model. The embedding: the three feature
+levels SAM2's decoder reads, in fp16 (about 8 MB at 1024 px), behind a 4-byte header length and a JSON header:
+    {"image_size": S, "height": H, "width": W, "max_points": N, "arrays": [[name, shape, byte offset], ...]}
+Only a visitor's own embedding (their visitor key) is written for them, under a random name; Gradio serves it from
+its cache under a secret-seeded hash, so no other visitor can name it. Anything missing (onnxruntime-web not
+installed, an export that fails) leaves the clicks on the server, with a note saying why.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import secrets
+import shutil
+import struct
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from demo import models, ort_assets, sessions, settings
+from trainer.sam2_model import onnx_export
+
+log = logging.getLogger("segkit.demo")
+SCRIPT = Path(__file__).resolve().parent / "static" / "browser_decode.js"
+ARRAYS = ("image_embed", "high_res_feats_0", "high_res_feats_1")  # the graph's image inputs (onnx_export.INPUTS)
+
+
+@dataclass
+class BrowserDecoder:
+    """A loaded model's decoder for the browser: its ONNX file, or None and why not."""
+
+    path: Path | None
+    note: str
+
+
+@lru_cache(maxsize=1)
+def spool() -> Path:
+    """This process's folder of files for browsers (Gradio copies them into its cache when they are returned)."""
+    return Path(tempfile.mkdtemp(prefix="segkit-browser-"))
+
+
+def unavailable() -> str | None:
+    """Why no browser can decode here (the vendored runtime is missing), or None."""
+    if not ort_assets.ready():
+        return "onnxruntime-web is not installed on this server (setup.sh fetches it)"
+    return None
+
+
+_export_lock = threading.Lock()  # one export at a time (tens of seconds of CPU at 1024 px)
+
+
+def decoder(handle: models.Sam2Handle) -> BrowserDecoder:
+    """`handle`'s decoder for the browser, exported once per loaded model (a repo's own export is used as is)."""
+    if handle.browser is None:
+        with _export_lock:
+            if handle.browser is None:
+                handle.browser = _decoder(handle)
+    return handle.browser
+
+
+def _decoder_parts(handle: models.Sam2Handle) -> torch.nn.Module:
+    """A copy of what the export reads of the model (its prompt encoder and mask decoder), taken under the model's
+    lock: the export traces the copy while clicks go on with the shared model."""
+    parts = torch.nn.Module()
+    with handle.lock:
+        parts.sam_prompt_encoder = copy.deepcopy(handle.model.sam_prompt_encoder)
+        parts.sam_mask_decoder = copy.deepcopy(handle.model.sam_mask_decoder)
+    parts.image_size = handle.model.image_size
+    return parts.eval()
+
+
+_folders: dict[str, Path] = {}  # model ref -> its decoder's folder in the spool
+
+
+def _decoder(handle: models.Sam2Handle) -> BrowserDecoder:
+    out = spool() / secrets.token_hex(16) / onnx_export.DECODER_NAME
+    forget_folder = _folders.pop(handle.ref, None)  # the model's earlier load (Gradio's cache holds what it served)
+    if forget_folder is not None:
+        shutil.rmtree(forget_folder, ignore_errors=True)
+    _folders[handle.ref] = out.parent
+    pushed = Path(handle.folder) / onnx_export.ONNX_DIR / onnx_export.DECODER_NAME if handle.folder else None
+    if pushed is not None and pushed.is_file():
+        out.parent.mkdir(parents=True)
+        shutil.copyfile(pushed, out)  # from the Hub cache, which Gradio does not serve: its copy serves the page
+        return BrowserDecoder(out, "the repo's onnx/decoder.onnx")
+    start = time.perf_counter()
+    try:
+        onnx_export.export_decoder(_decoder_parts(handle), out)
+    except onnx_export.ExportError as err:
+        log.warning("%s: no browser decoding: %s", handle.ref, err)
+        return BrowserDecoder(None, "this model's ONNX export failed (see the server log)")
+    return BrowserDecoder(out, f"exported at load ({time.perf_counter() - start:.0f} s)")
+
+
+def embedding_file(handle: models.Sam2Handle, key: str, precision_name: str) -> Path | None:
+    """The cached embedding of image `key` (the visitor's own key) as a file for the browser, written once per
+    embedding; None when it is not cached (the visitor's next step embeds it)."""
+    state = models.embedding_state(handle, key, precision_name)
+    if state is None:
+        return None
+    path = state.get("browser_file")
+    if path is None or not path.is_file():
+        _drop_old(settings.get().gradio_cache_s)
+        path = spool() / f"{secrets.token_hex(16)}.bin"
+        write_embedding(state["_features"], state["_orig_hw"][-1], handle.model.image_size, path)
+        state["browser_file"] = path
+    return path
+
+
+def write_embedding(features: dict, orig_hw: tuple[int, int], image_size: int, path: Path) -> Path:
+    """The graph's three image inputs (onnx_export.onnx_inputs) in fp16 behind the module's header."""
+    blank = np.zeros((1, 2), np.float32)
+    feed = onnx_export.onnx_inputs(features, blank, blank[:, 0])
+    arrays, header, offset = [], {"image_size": image_size, "height": int(orig_hw[0]), "width": int(orig_hw[1]),
+                                  "max_points": settings.get().max_points, "arrays": []}, 0
+    for name in ARRAYS:
+        data = np.ascontiguousarray(feed[name], np.float16)
+        header["arrays"].append([name, list(data.shape), offset])
+        arrays.append(data)
+        offset += data.nbytes
+    text = json.dumps(header).encode()
+    text += b" " * (-(4 + len(text)) % 8)  # the arrays start 8-aligned: the page views them in place
+    with open(path, "wb") as f:
+        f.write(struct.pack("<I", len(text)) + text)
+        for data in arrays:
+            f.write(data.tobytes())
+    return path
+
+
+def read_embedding(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """(header, arrays) of an embedding file: what the page reads, for the tests."""
+    blob = Path(path).read_bytes()
+    (length,) = struct.unpack("<I", blob[:4])
+    header = json.loads(blob[4:4 + length])
+    start = 4 + length
+    arrays = {name: np.frombuffer(blob, np.float16, int(np.prod(shape)), start + offset).reshape(shape)
+              for name, shape, offset in header["arrays"]}
+    return header, arrays
+
+
+def forget(ref_prefix: str) -> None:
+    """Delete the decoders of the models whose ref starts with `ref_prefix`: a closed session's models."""
+    for ref in [r for r in list(_folders) if r.startswith(ref_prefix)]:
+        shutil.rmtree(_folders.pop(ref), ignore_errors=True)
+
+
+sessions.on_close(forget)
+
+
+def _drop_old(max_age_s: float) -> None:
+    """Embedding files older than Gradio keeps its own copies: the page has fetched them long since."""
+    cutoff = time.time() - max_age_s
+    for old in spool().glob("*.bin"):
+        try:
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
+        except OSError:  # another thread took it
+            pass
+
+
+def payload(handle: models.Sam2Handle, key: str, precision_name: str) -> tuple[list[str], str]:
+    """([decoder file, embedding file] for the page, a note for the info box); no files = clicks stay on the
+    server, and the note says why."""
+    why = unavailable()
+    if why is None:
+        found = decoder(handle)
+        why = None if found.path else found.note
+    if why is not None:
+        return [], f"Clicks decode on the server: {why}."
+    embedding = embedding_file(handle, key, precision_name)
+    if embedding is None:
+        return [], ""
+    return [str(found.path), str(embedding)], "Clicks decode in your browser (onnxruntime-web)."
+
+
+def script() -> str:
+    """The page's script (gr.Blocks.launch(js=...)): the decoder glue, told where the vendored runtime is served."""
+    base = f"gradio_api/file={ort_assets.DIR}/"
+    return SCRIPT.read_text().replace("__ORT_BASE__", json.dumps(base))
+
+
+def static_paths() -> list[Path]:
+    """The folders Gradio serves as they are: the vendored runtime (only its files are in it)."""
+    return [ort_assets.DIR]
