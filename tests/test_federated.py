@@ -27,8 +27,11 @@ from trainer.federated.strategy import make_strategy
 from trainer.sam2_ft.interactive import click_metric_names
 from trainer.sam2_ft.pipeline import build
 
+# 3 simulated clicks, not 20: a random-init model gets every click, in each client's evaluation of every round; the
+# pooled keys are the same code whatever the clicks (miou_click_5/10 are reported from 5 / 10 clicks up)
+CLICKS = 3
 FAST = ["--no-pretrained", "--image-size", "128", "--batch-size", "1", "--local-steps", "2", "--eval-images", "1",
-        "--lr", "1e-3", "--no-progress"]
+        "--eval-clicks", str(CLICKS), "--lr", "1e-3", "--no-progress"]
 
 
 def write_site(folder: Path, n_images: int, seed: int) -> Path:
@@ -46,7 +49,7 @@ def sites(tmp_path_factory) -> list[Path]:
 
 def _cfg(sites: list[Path], **kw) -> FederatedConfig:
     base = dict(client_data=[str(p) for p in sites], image_size=128, no_pretrained=True, batch_size=1,
-                local_steps=2, lr=1e-3, eval_images=1, progress=False)
+                local_steps=2, lr=1e-3, eval_images=1, eval_clicks=CLICKS, progress=False)
     return FederatedConfig(**{**base, **kw}).validate()
 
 
@@ -168,7 +171,7 @@ def test_client_trains_the_trainable_parts_and_replies_only_arrays_and_numbers(s
 
     evaluation = app(_message("evaluate", base), _context(0)).content
     assert set(evaluation) == {"metrics"}
-    assert set(dict(evaluation["metrics"])) == {"miou_1pt", "miou_3pt", "miou_box", *click_metric_names(),
+    assert set(dict(evaluation["metrics"])) == {"miou_1pt", "miou_3pt", "miou_box", *click_metric_names(CLICKS),
                                                 "num-examples", CLIENT_KEY}
 
     with pytest.raises(ValueError, match="frozen model parts differ from the server's"):  # an error reply in Flower
@@ -260,7 +263,7 @@ def test_simulation_pause_resume_weighting_frozen_parts_privacy_and_push(sites, 
     fed = summary["federated"]
     assert (fed["clients"], fed["rounds_done"], fed["local_steps"], fed["strategy"]) == (2, 2, 2, "fedavg")
     assert [c["client"] for c in fed["per_client"]] == ["site_a", "site_b"]
-    prompted = {"miou_1pt", "miou_3pt", "miou_box", *click_metric_names()}
+    prompted = {"miou_1pt", "miou_3pt", "miou_box", *click_metric_names(CLICKS)}
     assert all(set(c["after"]) == prompted for c in fed["per_client"])
     assert fed["update_bytes"] < fed["model_bytes"] / 5
     assert set(summary["metrics"]["after"]) == prompted

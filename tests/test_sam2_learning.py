@@ -25,11 +25,13 @@ from trainer.sam2_model.model import inference_mode, load_folder, make_predictor
 # run of issue 22: 300 steps, 8 objects x 6 corrective clicks; held-out figures, seeds 0-2, in bench/README.md).
 # Half of it was measured too short to guard (150 steps, seed 0, 2026-12-04: box / 1 point 0.38 / 0.60, box area
 # correlation 0.33, as low as a same-mask answer's, and the two-coin click test failed): it is mid-escape there.
+# eval_clicks=0: the bars below read no click-simulation figure, and simulating 20 clicks per object before and
+# after cost more than the evaluation itself (the prompted figures come from seeds the simulation does not touch).
 GUARD = dict(no_pretrained=True, image_size=256, size="tiny", freeze="image_encoder", lora=0, lr=1e-3,
              weight_decay=4e-5, warmup_steps=10, clip_grad=1.0, steps=300, batch_size=2, grad_accum=1, max_objects=8,
              correction_clicks=6, prompts="point,points,box", loss="dice_bce_iou", augment="default", cache_views=8,
-             val_fraction=0.2, precision="fp32", seed=0, eval_images=8, auto_points_per_side=0, overlays=0,
-             progress=False)
+             val_fraction=0.2, precision="fp32", seed=0, eval_images=8, auto_points_per_side=0, eval_clicks=0,
+             overlays=0, progress=False)
 EVAL_IMAGES = GUARD["eval_images"]
 # Known bad training, 1 corrective click per step: held-out figures of GUARD with --correction-clicks 1 and
 # --steps 150, seed 0 (2026-12-04, 1 thread): the "every coin" phase, which 1 click never leaves in 600 steps (README).

@@ -29,6 +29,8 @@ def coco_metrics(cfg, model: torch.nn.Module, dataset_name: str, output_dir: str
     # allow_cached_coco=False: a reused run folder must not score against a previous dataset's ground truth.
     evaluator = COCOEvaluator(dataset_name, tasks=("bbox", "segm"), distributed=True, output_dir=str(output_dir),
                               allow_cached_coco=False)
+    cfg = cfg.clone()
+    cfg.DATALOADER.NUM_WORKERS = 0  # one pass over the images: worker processes cost more than they save
     loader = build_detection_test_loader(cfg, dataset_name)
     # pycocotools prints its AP table to stdout; the numbers go to metrics.jsonl instead.
     with precision.autocast() if precision is not None else contextlib.nullcontext(), \
@@ -82,6 +84,4 @@ def evaluate_folder(folder: str | Path, dataset, device: str = "cpu") -> dict[st
     with tempfile.TemporaryDirectory(prefix="segkit-eval-") as tmp:
         dicts = dataset_dicts(dataset, Path(tmp) / "images", desc="caching images")
         name = register("segkit_evaluate", dicts, segmenter.class_names)
-        cfg = segmenter.cfg.clone()
-        cfg.DATALOADER.NUM_WORKERS = 0  # one pass over the images: worker processes cost more than they save
-        return coco_metrics(cfg, segmenter.model, name, Path(tmp) / "eval")
+        return coco_metrics(segmenter.cfg, segmenter.model, name, Path(tmp) / "eval")

@@ -257,14 +257,18 @@ class InstanceSegmenter:
 
     @contextmanager
     def _score_threshold(self, score_threshold: float) -> Iterator[None]:
-        """The box head drops detections below its own threshold before NMS: lower it for this call only, so
-        the caller's threshold wins and the model (shared with training/evaluation) is left as it was."""
+        """The box head drops detections below its own threshold before NMS: set the caller's for this call only,
+        so the caller's threshold wins and the model (shared with training/evaluation) is left as it was. Raised
+        too, not only lowered: NMS only lets a higher score suppress a box, so the detections kept are the same,
+        and the mask head and mask pasting then run on those few rather than on up to 100 (an untrained or young
+        model's 100 near-equal scores made each overlay cost as much as an evaluation image)."""
         predictor = getattr(getattr(self.model, "roi_heads", None), "box_predictor", None)
         if predictor is None or not hasattr(predictor, "test_score_thresh"):
             yield
             return
         saved = predictor.test_score_thresh
-        predictor.test_score_thresh = min(float(score_threshold), saved)
+        # the box head keeps scores > its threshold; ours keeps >=: the float32 just below, so equal scores stay
+        predictor.test_score_thresh = float(np.nextafter(np.float32(score_threshold), np.float32(-np.inf)))
         try:
             yield
         finally:
