@@ -16,6 +16,7 @@ CROP_P = 0.5  # ...applied to half of the images
 
 def d2_augmentations(cfg, level: str) -> list:
     """ResizeShortestEdge over the zoom range x the cfg's sizes, then crop, flip, brightness/contrast/saturation."""
+    # lazy: detectron2 is optional (the SAM2 trainers and the app run without it); this module imports without it
     from detectron2.data import transforms as T
 
     pol = policy(level)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
+
+from trainer.d2_ft.model import load_folder
+from trainer.d2_ft.register import dataset_dicts, register
 
 METRIC_KEYS = {"bbox_AP": ("bbox", "AP"), "bbox_AP50": ("bbox", "AP50"), "segm_AP": ("segm", "AP"),
                "segm_AP50": ("segm", "AP50"), "segm_AP75": ("segm", "AP75")}
@@ -20,9 +27,8 @@ def coco_metrics(cfg, model: torch.nn.Module, dataset_name: str, output_dir: str
     COCOEvaluator reports NaN for AP when the model predicts nothing; that is kept (not turned into 0) so a
     silent model is visible in metrics.jsonl.
     """
-    import contextlib
-    import io
 
+    # lazy: detectron2 is optional (the SAM2 trainers and the app run without it); this module imports without it
     from detectron2.data import build_detection_test_loader
     from detectron2.evaluation import COCOEvaluator, inference_on_dataset
 
@@ -52,8 +58,8 @@ def flatten(results: dict[str, Any]) -> dict[str, float]:
 def draw_overlays(segmenter, dicts: list[dict[str, Any]], metadata, folder: str | Path, limit: int,
                   score_threshold: float = 0.5) -> list[Path]:
     """Predictions on the first `limit` validation images, drawn with detectron2's Visualizer."""
+    # lazy: detectron2 is optional (the SAM2 trainers and the app run without it); this module imports without it
     from detectron2.utils.visualizer import ColorMode, Visualizer
-    from PIL import Image
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -72,10 +78,6 @@ def draw_overlays(segmenter, dicts: list[dict[str, Any]], metadata, folder: str 
 def evaluate_folder(folder: str | Path, dataset, device: str = "cpu") -> dict[str, Any]:
     """`python -m trainer evaluate` for a detectron2 model folder: COCO AP on `dataset` (images cached as PNG in a
     temporary folder so detectron2's own loader and COCOEvaluator run unchanged)."""
-    import tempfile
-
-    from trainer.d2_ft.model import load_folder
-    from trainer.d2_ft.register import dataset_dicts, register
 
     segmenter = load_folder(folder, device)
     if list(dataset.class_names) != list(segmenter.class_names):

@@ -12,9 +12,11 @@ import weakref
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.data import DatasetMapper, build_detection_train_loader
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase, create_ddp_model, hooks
 from detectron2.utils import comm
 
+from trainer.d2_ft.augment import d2_augmentations
 from trainer.d2_ft.weights import InitWeights, load_init
 from trainer.precision import Precision
 
@@ -62,9 +64,6 @@ class D2Trainer(DefaultTrainer):
 
     def build_train_loader(self, cfg):  # type: ignore[override]
         """detectron2's loader with its own DatasetMapper, given our augmentation list."""
-        from detectron2.data import DatasetMapper, build_detection_train_loader
-
-        from trainer.d2_ft.augment import d2_augmentations
 
         mapper = DatasetMapper(cfg, is_train=True, augmentations=d2_augmentations(cfg, self.augment),
                                recompute_boxes=True)

@@ -10,6 +10,7 @@ detectron2: torch.save({"model": safetensors.torch.load_file("model.safetensors"
 
 from __future__ import annotations
 
+import contextlib
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -78,6 +79,7 @@ class D2Spec:
 
 def build_cfg(spec: D2Spec, weights: str | None = None, device: str | torch.device = "cpu"):
     """A detectron2 CfgNode: the zoo config plus our overrides (classes, norm, depth, input sizes, device)."""
+    # lazy: detectron2 is optional (the SAM2 trainers and the app run without it); this module imports without it
     from detectron2 import model_zoo
     from detectron2.config import get_cfg
 
@@ -110,6 +112,7 @@ def build_cfg(spec: D2Spec, weights: str | None = None, device: str | torch.devi
 
 def build_model(cfg) -> torch.nn.Module:
     """detectron2's build_model (random init; load weights with `load_state` or the trainer's weight refs)."""
+    # lazy: detectron2 is optional (the SAM2 trainers and the app run without it); this module imports without it
     from detectron2.modeling import build_model as d2_build_model
 
     return d2_build_model(cfg)
@@ -126,6 +129,7 @@ def load_state(model: torch.nn.Module, weights: str | Path) -> None:
 
 def spec_from_cfg(cfg) -> D2Spec:
     """A best-effort spec for a bare cfg (class names from the training set's metadata when they fit)."""
+    # lazy: detectron2 is optional (the SAM2 trainers and the app run without it); this module imports without it
     from detectron2.data import MetadataCatalog
 
     count = cfg.MODEL.ROI_HEADS.NUM_CLASSES
@@ -142,6 +146,7 @@ def spec_from_cfg(cfg) -> D2Spec:
 
 def save_spec(spec_or_cfg, folder: str | Path, cfg=None) -> Path:
     """Write model_config.yaml: our spec fields plus the full cfg (with any --opts overrides) as plain YAML."""
+    # lazy: detectron2 is optional (the SAM2 trainers and the app run without it); this module imports without it
     from detectron2.config import CfgNode
 
     if isinstance(spec_or_cfg, CfgNode):
@@ -157,6 +162,7 @@ def save_spec(spec_or_cfg, folder: str | Path, cfg=None) -> Path:
 
 def load_spec(folder: str | Path, device: str | torch.device = "cpu"):
     """(D2Spec, cfg) from a folder's model_config.yaml; CheckpointError for a missing file or another kind."""
+    # lazy: detectron2 is optional (the SAM2 trainers and the app run without it); this module imports without it
     from detectron2.config import CfgNode, get_cfg
 
     path = Path(folder) / MODEL_CONFIG_NAME
@@ -203,6 +209,7 @@ class InstanceSegmenter:
     """
 
     def __init__(self, model: torch.nn.Module, cfg, class_names: list[str], precision=None):
+        # lazy: detectron2 is optional (the SAM2 trainers and the app run without it); this module imports without it
         from detectron2.data import transforms as T
 
         self.model = model.eval()
@@ -233,8 +240,6 @@ class InstanceSegmenter:
     @torch.no_grad()
     def raw(self, image: np.ndarray, score_threshold: float = 0.5):
         """detectron2's Instances (on CPU) for one RGB image, scores >= score_threshold."""
-        import contextlib
-
         with self._score_threshold(score_threshold), \
                 self.precision.autocast() if self.precision is not None else contextlib.nullcontext():
             instances = self.model([self.model_input(image)])[0]["instances"]

@@ -15,10 +15,15 @@ from typing import Any
 
 import torch
 
+from trainer import quiet
 from trainer.checkpoint import CheckpointError, save_weights
+from trainer.d2_ft import weights
 from trainer.d2_ft.config import D2TrainConfig
-from trainer.d2_ft.model import D2Spec, build_cfg, save_spec
+from trainer.d2_ft.evaluate import coco_metrics, draw_overlays
+from trainer.d2_ft.model import D2Spec, InstanceSegmenter, build_cfg, save_spec
+from trainer.d2_ft.register import dataset_dicts, register
 from trainer.d2_ft.weights import InitWeights
+from trainer.data import load_dataset
 from trainer.data.sample import SegmentationDataset
 from trainer.engine.session import RunResult
 from trainer.engine.summary import Summary
@@ -61,14 +66,9 @@ def make_spec(config: D2TrainConfig, class_names: list[str], init: InitWeights) 
 def prepare(config: D2TrainConfig, dataset: SegmentationDataset | None = None) -> Plan:
     """Everything that can fail on bad input, before any training process starts. `dataset` (in-memory data,
     e.g. synthetic) replaces reading config.data."""
-    from trainer.d2_ft import weights
-    from trainer.d2_ft.register import dataset_dicts
-
     device = config.device or str(default_device())
     precision = resolve(config.precision, device)
     if dataset is None:
-        from trainer.data import load_dataset
-
         dataset = load_dataset(config.data, config.format, config.skip_bad)
     train, val = dataset.split(config.val_fraction, config.seed)
     if len(train) == 0:
@@ -115,15 +115,13 @@ def train_cfg(plan: Plan):
 
 def worker(plan: Plan) -> None:
     """One training process (all of them run this; only the main one writes the run folder)."""
+    # lazy: detectron2 is optional (the SAM2 trainers and the app run without it); this module imports without it
     from detectron2.engine import hooks
     from detectron2.utils import comm
     from detectron2.utils.env import seed_all_rng
 
     from trainer.d2_ft.hooks import EvalTimer, ExportHook, MetricsHook, ProgressHook
     from trainer.d2_ft.loop import D2Trainer
-    from trainer.d2_ft.register import register
-
-    from trainer import quiet
 
     quiet.install()  # a launched worker process does not inherit the fx logging filter
     c, run, main = plan.config, RunDir(plan.run_path), comm.is_main_process()
@@ -157,9 +155,8 @@ def worker(plan: Plan) -> None:
 
 def _evaluate(plan: Plan, trainer, run: RunDir, step: int | None) -> dict[str, float]:
     """COCO AP on the validation set (every process takes part), logged as val_* by the main one."""
+    # lazy: detectron2 is optional (the SAM2 trainers and the app run without it); this module imports without it
     from detectron2.utils import comm
-
-    from trainer.d2_ft.evaluate import coco_metrics
 
     if not plan.val_dicts:
         return {}
@@ -172,6 +169,7 @@ def _evaluate(plan: Plan, trainer, run: RunDir, step: int | None) -> dict[str, f
 
 def _export(plan: Plan, trainer, run: RunDir) -> None:
     """model.safetensors + model_config.yaml: the run folder is always a loadable model folder."""
+    # lazy: detectron2 is optional (the SAM2 trainers and the app run without it); this module imports without it
     from detectron2.utils import comm
 
     if comm.is_main_process():
@@ -181,10 +179,8 @@ def _export(plan: Plan, trainer, run: RunDir) -> None:
 
 def _finish(plan: Plan, trainer, run: RunDir) -> None:
     """Overlays of validation predictions and the curves (main process, after training)."""
+    # lazy: detectron2 is optional (the SAM2 trainers and the app run without it); this module imports without it
     from detectron2.data import MetadataCatalog
-
-    from trainer.d2_ft.evaluate import draw_overlays
-    from trainer.d2_ft.model import InstanceSegmenter
 
     segmenter = InstanceSegmenter(trainer.unwrapped, trainer.cfg, plan.spec.class_names, plan.precision)
     draw_overlays(segmenter, plan.val_dicts, MetadataCatalog.get(VAL_NAME), run.overlays, plan.config.overlays)
@@ -216,6 +212,7 @@ def summary(plan: Plan, before: dict, after: dict, train_time: float, iters: int
 
 def run(config: D2TrainConfig, dataset: SegmentationDataset | None = None) -> RunResult:
     """Train as configured (launching `num_workers` x `num_machines` processes when > 1)."""
+    # lazy: detectron2 is optional (the SAM2 trainers and the app run without it); this module imports without it
     from detectron2.engine import launch
 
     plan = prepare(config, dataset)
@@ -229,6 +226,4 @@ def run(config: D2TrainConfig, dataset: SegmentationDataset | None = None) -> Ru
 
 
 def _read_summary(run: RunDir) -> dict[str, Any]:
-    import json
-
-    return json.loads(run.summary_path.read_text()) if run.summary_path.exists() else {}
+    return run.read_summary() if run.summary_path.exists() else {}

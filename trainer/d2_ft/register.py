@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
@@ -21,6 +22,7 @@ from trainer.data.sample import Sample, SegmentationDataset
 
 def instance_annotation(mask: np.ndarray, class_id: int) -> dict[str, Any] | None:
     """One detectron2 annotation: RLE segmentation + XYWH_ABS box; None for an empty mask."""
+    # lazy: detectron2 is optional (the SAM2 trainers and the app run without it); this module imports without it
     from detectron2.structures import BoxMode
 
     if not mask.any():
@@ -40,8 +42,6 @@ def record(sample: Sample, image_id: int, file_name: str) -> dict[str, Any]:
 def dataset_dicts(dataset: SegmentationDataset, image_dir: str | Path, write_images: bool = True,
                   desc: str = "caching images") -> list[dict[str, Any]]:
     """detectron2 dataset dicts for `dataset`, its images cached as PNG in image_dir (written if missing)."""
-    from PIL import Image
-
     image_dir = Path(image_dir)
     image_dir.mkdir(parents=True, exist_ok=True)
     dicts = []
@@ -57,6 +57,7 @@ def dataset_dicts(dataset: SegmentationDataset, image_dir: str | Path, write_ima
 
 def register(name: str, dicts: list[dict[str, Any]], class_names: list[str]) -> str:
     """(Re-)register `name`; re-registering lets one process train several runs (tests, notebooks)."""
+    # lazy: detectron2 is optional (the SAM2 trainers and the app run without it); this module imports without it
     from detectron2.data import DatasetCatalog, MetadataCatalog
 
     if name in DatasetCatalog.list():

@@ -38,6 +38,7 @@ class InitWeights:
 
 def resolve(weights: str | None, pretrained: bool, zoo_config: str) -> InitWeights:
     """Turn --weights / --no-pretrained into a concrete source (downloads a Hub repo folder)."""
+    # lazy: detectron2 is optional (the SAM2 trainers and the app run without it); this module imports without it
     from detectron2 import model_zoo
 
     if not pretrained:
@@ -68,6 +69,7 @@ def resolve(weights: str | None, pretrained: bool, zoo_config: str) -> InitWeigh
 def _fetch_zoo(url: str) -> InitWeights:
     """Download now (into detectron2's file cache, where its checkpointer finds it), so an offline machine gets
     one clear error before training starts rather than one traceback per training process."""
+    # lazy: detectron2 is optional (the SAM2 trainers and the app run without it); this module imports without it
     from detectron2.utils.file_io import PathManager
 
     try:
