@@ -21,8 +21,8 @@ RECIPES: dict[str, list[str]] = {
     "semantic": ["semantic", "--no-pretrained", "--image-size", "128", "--steps", "40", "--auto-points-per-side", "8"],
     # sam2's own order: image training, then video. The video run starts from the SAM2 run above (its decoder
     # segments; its memory modules are still random), at its image size: its "before" is that image model tracking.
-    "sam2-video": ["sam2-video", "--weights", "runs/quickstart-sam2", "--image-size", "256", "--frames", "4", "--lr", "5e-4", "--steps", "30", "--correction-points", "2",
-                   "--eval-clips", "1", "--overlays", "1"],
+    "sam2-video": ["sam2-video", "--weights", "runs/quickstart-sam2", "--image-size", "256", "--frames", "4", "--lr",
+                   "5e-4", "--steps", "30", "--correction-points", "2", "--eval-clips", "1", "--overlays", "1"],
 }
 IMAGE_RUN = "runs/quickstart-sam2"  # the recipes' name of the SAM2 run the video run starts from
 # The figures each run's headline gives (default: its card's first three): SAM2 by box and by the standard clicks.
@@ -52,7 +52,7 @@ def headline(summary_path: Path) -> str:
     metrics = summary["metrics"]
     keys = HEADLINES.get(summary["kind"], KINDS[summary["kind"]].metrics[:3])
     line = " | ".join(f"{METRIC_LABELS.get(k, k)} {metrics['before'][k]:.2f} -> {metrics['after'][k]:.2f}"
-                      for k in keys if k in metrics.get("after", {}) and k in metrics.get("before", {}))
+                    for k in keys if k in metrics.get("after", {}) and k in metrics.get("before", {}))
     refs = (summary.get("references") or {}).get("metrics") or {}  # sam2-video: the trackers it must beat
     if refs:
         line += f" | references: nothing predicted {refs['jf_none']:.2f}, frame 0's mask copied {refs['jf_copy']:.2f}"
@@ -85,7 +85,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     results = []
     for name in names:
-        argv = [*recipe(name, args.runs), "--out", f"{args.runs}/quickstart-{name}", "--push-to", f"local:{HUB_NAMES[name]}"]
+        argv = [*recipe(name, args.runs), "--out", f"{args.runs}/quickstart-{name}",
+                "--push-to", f"local:{HUB_NAMES[name]}"]
         print(f"\n== {name}: python -m trainer {shlex.join(argv)}", flush=True)
         start = time.perf_counter()
         code = trainer_main(argv)

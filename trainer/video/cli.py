@@ -25,7 +25,8 @@ def report(result, cfg) -> None:
              f"J&F, one click on the first frame: {change(s, 'jf_click')}"] if after else []
     refs = (s.get("references") or {}).get("metrics") or {}
     if refs:
-        lines.append(f"references: nothing predicted {refs['jf_none']:.3f}, frame 0's mask copied {refs['jf_copy']:.3f}")
+        lines.append(f"references: nothing predicted {refs['jf_none']:.3f}, "
+                     f"frame 0's mask copied {refs['jf_copy']:.3f}")
     if baseline:
         lines.append(f"image model {s['baseline']['model']} as a video predictor: J&F mask {baseline['jf_mask']:.3f}, "
                      f"click {baseline['jf_click']:.3f}")

@@ -87,9 +87,14 @@ def track_clip(predictor, clip, mode: str, state=None) -> np.ndarray:
     return pred
 
 
+def scored(clips, max_clips: int = 0) -> int:
+    """How many of the clips an evaluation scores (the first ones; 0 = all)."""
+    return len(clips) if max_clips <= 0 else min(max_clips, len(clips))
+
+
 def evaluate(predictor, clips, max_clips: int = 0, progress: bool = True, modes=MODES) -> dict:
     """{jf_mask, j_mask, f_mask, jf_click, ...} averaged over objects, and `per_object` (clip/object -> J&F)."""
-    n_clips = len(clips) if max_clips <= 0 else min(max_clips, len(clips))
+    n_clips = scored(clips, max_clips)
     scores: dict[str, list[float]] = {m: [] for m in METRICS}
     per_object: dict[str, dict[str, float]] = {}
     was_training = predictor.training
@@ -119,9 +124,8 @@ def evaluate(predictor, clips, max_clips: int = 0, progress: bool = True, modes=
 
 def references(clips, max_clips: int = 0) -> dict[str, float]:
     """J&F of the REFERENCES on the clips `evaluate` scores (the same objects and frames)."""
-    n_clips = len(clips) if max_clips <= 0 else min(max_clips, len(clips))
     scores: dict[str, list[float]] = {k: [] for k in REFERENCES}
-    for index in range(n_clips):
+    for index in range(scored(clips, max_clips)):
         gt = clips[index].masks
         for key, pred in (("jf_none", np.zeros_like(gt)), ("jf_copy", np.broadcast_to(gt[:1], gt.shape))):
             j, f = clip_jf(pred, gt)
