@@ -82,3 +82,32 @@ def test_sam2train_prompts_come_from_each_objects_own_first_frame_mask():
         for n, ((x, y),) in enumerate(points["point_coords"].round().long().tolist()):
             assert batch.masks[0, n, min(y, 127), min(x, 127)], f"object {n}'s click is off its mask"
         assert (points["point_labels"] == 1).all()
+
+
+def test_training_tracks_the_frames_as_sam2s_video_predictor_does():
+    """SAM2Train's tracking in the trainer (cached features, collated masks) and SAM2VideoPredictor (which J&F
+    scores) give the same masks from the same weights and the same frame-0 masks: the loss is taken on what is scored."""
+    import tempfile
+
+    from trainer.video.config import VideoTrainConfig
+    from trainer.video.evaluate import quiet_bars, track_clip, write_frames
+    from trainer.video.model import VideoSpec, build_predictor, build_train_model
+    from trainer.video.objective import VideoObjective, collate
+
+    item = training_clips(128, 4, Policy()).item(0, 0, 0, max_objects=3)
+    cfg = VideoTrainConfig(no_pretrained=True, image_size=128, frames=4, point_prob=0.0).validate()
+    model = build_train_model(cfg, None, torch.device("cpu")).eval()
+    batch = collate([item])
+    with torch.no_grad():
+        prompted = model.prepare_prompt_inputs(VideoObjective(model, cfg.weights_of_losses).encode([item]), batch)
+        trained = torch.stack([o["pred_masks_high_res"][:, 0] > 0 for o in model.forward_tracking(prompted, batch)])
+    predictor = build_predictor(VideoSpec("tiny", 128), None)
+    predictor.load_state_dict(model.state_dict())
+    clip = Clip(item.frames, item.masks.numpy(), [1, 2, 3], "coloured")
+    with tempfile.TemporaryDirectory() as tmp, quiet_bars():
+        tracked = track_clip(predictor, clip, "mask", predictor.init_state(str(write_frames(clip.frames, tmp))))
+    assert trained[1:].flatten(1).any(1).float().mean() > 0.5  # a comparison of masks, not of empty frames
+    for t in range(1, 4):
+        for n in range(trained.shape[1]):
+            a, b = trained[t, n].numpy(), tracked[t, n]
+            assert (a & b).sum() >= 0.8 * max((a | b).sum(), 1), f"frame {t}, object {n}: training and tracking differ"
