@@ -43,6 +43,7 @@ def test_run_folder_card_push_pull_and_evaluate(tmp_path, capsys, one_thread):
     assert summary["baseline"]["model"] == "image-model" and "jf_mask" in summary["baseline"]["metrics"]
     printed = capsys.readouterr().out
     assert "J&F, first-frame mask" in printed and "image model image-model as a video predictor" in printed
+    assert "references: nothing predicted" in printed and set(summary["references"]["metrics"]) == {"jf_none", "jf_copy"}
     assert "pushed:" in printed
 
     repo = tmp_path / "hub" / "me" / "video"
@@ -111,3 +112,26 @@ def test_torchrun_two_processes_bf16_and_accumulation(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["recipe"]["precision"] == "bf16"
     assert [r["step"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())] == [1, 2]
+
+
+def test_quickstart_video_step_starts_from_its_image_run_and_its_headline_gives_the_references(tmp_path, capsys):
+    from trainer.quickstart import headline, recipe
+
+    runs = tmp_path / "runs"
+    alone = recipe("sam2-video", str(runs))  # `--only sam2-video` on a fresh clone: random init, said so
+    assert "--no-pretrained" in alone and "--weights" not in alone and "no SAM2 run" in capsys.readouterr().out
+    (runs / "quickstart-sam2").mkdir(parents=True)
+    (runs / "quickstart-sam2" / "model.safetensors").write_bytes(b"")
+    chained = recipe("sam2-video", str(runs))
+    assert "--no-pretrained" not in chained
+    assert chained[chained.index("--weights") + 1] == str(runs / "quickstart-sam2")
+    assert chained[chained.index("--image-size") + 1] == "256"  # the image run's size
+    assert "starts from the SAM2 image model" in capsys.readouterr().out
+
+    summary = {"kind": "sam2-video", "metrics": {"before": {"jf_mask": 0.1, "jf_click": 0.1},
+                                                 "after": {"jf_mask": 0.3, "jf_click": 0.2}},
+               "references": {"metrics": {"jf_none": 0.21, "jf_copy": 0.1}}}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    assert headline(tmp_path / "summary.json") == ("J&F, first-frame mask 0.10 -> 0.30 | J&F, one click on the first "
+                                                   "frame 0.10 -> 0.20 | references: nothing predicted 0.21, frame "
+                                                   "0's mask copied 0.10")

@@ -19,11 +19,15 @@ RECIPES: dict[str, list[str]] = {
     "detectron2": ["detectron2", "--no-pretrained", "--depth", "18", "--min-size", "256", "--lr", "0.01",
                    "--steps", "60"],
     "semantic": ["semantic", "--no-pretrained", "--image-size", "128", "--steps", "40", "--auto-points-per-side", "8"],
-    "sam2-video": ["sam2-video", "--no-pretrained", "--image-size", "128", "--frames", "4", "--lr", "5e-4", "--steps",
-                   "30", "--correction-points", "2", "--eval-clips", "1", "--overlays", "1"],
+    # sam2's own order: image training, then video. The video run starts from the SAM2 run above (its decoder
+    # segments; its memory modules are still random), at its image size: its "before" is that image model tracking.
+    "sam2-video": ["sam2-video", "--weights", "runs/quickstart-sam2", "--image-size", "256", "--frames", "4", "--lr",
+                   "5e-4", "--steps", "30", "--correction-points", "2", "--eval-clips", "1", "--overlays", "1"],
 }
+IMAGE_RUN = "runs/quickstart-sam2"  # the recipes' name of the SAM2 run the video run starts from
 # The figures each run's headline gives (default: its card's first three): SAM2 by box and by the standard clicks.
-HEADLINES = {"sam2": ("miou_box", "miou_1pt", "miou_click_1", "miou_click_3", "miou_click_5", "noc_85")}
+HEADLINES = {"sam2": ("miou_box", "miou_1pt", "miou_click_1", "miou_click_3", "miou_click_5", "noc_85"),
+             "sam2-video": ("jf_mask", "jf_click")}
 HUB_NAMES = {"sam2": "segkit/sam2-quickstart", "detectron2": "segkit/maskrcnn-quickstart",
              "semantic": "segkit/semantic-quickstart", "sam2-video": "segkit/sam2-video-quickstart"}
 
@@ -47,8 +51,28 @@ def headline(summary_path: Path) -> str:
     summary = json.loads(summary_path.read_text())
     metrics = summary["metrics"]
     keys = HEADLINES.get(summary["kind"], KINDS[summary["kind"]].metrics[:3])
-    return " | ".join(f"{METRIC_LABELS.get(k, k)} {metrics['before'][k]:.2f} -> {metrics['after'][k]:.2f}"
-                      for k in keys if k in metrics.get("after", {}) and k in metrics.get("before", {}))
+    line = " | ".join(f"{METRIC_LABELS.get(k, k)} {metrics['before'][k]:.2f} -> {metrics['after'][k]:.2f}"
+                    for k in keys if k in metrics.get("after", {}) and k in metrics.get("before", {}))
+    refs = (summary.get("references") or {}).get("metrics") or {}  # sam2-video: the trackers it must beat
+    if refs:
+        line += f" | references: nothing predicted {refs['jf_none']:.2f}, frame 0's mask copied {refs['jf_copy']:.2f}"
+    return line
+
+
+def recipe(name: str, runs: str) -> list[str]:
+    """RECIPES[name] with the run folder in place; sam2-video without a finished SAM2 run (`--only sam2-video` on a
+    fresh clone) starts from random weights instead, and says so."""
+    image_run = f"{runs}/quickstart-sam2"
+    argv = [image_run if a == IMAGE_RUN else a for a in RECIPES[name]]
+    if "--weights" not in argv:
+        return argv
+    if (Path(image_run) / "model.safetensors").is_file():
+        print(f"{name} starts from the SAM2 image model of {image_run}, at its image size (256 px; its memory modules "
+              "still random), as sam2 trains: images first, then video. J&F before = that image model tracking.")
+        return argv
+    print(f"{name}: no SAM2 run in {image_run} (run the sam2 step first): starting from random weights")
+    cut = argv.index("--weights")
+    return [*argv[:cut], "--no-pretrained", *argv[cut + 2:]]
 
 
 def main(args: argparse.Namespace) -> int:
@@ -61,7 +85,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     results = []
     for name in names:
-        argv = [*RECIPES[name], "--out", f"{args.runs}/quickstart-{name}", "--push-to", f"local:{HUB_NAMES[name]}"]
+        argv = [*recipe(name, args.runs), "--out", f"{args.runs}/quickstart-{name}",
+                "--push-to", f"local:{HUB_NAMES[name]}"]
         print(f"\n== {name}: python -m trainer {shlex.join(argv)}", flush=True)
         start = time.perf_counter()
         code = trainer_main(argv)

@@ -23,6 +23,10 @@ def report(result, cfg) -> None:
     after, baseline = s["metrics"]["after"], (s.get("baseline") or {}).get("metrics") or {}
     lines = [f"J&F, first-frame mask: {change(s, 'jf_mask')} (J {after['j_mask']:.3f}, F {after['f_mask']:.3f})",
              f"J&F, one click on the first frame: {change(s, 'jf_click')}"] if after else []
+    refs = (s.get("references") or {}).get("metrics") or {}
+    if refs:
+        lines.append(f"references: nothing predicted {refs['jf_none']:.3f}, "
+                     f"frame 0's mask copied {refs['jf_copy']:.3f}")
     if baseline:
         lines.append(f"image model {s['baseline']['model']} as a video predictor: J&F mask {baseline['jf_mask']:.3f}, "
                      f"click {baseline['jf_click']:.3f}")

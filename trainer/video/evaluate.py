@@ -24,6 +24,9 @@ from trainer.video.jf import clip_jf
 
 MODES = ("mask", "click")
 METRICS = tuple(f"{m}_{mode}" for mode in MODES for m in ("jf", "j", "f"))
+# The two trackers any model must beat, scored the same way: nothing predicted anywhere, and frame 0's masks copied
+# to every frame (no motion). Objects that leave the view make the first one score well above 0.
+REFERENCES = {"jf_none": "nothing predicted", "jf_copy": "frame 0's masks copied to every frame"}
 
 
 @contextlib.contextmanager
@@ -84,9 +87,14 @@ def track_clip(predictor, clip, mode: str, state=None) -> np.ndarray:
     return pred
 
 
+def scored(clips, max_clips: int = 0) -> int:
+    """How many of the clips an evaluation scores (the first ones; 0 = all)."""
+    return len(clips) if max_clips <= 0 else min(max_clips, len(clips))
+
+
 def evaluate(predictor, clips, max_clips: int = 0, progress: bool = True, modes=MODES) -> dict:
     """{jf_mask, j_mask, f_mask, jf_click, ...} averaged over objects, and `per_object` (clip/object -> J&F)."""
-    n_clips = len(clips) if max_clips <= 0 else min(max_clips, len(clips))
+    n_clips = scored(clips, max_clips)
     scores: dict[str, list[float]] = {m: [] for m in METRICS}
     per_object: dict[str, dict[str, float]] = {}
     was_training = predictor.training
@@ -112,6 +120,17 @@ def evaluate(predictor, clips, max_clips: int = 0, progress: bool = True, modes=
     metrics["num_objects"] = len(per_object)
     metrics["per_object"] = per_object
     return metrics
+
+
+def references(clips, max_clips: int = 0) -> dict[str, float]:
+    """J&F of the REFERENCES on the clips `evaluate` scores (the same objects and frames)."""
+    scores: dict[str, list[float]] = {k: [] for k in REFERENCES}
+    for index in range(scored(clips, max_clips)):
+        gt = clips[index].masks
+        for key, pred in (("jf_none", np.zeros_like(gt)), ("jf_copy", np.broadcast_to(gt[:1], gt.shape))):
+            j, f = clip_jf(pred, gt)
+            scores[key] += ((j + f) / 2).tolist()
+    return {k: float(np.mean(v)) for k, v in scores.items()}
 
 
 def evaluate_folder(folder: str | Path, dataset, device: str = "cpu") -> dict:

@@ -16,7 +16,7 @@ from trainer.runlog import RunDir
 from trainer.sam2_model.model import save_spec
 from trainer.video.batches import TrainingClips
 from trainer.video.config import VideoTrainConfig
-from trainer.video.evaluate import METRICS, evaluate
+from trainer.video.evaluate import METRICS, REFERENCES, evaluate, references
 from trainer.video.loop import VideoTrainer
 from trainer.video.model import VideoSpec, build_predictor, build_train_model
 
@@ -80,6 +80,7 @@ def write_artifacts(cfg: VideoTrainConfig, run_dir: RunDir, spec: VideoSpec, dat
     from hub_cards.public import dataset_name
 
     run_dir.plot_curves(keys=["loss", "lr", "grad_norm", "jf_mask", "jf_click"])
+    refs = references(val_set, cfg.eval_clips) if after and len(val_set) else {}
     if status == "finished" and cfg.overlays > 0 and len(val_set):
         draw_overlays(cfg, spec, run_dir, val_set, device)
     return Summary(
@@ -99,6 +100,7 @@ def write_artifacts(cfg: VideoTrainConfig, run_dir: RunDir, spec: VideoSpec, dat
         train_time_s=timing["train_time_s"], status=status,
         speed={"clips_per_s": timing["images_per_s"], "images_per_s": timing["images_per_s"] * cfg.frames},
         sections={"per_object": {"before": before.get("per_object", {}), "after": after.get("per_object", {})},
+                  "references": {"methods": REFERENCES, "metrics": refs} if refs else {},
                   "baseline": {"method": IMAGE_BASELINE, "model": dataset_name(cfg.compare_with),
                                "metrics": picked(baseline, METRICS)} if baseline else {}},
     ).write(run_dir)
