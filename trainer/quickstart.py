@@ -1,7 +1,7 @@
 """`python -m trainer quickstart`: every trainer once on the built-in data, each model pushed to the local hub.
 
-Offline and on CPU: random-init models, small images, short runs — it shows the pipelines learn and fills
-local_hub/ with the models the Gradio app opens on. Each step is the same command a user would type (printed).
+Offline and on CPU: random-init models (the video run starts from the SAM2 run's image model, as sam2 trains),
+small images, short runs — it shows the pipelines learn and fills local_hub/ with the models the Gradio app opens on. Each step is the same command a user would type (printed).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ RECIPES: dict[str, list[str]] = {
              "--auto-points-per-side", "8"],
     "detectron2": ["detectron2", "--no-pretrained", "--depth", "18", "--min-size", "256", "--lr", "0.01",
                    "--steps", "60"],
-    "semantic": ["semantic", "--no-pretrained", "--image-size", "128", "--steps", "40", "--auto-points-per-side", "8"],
+    # 80 steps, not 40: held-out mIoU 0.85 -> 0.89 and 1.35x zoomed-out windows 0.81 -> 0.88, 3 seeds (README)
+    "semantic": ["semantic", "--no-pretrained", "--image-size", "128", "--steps", "80", "--auto-points-per-side", "8"],
     # sam2's own order: image training, then video. The video run starts from the SAM2 run above (its decoder
     # segments; its memory modules are still random), at its image size: its "before" is that image model tracking.
     "sam2-video": ["sam2-video", "--weights", "runs/quickstart-sam2", "--image-size", "256", "--frames", "4", "--lr",
