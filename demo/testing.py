@@ -13,40 +13,41 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import torch
 from PIL import Image
+
+from demo import models
+from demo.ui import build_app, launch_kwargs
+from trainer.checkpoint import WEIGHTS_NAME, save_weights
+from trainer.d2_ft import model as d2_model
+from trainer.data.synthetic import make_dataset
+from trainer.sam2_model.model import Sam2Spec, save_spec
+from trainer.sam2_model.model import build_model as build_sam2_model
+from trainer.semantic import model as semantic_model
+from trainer.semantic.labels import semantic_classes
 
 
 def make_sam2_repo(folder: str | Path, image_size: int = 256, seed: int = 0) -> Path:
     """A sam2 model folder (model_config.yaml + model.safetensors) with random-init weights."""
-    import torch
-
-    from trainer.checkpoint import WEIGHTS_NAME, save_weights
-    from trainer.sam2_model.model import Sam2Spec, build_model, save_spec
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     spec = Sam2Spec(size="tiny", image_size=image_size)
-    save_weights(build_model(spec).state_dict(), folder / WEIGHTS_NAME)
+    save_weights(build_sam2_model(spec).state_dict(), folder / WEIGHTS_NAME)
     save_spec(spec, folder)
     return folder
 
 
 def make_d2_repo(folder: str | Path, class_names: tuple[str, ...] = ("vessel", "liquid")) -> Path:
     """A small detectron2 Mask R-CNN folder (ResNet-18, GN, short test size) with random-init weights."""
-    import torch
-
-    from trainer.checkpoint import WEIGHTS_NAME, save_weights
-    from trainer.d2_ft.model import D2Spec, build_cfg, build_model, save_spec
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    spec = D2Spec(class_names=list(class_names), norm="GN", depth=18, freeze_at=0, min_size_train=[256],
-                  max_size_train=320, min_size_test=256, max_size_test=320)
-    cfg = build_cfg(spec)
-    save_weights(build_model(cfg).state_dict(), folder / WEIGHTS_NAME)
-    save_spec(spec, folder, cfg)
+    spec = d2_model.D2Spec(class_names=list(class_names), norm="GN", depth=18, freeze_at=0, min_size_train=[256],
+                           max_size_train=320, min_size_test=256, max_size_test=320)
+    cfg = d2_model.build_cfg(spec)
+    save_weights(d2_model.build_model(cfg).state_dict(), folder / WEIGHTS_NAME)
+    d2_model.save_spec(spec, folder, cfg)
     return folder
 
 
@@ -56,20 +57,12 @@ def make_semantic_repo(folder: str | Path, class_names: tuple[str, ...] = ("vess
 
     A random head's class map is one class everywhere (its bias outweighs the features); its bias is set so each
     class's logits are centred on a synthetic scene, so the map varies with the image as a trained model's does."""
-    import torch
-
-    from trainer.checkpoint import WEIGHTS_NAME, save_weights
-    from trainer.data.synthetic import make_dataset
-    from trainer.sam2_model.model import save_spec
-    from trainer.semantic.labels import semantic_classes
-    from trainer.semantic.model import SemanticSegmenter, SemanticSpec, build_model
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    spec = SemanticSpec(semantic_classes(list(class_names)), "tiny", image_size)
-    model = build_model(spec)
-    logits = SemanticSegmenter(model, spec).logits([make_dataset(1, image_size, seed=0)[0].image])[0]
+    spec = semantic_model.SemanticSpec(semantic_classes(list(class_names)), "tiny", image_size)
+    model = semantic_model.build_model(spec)
+    logits = semantic_model.SemanticSegmenter(model, spec).logits([make_dataset(1, image_size, seed=0)[0].image])[0]
     with torch.no_grad():
         model.head.classifier[0].bias -= logits.flatten(1).median(1).values
     save_weights(model.state_dict(), folder / WEIGHTS_NAME)
@@ -79,8 +72,6 @@ def make_semantic_repo(folder: str | Path, class_names: tuple[str, ...] = ("vess
 
 def synthetic_image(path: str | Path, size: int = 128) -> str:
     """A small synthetic RGB PNG (from the kit's synthetic vessel scenes)."""
-    from trainer.data.synthetic import make_dataset
-
     image = make_dataset(1, size, seed=0)[0].image
     Image.fromarray(np.asarray(image, np.uint8)).save(path)
     return str(path)
@@ -95,8 +86,6 @@ def free_port() -> int:
 @contextlib.contextmanager
 def serve(app) -> Iterator[str]:
     """Launch the Blocks on 127.0.0.1 in this process's threads; yields the URL."""
-    from demo.ui import launch_kwargs
-
     port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                ssr_mode=False, **launch_kwargs())
@@ -123,8 +112,6 @@ def running_app(root: str | Path, with_d2: bool = True, image_size: int = 256,
 
     Yields {"url", "hub", "image"}; the environment is restored afterwards.
     """
-    from demo import models
-
     root = Path(root)
     hub = root / "hub"
     saved = dict(os.environ)
@@ -137,7 +124,6 @@ def running_app(root: str | Path, with_d2: bool = True, image_size: int = 256,
             make_semantic_repo(hub / "me" / "semantic-ft")
         image = synthetic_image(root / "scene.png")
         models.clear_caches()
-        from demo.ui import build_app
 
         with serve(build_app()) as url:
             yield {"url": url, "hub": hub, "image": image}

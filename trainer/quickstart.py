@@ -47,6 +47,7 @@ def register(subparsers) -> None:
 
 def headline(summary_path: Path) -> str:
     """The held-out figures of a finished run, from its summary.json."""
+    # lazy: a command module is imported by `python -m trainer --help`, which must not pay for torch
     from hub_cards.kinds import KINDS, METRIC_LABELS
 
     summary = json.loads(summary_path.read_text())
@@ -77,6 +78,7 @@ def recipe(name: str, runs: str) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
+    # lazy: trainer.cli imports this module to register it
     from trainer.cli import main as trainer_main
 
     names = [n.strip() for n in args.only.split(",") if n.strip()]

@@ -24,6 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from trainer.data.builtin import HELDOUT_Y, cache_dir, cached_folder, coin_labels
 
@@ -55,6 +56,7 @@ def camera_path(rng: np.random.Generator, rows: tuple[int, int], width: int, fra
 def render(photo: np.ndarray, labels: np.ndarray, pose: np.ndarray, rows: tuple[int, int],
            fill: float) -> tuple[np.ndarray, np.ndarray]:
     """One frame (HEIGHT x WIDTH) of the photo band `rows` seen from `pose`; outside the band: `fill` / label 0."""
+    # lazy: scikit-image and scipy only when the sample clips are first written
     from scipy import ndimage
 
     cy, cx, zoom, angle = pose
@@ -73,7 +75,7 @@ def render(photo: np.ndarray, labels: np.ndarray, pose: np.ndarray, rows: tuple[
 
 def write_builtin_clips(out_dir: str | Path) -> Path:
     """Write the clips (DAVIS layout, JPEG frames, palette PNG annotations) and heldout.txt to `out_dir`."""
-    from PIL import Image
+    # lazy: scikit-image and scipy only when the sample clips are first written
     from skimage import data
 
     out = Path(out_dir)

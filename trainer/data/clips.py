@@ -18,8 +18,10 @@ Every clip is a `SampleRef` in the data layer's `SegmentationDataset` (same spli
 from __future__ import annotations
 
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from fractions import Fraction
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -76,6 +78,7 @@ class ClipEntry:
 
 # Listing ----------------------------------------------------------------------------------------------------------
 def builtin_clips_path() -> Path:
+    # lazy: builtin_clips imports this module
     from trainer.data.builtin_clips import builtin_clips_path as path
 
     return path()
@@ -163,6 +166,7 @@ def _davis_entry(video: Path, ann_dir: Path, split: str) -> ClipEntry:
 
 def read_video_frames(path: str | Path, numbers: list[int] | None = None, max_frames: int = 0) -> list[np.ndarray]:
     """Decoded RGB frames of a video file (all, or those with the given frame numbers); DataError names the file."""
+    # lazy: PyAV only for video files
     import av
 
     wanted = None if numbers is None else set(numbers)
@@ -282,8 +286,6 @@ def load_clips(path: str | Path | None, format: str = "auto", skip_bad: bool = F
     entries, report = check_clips(path, format)
     report.raise_unless_usable(entries is not None, skip_bad, f"no usable clips in {report.root}")
     if report.problems:
-        import warnings
-
         for problem in report.problems:
             warnings.warn(f"skipped: {problem}", stacklevel=2)
     refs = [SampleRef(e.source, partial(_load, e), e.split) for e in report.good]  # type: ignore[attr-defined]
@@ -293,8 +295,8 @@ def load_clips(path: str | Path | None, format: str = "auto", skip_bad: bool = F
 
 def write_video(path: str | Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
     """Frames (H x W x 3 uint8) as an H.264 mp4 (yuv420p: even sizes, cropped by a pixel if needed), with PyAV."""
+    # lazy: PyAV only for video files
     import av
-    from fractions import Fraction
 
     h, w = (frames[0].shape[0] // 2) * 2, (frames[0].shape[1] // 2) * 2
     with av.open(str(path), "w") as container:

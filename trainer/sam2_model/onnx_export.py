@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trainer.sam2_model.model import load_folder
+
 ONNX_DIR = "onnx"
 DECODER_NAME = "decoder.onnx"
 INPUTS = ("image_embed", "high_res_feats_0", "high_res_feats_1", "point_coords", "point_labels", "mask_input",
@@ -107,6 +109,7 @@ def export_decoder(model: torch.nn.Module, path: str | Path) -> Path:
 def check_decoder(model: torch.nn.Module, path: str | Path, seed: int = 0) -> float:
     """The largest difference between the graph's outputs under onnxruntime and PyTorch's on random features and
     prompts (3 clicks, then 2 box corners and a click with a mask input); raises ExportError above MAX_ABS_DIFF."""
+    # lazy: onnxruntime only to check an export (the app's server path does not need it)
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -134,8 +137,6 @@ def check_decoder(model: torch.nn.Module, path: str | Path, seed: int = 0) -> fl
 def stage_onnx(run_dir: str | Path, out_dir: str | Path) -> Path | None:
     """push of a sam2 run: its decoder as out_dir/onnx/decoder.onnx, for onnxruntime and the browser. A model whose
     export fails is pushed without it (a warning says why): the app then decodes its clicks on the server."""
-    from trainer.sam2_model.model import load_folder
-
     model, _ = load_folder(run_dir)
     folder = Path(out_dir) / ONNX_DIR
     try:

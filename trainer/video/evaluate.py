@@ -16,11 +16,15 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import sam2.sam2_video_predictor as predictor_module
+import sam2.utils.misc as misc_module
 import torch
+from PIL import Image
 from tqdm import tqdm
 
 from trainer.data.instances import interior_point
 from trainer.video.jf import clip_jf
+from trainer.video.model import load_folder
 
 MODES = ("mask", "click")
 METRICS = tuple(f"{m}_{mode}" for mode in MODES for m in ("jf", "j", "f"))
@@ -33,9 +37,6 @@ REFERENCES = {"jf_none": "nothing predicted", "jf_copy": "frame 0's masks copied
 def quiet_bars(quiet: bool = True) -> Iterator[None]:
     """sam2's predictor draws a tqdm bar per frame load and per propagation (TQDM_DISABLE is read only when tqdm is
     imported): its modules' `tqdm` is swapped for a disabled one meanwhile."""
-    import sam2.sam2_video_predictor as predictor_module
-    import sam2.utils.misc as misc_module
-
     modules = [predictor_module, misc_module] if quiet else []
     saved = [m.tqdm for m in modules]
     for module in modules:
@@ -49,8 +50,6 @@ def quiet_bars(quiet: bool = True) -> Iterator[None]:
 
 def write_frames(frames: list[np.ndarray], folder: str | Path) -> Path:
     """Frames as <index>.jpg, the folder layout SAM2VideoPredictor.init_state reads."""
-    from PIL import Image
-
     for t, frame in enumerate(frames):
         Image.fromarray(frame).save(Path(folder) / f"{t:05d}.jpg", quality=95)
     return Path(folder)
@@ -135,8 +134,6 @@ def references(clips, max_clips: int = 0) -> dict[str, float]:
 
 def evaluate_folder(folder: str | Path, dataset, device: str = "cpu") -> dict:
     """`python -m trainer evaluate` for a sam2-video (or sam2 image) model folder on clips."""
-    from trainer.video.model import load_folder
-
     predictor, _ = load_folder(folder, device)
     metrics = evaluate(predictor, dataset)
     metrics["per_class"] = {}

@@ -12,6 +12,8 @@ vos-benchmark was not used: it declares opencv-python, which conflicts with the 
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import binary_dilation
+from skimage.morphology import disk
 
 BOUNDARY = 0.008
 
@@ -34,9 +36,6 @@ def region_j(pred: np.ndarray, gt: np.ndarray) -> float:
 
 
 def boundary_f(pred: np.ndarray, gt: np.ndarray, bound: float = BOUNDARY) -> float:
-    from scipy.ndimage import binary_dilation
-    from skimage.morphology import disk
-
     radius = int(np.ceil(bound * np.linalg.norm(pred.shape)))
     pb, gb = boundary(pred), boundary(gt)
     n_p, n_g = int(pb.sum()), int(gb.sum())

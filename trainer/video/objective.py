@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from training.loss_fns import MultiStepMultiMasksAndIous
+from training.trainer import CORE_LOSS_KEY
+from training.utils.data_utils import Frame, Object, VideoDatapoint, collate_fn
 
 from trainer.engine.feature_cache import FeatureCache
 from trainer.sam2_model.forward import encode_images, preprocess
@@ -19,8 +22,6 @@ from trainer.video.batches import ClipItem
 
 def collate(items: list[ClipItem]):
     """sam2's BatchedVideoDatapoint of the clips' masks (frames are encoded apart: a placeholder image batch)."""
-    from training.utils.data_utils import Frame, Object, VideoDatapoint, collate_fn
-
     points = [VideoDatapoint(frames=[Frame(torch.zeros(1, 1, 1), [Object(n, t, item.masks[t, n])
                                                                    for n in range(item.masks.shape[1])])
                                      for t in range(len(item.frames))], video_id=item.index,
@@ -30,8 +31,6 @@ def collate(items: list[ClipItem]):
 
 class VideoObjective(torch.nn.Module):
     def __init__(self, model: torch.nn.Module, weight_dict: dict[str, float], cache: FeatureCache | None = None):
-        from training.loss_fns import MultiStepMultiMasksAndIous
-
         super().__init__()
         self.model = model
         # sam2's MOSE fine-tune loss settings
@@ -73,8 +72,6 @@ class VideoObjective(torch.nn.Module):
 
     def forward(self, items: list[ClipItem], seed: int) -> torch.Tensor:
         """Summed over frames and correction steps, per object (sam2's normalisation), for this micro-batch."""
-        from training.trainer import CORE_LOSS_KEY
-
         model = self.model
         device = next(model.parameters()).device
         batch = collate(items).to(device)

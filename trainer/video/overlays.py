@@ -14,6 +14,7 @@ COLOURS = np.random.default_rng(0).uniform(0.25, 1.0, size=(64, 3))
 
 def paint(frame: np.ndarray, masks: np.ndarray, truth: np.ndarray | None = None) -> np.ndarray:
     """A frame (H x W x 3 uint8) with masks (N x H x W) blended in and the truth's outlines in white."""
+    # lazy: scikit-image only when drawing
     from skimage.segmentation import find_boundaries
 
     canvas = frame.astype(np.float32) / 255
@@ -30,6 +31,7 @@ def strip_frames(num_frames: int, shown: int = 6) -> list[int]:
 
 def draw_strip(clip, rows: list[tuple[str, np.ndarray]], path: str | Path, shown: int = 6) -> Path:
     """One PNG: a row per (title, predictions T x N x H x W), columns = frames spread over the clip."""
+    # lazy: matplotlib only when drawing (seconds to import)
     import matplotlib
 
     matplotlib.use("Agg")

@@ -6,9 +6,14 @@ precision and NaN guard are the engine's (trainer/engine/loop.py).
 
 from __future__ import annotations
 
+import tempfile
+
 import torch
 import torch.distributed as dist
 
+from hub_cards.fetch import pull
+from hub_cards.public import dataset_name
+from trainer.data.clips import load_clips
 from trainer.engine.session import RunResult, evaluation, open_run, start_or_resume, train_session
 from trainer.engine.summary import Summary, picked
 from trainer.precision import resolve
@@ -16,9 +21,10 @@ from trainer.runlog import RunDir
 from trainer.sam2_model.model import save_spec
 from trainer.video.batches import TrainingClips
 from trainer.video.config import VideoTrainConfig
-from trainer.video.evaluate import METRICS, REFERENCES, evaluate, references
+from trainer.video.evaluate import METRICS, REFERENCES, evaluate, quiet_bars, references, track_clip, write_frames
 from trainer.video.loop import VideoTrainer
-from trainer.video.model import VideoSpec, build_predictor, build_train_model
+from trainer.video.model import VideoSpec, build_predictor, build_train_model, load_folder
+from trainer.video.overlays import draw_strip
 
 IMAGE_BASELINE = "a SAM2 image model used as a video predictor (its memory modules as it has them)"
 
@@ -29,8 +35,6 @@ def run(cfg: VideoTrainConfig, dataset=None) -> RunResult:
 
     model = build_train_model(cfg, run_dir.weights_path if cfg.resume else cfg.base_weights, device)
     if dataset is None:
-        from trainer.data.clips import load_clips
-
         dataset = load_clips(cfg.data, cfg.format, skip_bad=cfg.skip_bad)
     train_set, val_set = dataset.split(cfg.val_fraction, cfg.seed)
     spec = VideoSpec(cfg.size, cfg.image_size)
@@ -66,9 +70,6 @@ def run(cfg: VideoTrainConfig, dataset=None) -> RunResult:
 
 def image_baseline(ref: str, clips, cfg: VideoTrainConfig, device: torch.device) -> dict:
     """J&F of a SAM2 image model (run folder, local hub, Hub id) used as a video predictor on the same clips."""
-    from hub_cards.fetch import pull
-    from trainer.video.model import load_folder
-
     predictor, _ = load_folder(pull(ref), device)
     return evaluate(predictor, clips, cfg.eval_clips, cfg.progress)
 
@@ -77,8 +78,6 @@ def write_artifacts(cfg: VideoTrainConfig, run_dir: RunDir, spec: VideoSpec, dat
                     before: dict, after: dict, baseline: dict, timing: dict, status: str,
                     device: torch.device) -> dict:
     """curves.png, overlays/ (frame strips), summary.json (the schema the Hub model card reads)."""
-    from hub_cards.public import dataset_name
-
     run_dir.plot_curves(keys=["loss", "lr", "grad_norm", "jf_mask", "jf_click"])
     refs = references(val_set, cfg.eval_clips) if after and len(val_set) else {}
     if status == "finished" and cfg.overlays > 0 and len(val_set):
@@ -107,10 +106,6 @@ def write_artifacts(cfg: VideoTrainConfig, run_dir: RunDir, spec: VideoSpec, dat
 
 
 def draw_overlays(cfg: VideoTrainConfig, spec: VideoSpec, run_dir: RunDir, val_set, device: torch.device) -> None:
-    import tempfile
-
-    from trainer.video.evaluate import quiet_bars, track_clip, write_frames
-    from trainer.video.overlays import draw_strip
 
     models = [("base", build_predictor(spec, cfg.base_weights, device, cfg.seed)),
               ("fine-tuned", build_predictor(spec, run_dir.weights_path, device))]
