@@ -126,3 +126,29 @@ def test_auto_views_are_tied_to_the_run_length_and_the_cache_budget():
     assert views(40, steps=2000, image_size=1024, cache_budget=4096) == 2  # 100 draws each, but 4 GiB holds 2 each
     assert views(40, steps=2000, image_size=1024, cache_dir="/x") == 8  # a disk tier holds every view
     assert views(6, cached=False) == 0  # a trained encoder: a fresh augmentation every step
+
+
+def test_large_frees_go_back_to_the_system():
+    """Half of 100 blocks of 2 MiB freed, after a freed 16 MiB block raised glibc's mmap threshold as a step's tensors
+    do: kept by the heap by default, returned once return_large_frees() ran (each process starts fresh)."""
+    import subprocess
+    import sys
+
+    script = """
+import sys
+import numpy as np
+from trainer.engine.memory import return_large_frees
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096
+if sys.argv[1] == "1":
+    assert return_large_frees()
+big = np.ones(16 << 20, np.uint8)
+del big
+blocks = [np.ones(2 << 20, np.uint8) for _ in range(100)]
+before = rss()
+del blocks[::2]
+print((before - rss()) / 2**20)
+"""
+    freed = [float(subprocess.run([sys.executable, "-c", script, flag], capture_output=True, text=True,
+                                  check=True).stdout) for flag in ("0", "1")]
+    assert freed[0] < 50 and freed[1] > 90, freed
