@@ -307,7 +307,7 @@ def step_profile(checkpointed: bool) -> None:
         return out
 
     base = _rss_mib("VmRSS")
-    trainer = phase("model + trainer built (sam2.1 tiny fp32, optimizer)", lambda: step_trainer(checkpointed))
+    trainer = phase("torch, sam2 + the model and trainer built (sam2.1 tiny fp32)", lambda: step_trainer(checkpointed))
     trainer.train_step()  # warm-up: optimizer state exists, first views cached
     items, kind = trainer.micro_batch(0)
     objective = trainer.objective
@@ -320,7 +320,7 @@ def step_profile(checkpointed: bool) -> None:
     del loss
     phase("optimizer step (AdamW, fused)", trainer.optimizer.step)
     print(f"| phase (1024 px, batch 2, decoder passes {'checkpointed' if checkpointed else 'kept'}) | peak above its "
-          f"start MiB | held after MiB |\n|---|---|---|\n| python + torch imported | {base:.0f} | {base:.0f} |")
+          f"start MiB | held after MiB |\n|---|---|---|\n| python + numpy (torch not yet imported) | {base:.0f} | {base:.0f} |")
     for name, peak, held in rows:
         print(f"| {name} | {peak:.0f} | {held:+.0f} |")
     print(f"| **peak RSS of the process** | **{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}** | |")
