@@ -30,8 +30,9 @@ import torch
 
 FPN = "backbone_fpn"
 Encoded = dict[str, list[torch.Tensor]]  # an image encoder's outputs by name; FPN is the one cached
-# Images per encoder call on a miss: sam2.1 tiny's no-grad pass at 1024 px holds ~0.5 GiB of activations per image,
-# so a video step's 8 frames in one call would add GiBs to the peak for no speed gained on a CPU.
+# Images per encoder call on a miss: a no-grad 1024-px pass of sam2.1 tiny over 2 images peaked ~0.3 GiB above its
+# start (bench_data_scale.py profile) and its float32 output is 84 MiB per image, so a video step's 8 frames in one
+# call would hold 4x both.
 ENCODE_ROWS = 2
 
 
