@@ -4,6 +4,7 @@
     python bench/bench_data_scale.py rss --images 100,1000,10000 --steps 2 --plot bench/data_scale_rss.png
     python bench/bench_data_scale.py check --images 1000         # data check (decode + verdict cache) of N images
     python bench/bench_data_scale.py step                        # one 1024-px step: clicks checkpointed or not
+    python bench/bench_data_scale.py profile [kept]              # where that step's peak RSS goes, phase by phase
     python bench/bench_data_scale.py many --size 2048 --objects 400  # one crowded image: validate, train, evaluate
     python bench/bench_data_scale.py disk --size 1024 --steps 3  # step time, views from the disk tier vs RAM
     python bench/bench_data_scale.py fetch --size 1024           # what one step's views cost to fetch per tier
@@ -249,8 +250,9 @@ def fetch_times(size: int, repeats: int = 5) -> None:
               f"disk tier {timings['disk tier'] * 1e3:.0f} ms (disk hits {disk.disk_hits})")
 
 
-def step_memory(checkpointed: bool) -> tuple[float, float]:
-    """Peak RSS (MiB) and seconds of one 1024-px training step (after a warm-up step), default recipe."""
+def step_trainer(checkpointed: bool):
+    """The default 1024-px recipe's trainer (sam2.1 tiny, frozen cached encoder, batch 2, 8 objects, 6 clicks) on
+    two synthetic 1024-px images of 10 blobs."""
     import torch
 
     from trainer.data.sample import Sample, SegmentationDataset
@@ -272,12 +274,59 @@ def step_memory(checkpointed: bool) -> tuple[float, float]:
                                             ["blob"])
     cfg = Sam2TrainConfig(no_pretrained=True, image_size=1024, batch_size=2, steps=3, progress=False, eval=False)
     torch.manual_seed(0)
-    trainer = loop.Sam2Trainer(cfg, build_model(Sam2Spec("tiny", 1024), train=True),
-                           TrainingImages.for_run(data, cfg, progress=False), resolve("fp32", "cpu"))
+    return loop.Sam2Trainer(cfg, build_model(Sam2Spec("tiny", 1024), train=True),
+                            TrainingImages.for_run(data, cfg, progress=False), resolve("fp32", "cpu"))
+
+
+def step_memory(checkpointed: bool) -> tuple[float, float]:
+    """Peak RSS (MiB) and seconds of one 1024-px training step (after a warm-up step), default recipe."""
+    trainer = step_trainer(checkpointed)
     trainer.train_step()
     start = time.perf_counter()
     trainer.train_step()
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, time.perf_counter() - start
+
+
+def _rss_mib(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def step_profile(checkpointed: bool) -> None:
+    """Where a 1024-px step's peak RSS goes: each phase's own peak above the resident memory it started from (the
+    kernel's high-water mark VmHWM, reset before each phase through /proc/self/clear_refs), after a warm-up step.
+    A phase's figure counts only pages beyond those the process already had: where the allocator keeps what it
+    freed (glibc without trainer/engine/memory.py's setting) the warm-up step's freed memory hides later peaks."""
+    rows: list[tuple[str, float, float]] = []
+
+    def phase(name: str, fn):
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+        before = _rss_mib("VmRSS")
+        out = fn()
+        rows.append((name, _rss_mib("VmHWM") - before, _rss_mib("VmRSS") - before, _rss_mib("VmHWM")))
+        return out
+
+    base = _rss_mib("VmRSS")
+    trainer = phase("torch, sam2 + the model and trainer built (sam2.1 tiny fp32)", lambda: step_trainer(checkpointed))
+    trainer.train_step()  # warm-up: optimizer state exists, first views cached
+    items, kind = trainer.micro_batch(0)
+    objective = trainer.objective
+    objective.cache.clear()  # the encoder pass below is a miss, as a fresh view's is
+    phase("image encoder, 2 views at 1024 px (no_grad: a cache miss)", lambda: objective.encode(items))
+    loss = phase(f"forward: {len(items)} images x {len(items[0].masks)} objects x "
+                 f"{objective.correction_clicks + 1} decoder passes ({'checkpointed' if checkpointed else 'kept'}; "
+                 "views from the cache)", lambda: objective(items, kind))
+    phase("backward", loss.backward)
+    del loss
+    phase("optimizer step (AdamW, fused)", trainer.optimizer.step)
+    print(f"| phase (1024 px, batch 2, decoder passes {'checkpointed' if checkpointed else 'kept'}) | peak above its "
+          f"start MiB | held after MiB |\n|---|---|---|\n| python + numpy (torch not yet imported) | {base:.0f} | {base:.0f} |")
+    for name, peak, held, _ in rows:
+        print(f"| {name} | {peak:.0f} | {held:+.0f} |")
+    # (not ru_maxrss: clearing VmHWM clears it too, and the warm-up step's peak is not a phase of this table)
+    print(f"| **highest RSS of these phases** | **{max(top for *_, top in rows):.0f}** | |")
 
 
 def write_crowded(folder: Path, size: int, objects: int) -> Path:
@@ -325,7 +374,7 @@ def many(size: int, objects: int, steps: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=("bytes", "rss", "check", "step", "many", "disk", "fetch",
-                                                   "_one", "_step"))
+                                                   "profile", "_one", "_step"))
     parser.add_argument("argv", nargs="?")
     parser.add_argument("--images", default="100,1000")
     parser.add_argument("--steps", type=int, default=20)
@@ -351,6 +400,8 @@ def main() -> None:
         disk_vs_ram(args.size, args.steps)
     elif args.what == "many":
         many(args.size, args.objects, args.steps)
+    elif args.what == "profile":  # decoder passes checkpointed unless "kept"
+        step_profile(args.argv != "kept")
     elif args.what == "_step":
         print(*step_memory(args.argv == "checkpointed"))
     else:

@@ -3,6 +3,8 @@
     python bench/bench_sam2_speed.py tutorial    our trainer vs the LabPics tutorial loop (images/s) at 1024 px with
                                                  every object of each image, and the validation mIoU of both after
                                                  the same number of steps
+    python bench/bench_sam2_speed.py short       a short run (32 steps over 6 images, cache fill included) with default
+                                                 augmentation vs the tutorial loop, per --cache-views choice
     python bench/bench_sam2_speed.py cache       epochs with the feature cache vs recomputing the encoder
     python bench/bench_sam2_speed.py precision   fp32 vs bf16 train step
     python bench/bench_sam2_speed.py all
@@ -181,6 +183,34 @@ def bench_tutorial(dataset, size: int, rounds: int = 3, lr: float = 1e-4, qualit
           f"tutorial {miou(tutorial_model, val)}, ours {miou(trainer.model, val)}")
 
 
+def bench_short(dataset, size: int, steps: int = 32, views: tuple[int, ...] = (8, 0)) -> None:
+    """Whole short runs from a fresh model and an empty cache, as a user's first fine-tune: the tutorial loop, then
+    ours (the tutorial's prompts, loss and batch; default augmentation; frozen encoder + cache) per --cache-views
+    (0 = auto), then the tutorial loop again; each ours against the mean of the two tutorial runs."""
+    def run(step: Callable[[], int]) -> float:
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        return time.perf_counter() - start
+
+    print(f"[short] {steps} steps of 1 image over {len(dataset)} images at {size} px, cache fill included; "
+          f"baseline = the tutorial loop before and after")
+    first = run(tutorial_loop(dataset, size)[0])
+    times = {}
+    for v in views:
+        step, trainer = ours(dataset, size, batch=1, freeze="image_encoder", steps=steps,
+                             cache_views=v, **{**LIKE_TUTORIAL, "augment": "default"})
+        times[v] = run(step)
+        cache = trainer.objective.cache
+        print(f"  ours --cache-views {v or 'auto'} ({trainer.data.views} views/image): {times[v]:.0f} s, "
+              f"{cache.misses} encoder passes, {cache.hits} hits", flush=True)
+    last = run(tutorial_loop(dataset, size)[0])
+    base = (first + last) / 2
+    print(f"  tutorial loop: {first:.0f} s before, {last:.0f} s after")
+    for v, t in times.items():
+        print(f"  ours --cache-views {v or 'auto'}: {base / t:.2f}x the tutorial loop")
+
+
 def bench_cache(dataset, size: int) -> None:
     print("[cache] baseline = frozen encoder recomputed every step; candidate = feature cache after its first epoch")
     cached, trainer = ours(dataset, size, freeze="image_encoder", feature_cache=True, augment="none")
@@ -201,7 +231,8 @@ def bench_precision(dataset, size: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", nargs="?", default="all", choices=["tutorial", "cache", "precision", "all"])
+    parser.add_argument("which", nargs="?", default="all", choices=["tutorial", "short", "cache", "precision",
+                                                                     "all"])
     parser.add_argument("--image-size", type=int, default=None, help="default: 1024 for tutorial, 256 otherwise")
     parser.add_argument("--images", type=int, default=None, help="training images (default: 4 tutorial, 8 others)")
     parser.add_argument("--rounds", type=int, default=3, help="tutorial: timed rounds of one epoch each")
@@ -211,13 +242,15 @@ def main() -> None:
                              "(default: the steps the timing took)")
     args = parser.parse_args()
     print(f"machine: {torch.get_num_threads()} torch threads, CPU; sam2.1 tiny random init")
-    for name in ("tutorial", "cache", "precision"):
+    for name in ("tutorial", "short", "cache", "precision"):
         if args.which not in (name, "all"):
             continue
-        size = args.image_size or (1024 if name == "tutorial" else 256)
+        size = args.image_size or (1024 if name in ("tutorial", "short") else 256)
         start = time.perf_counter()
         if name == "tutorial":
             bench_tutorial(scenes(args.images or 4, size, seed=0), size, args.rounds, args.lr, args.quality_steps)
+        elif name == "short":
+            bench_short(scenes(args.images or 6, size, seed=0), size)
         else:
             dataset = make_dataset(args.images or 8, size, seed=0)
             print(f"[{name}] {size}px, {len(dataset)} synthetic images")

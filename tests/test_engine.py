@@ -110,3 +110,45 @@ def test_summary_has_the_keys_the_card_reads_and_one_report(tmp_path, capsys):
     assert "run paused: " in out and "mIoU 0.100 -> 0.500" in out and "1.24 images/s over 12 s" in out
     assert f"continue with: python -m trainer sam2 --out {tmp_path / 'run'} --resume" in out
     assert "status" not in Summary(**{**summary.__dict__, "status": None}).to_dict()  # detectron2 records none
+
+
+def test_auto_views_are_tied_to_the_run_length_and_the_cache_budget():
+    from trainer.engine.images import run_views
+
+    def views(samples: int, cached: bool = True, image_size: int = 1024, **flags) -> int:
+        cfg = vars(LoopOptions(**flags))  # + the model's image size and whether the encoder is cached, as a trainer's
+        return run_views(SimpleNamespace(**cfg, image_size=image_size, cache_features=cached), samples)
+
+    assert views(24, image_size=256) == 8  # the quickstart (300 steps x 2 over 24 images): 25 draws each, as before
+    assert views(6, steps=32, image_size=1024) == 3  # 64 draws over 6 images: each view drawn ~3 times
+    assert views(6, steps=32, image_size=1024, cache_views=8) == 8  # asked for: kept
+    assert views(500, steps=2000, image_size=1024) == 1  # 500 x 42 MiB > --cache-budget 2048: one view each
+    assert views(40, steps=2000, image_size=1024, cache_budget=4096) == 2  # 100 draws each, but 4 GiB holds 2 each
+    assert views(40, steps=2000, image_size=1024, cache_dir="/x") == 8  # a disk tier holds every view
+    assert views(6, cached=False) == 0  # a trained encoder: a fresh augmentation every step
+
+
+def test_large_frees_go_back_to_the_system():
+    """Half of 100 blocks of 2 MiB freed, after a freed 16 MiB block raised glibc's mmap threshold as a step's tensors
+    do: kept by the heap by default, returned once return_large_frees() ran (each process starts fresh)."""
+    import subprocess
+    import sys
+
+    script = """
+import sys
+import numpy as np
+from trainer.engine.memory import return_large_frees
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096
+if sys.argv[1] == "1":
+    assert return_large_frees()
+big = np.ones(16 << 20, np.uint8)
+del big
+blocks = [np.ones(2 << 20, np.uint8) for _ in range(100)]
+before = rss()
+del blocks[::2]
+print((before - rss()) / 2**20)
+"""
+    freed = [float(subprocess.run([sys.executable, "-c", script, flag], capture_output=True, text=True,
+                                  check=True).stdout) for flag in ("0", "1")]
+    assert freed[0] < 50 and freed[1] > 90, freed

@@ -41,6 +41,25 @@ def test_budget_evicts_least_recently_used_and_the_disk_tier_serves_them(tmp_pat
     assert len(list((tmp_path).rglob("*.safetensors"))) == 4 and not list(tmp_path.rglob("*.tmp"))
 
 
+def test_a_batch_larger_than_the_budget_is_encoded_in_chunks_and_returned_whole():
+    keys, chunks = keys_of(5), []
+    compute = encoder(keys, [])
+    cache = FeatureCache(budget_bytes=int(2.5 * ENTRY_BYTES), encode_rows=2)
+    sizes = []
+
+    def watched(rows: list[int]) -> dict:
+        chunks.append(rows)
+        sizes.append(cache.nbytes)  # what the RAM tier holds while the next chunk is encoded
+        return compute(rows)
+
+    out = cache.get_batch(keys, watched)["backbone_fpn"]
+    assert chunks == [[0, 1], [2, 3], [4]] and max(sizes) <= 2.5 * ENTRY_BYTES and cache.nbytes <= 2.5 * ENTRY_BYTES
+    fresh = compute(list(range(5)))["backbone_fpn"]
+    for a, b in zip(out, fresh):  # the evicted entries of this batch are still in it
+        assert a.dtype == torch.float32
+        torch.testing.assert_close(a, b, atol=2e-3, rtol=1e-3)
+
+
 def test_a_later_run_reuses_the_disk_tier_but_other_weights_or_images_never_do(tmp_path):
     keys, calls = keys_of(2), []
     FeatureCache(disk=tmp_path, namespace="weights-a").get_batch(keys, encoder(keys, calls))

@@ -30,6 +30,10 @@ import torch
 
 FPN = "backbone_fpn"
 Encoded = dict[str, list[torch.Tensor]]  # an image encoder's outputs by name; FPN is the one cached
+# Images per encoder call on a miss: a no-grad 1024-px pass of sam2.1 tiny over 2 images peaked ~0.3 GiB above its
+# start (bench_data_scale.py profile) and its float32 output is 84 MiB per image, so a video step's 8 frames in one
+# call would hold 4x both.
+ENCODE_ROWS = 2
 
 
 def image_key(image: np.ndarray) -> str:
@@ -49,11 +53,13 @@ def weights_fingerprint(module: torch.nn.Module) -> str:
 
 class FeatureCache:
     def __init__(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float16,
-                 budget_bytes: int = 0, disk: str | Path | None = None, namespace: str = ""):
+                 budget_bytes: int = 0, disk: str | Path | None = None, namespace: str = "",
+                 encode_rows: int = ENCODE_ROWS):
         self.device = torch.device(device)  # where RAM entries live (the training device: no copies per step)
         self.dtype = dtype
         self.budget_bytes = budget_bytes  # 0: unbounded
         self.disk = Path(disk) / f"{namespace or 'default'}-{str(dtype).split('.')[-1]}" if disk else None
+        self.encode_rows = encode_rows  # images per encoder call at most (0: all the batch's misses in one call)
         self._store: OrderedDict[Hashable, list[torch.Tensor]] = OrderedDict()
         self.nbytes = 0
         self.hits = self.misses = self.disk_hits = self.evictions = 0
@@ -61,22 +67,34 @@ class FeatureCache:
     def __len__(self) -> int:
         return len(self._store)
 
+    def clear(self) -> None:
+        """Drop every RAM entry (the disk tier stays)."""
+        self._store.clear()
+        self.nbytes = 0
+
     def get_batch(self, keys: Sequence[Hashable], compute: Callable[[list[int]], Encoded]) -> Encoded:
-        """The encoder's FPN levels for `keys` as one float32 batch; compute(positions) encodes only the missing."""
+        """The encoder's FPN levels for `keys` as one float32 batch; compute(positions) encodes only the missing,
+        `encode_rows` at a time.
+
+        Peak memory stays near the budget: each encoded chunk is packed, stored and the budget enforced before the
+        next chunk is encoded (entries of this batch that were evicted are still returned), and the float32 batch
+        is filled in place rather than concatenated from float32 copies of every entry."""
         entries: list[list[torch.Tensor] | None] = [self._lookup(key) for key in keys]
         missing = [i for i, entry in enumerate(entries) if entry is None]
         self.hits += len(keys) - len(missing)
         self.misses += len(missing)
-        if missing:
+        step = self.encode_rows or max(1, len(missing))
+        for chunk in (missing[i:i + step] for i in range(0, len(missing), step)):
             with torch.no_grad():
-                fresh = compute(missing)[FPN]
-            for row, i in enumerate(missing):
+                fresh = compute(chunk)[FPN]
+            for row, i in enumerate(chunk):
                 entries[i] = [self._pack(level[row:row + 1]) for level in fresh]
                 self._insert(keys[i], entries[i])
                 self._write(keys[i], entries[i])
+            del fresh
+            self._evict()
         self._evict()
-        with torch.autocast(self.device.type, enabled=False):  # float16 entries: CPU bf16 autocast rejects their cat
-            return {FPN: [torch.cat([e[lvl].float() for e in entries]) for lvl in range(len(entries[0]))]}
+        return {FPN: [_stacked([e[lvl] for e in entries]) for lvl in range(len(entries[0]))]}
 
     # RAM tier ------------------------------------------------------------------------------------------------------
     def _lookup(self, key: Hashable) -> list[torch.Tensor] | None:
@@ -150,6 +168,20 @@ def run_cache(cfg, encoder: torch.nn.Module, device: torch.device) -> FeatureCac
     """The cache a trainer's config asks for: --cache-budget MiB of RAM, the disk tier in --cache-dir if given."""
     return FeatureCache(device, budget_bytes=int(cfg.cache_budget * 2**20), disk=cfg.cache_dir or None,
                         namespace=weights_fingerprint(encoder) if cfg.cache_dir else "")
+
+
+def view_bytes(image_size: int) -> int:
+    """Bytes of one cached view at `image_size`: sam2's three FPN levels (256 channels at S/4, S/8, S/16) in float16
+    (42 MiB at 1024 px)."""
+    return 256 * 2 * sum((image_size // stride) ** 2 for stride in (4, 8, 16))
+
+
+def _stacked(rows: list[torch.Tensor]) -> torch.Tensor:
+    """Entries (1 x ...) as one float32 batch, each converted straight into its row: no float32 copy per entry."""
+    out = torch.empty((len(rows), *rows[0].shape[1:]), dtype=torch.float32, device=rows[0].device)
+    for i, row in enumerate(rows):
+        out[i].copy_(row[0])
+    return out
 
 
 def _size(entry: list[torch.Tensor]) -> int:

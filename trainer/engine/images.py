@@ -24,10 +24,13 @@ from tqdm import tqdm
 from trainer.augment import Policy, augment, policy
 from trainer.data.instances import InstanceMasks
 from trainer.data.sample import DataError, Sample, SegmentationDataset
-from trainer.engine.feature_cache import image_key
+from trainer.engine.feature_cache import image_key, view_bytes
 from trainer.engine.sampling import sample_seed
 
 FRESH = -1  # the view of an item augmented afresh for its step (not cached)
+# --cache-views 0 (the default) asks for as many views per sample as leave each one drawn about VIEW_REUSE times over
+# the run, at most AUTO_VIEWS: the first draw of a view pays an encoder pass, the later ones are cache hits.
+VIEW_REUSE, AUTO_VIEWS = 3, 8
 CANDIDATES_PER_OBJECT = 4  # objects augmented per object a step trains on: enough survive a zoomed-in crop
 
 
@@ -78,10 +81,18 @@ class SeededViews:
 
     def __init__(self, indices: list[int], policy: Policy, seed: int, views: int = 0):
         self.indices, self.policy, self.seed = indices, policy, seed
-        self.views = 1 if policy.identity and views else views  # an identity policy has one view to cache
+        self.set_views(views)
+
+    def set_views(self, views: int) -> None:
+        self.views = 1 if self.policy.identity and views else views  # an identity policy has one view to cache
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    def cached_views(self, cfg, frames: int = 1) -> "SeededViews":
+        """These samples with the views a run's config asks for (run_views; `frames` model inputs per view)."""
+        self.set_views(run_views(cfg, len(self), frames))
+        return self
 
     def draw(self, pos: int, step: int, seed: int) -> tuple[int, int, torch.Generator]:
         """The sample index, its view and its generator for this step."""
@@ -106,8 +117,7 @@ class TrainingImages(SeededViews):
     @classmethod
     def for_run(cls, dataset: SegmentationDataset, cfg, progress: bool = True) -> "TrainingImages":
         """As a trainer's config asks: its --augment level, and --cache-views views when features are cached."""
-        return cls(dataset, cfg.image_size, policy(cfg.augment), cfg.seed,
-                   cfg.cache_views if cfg.cache_features else 0, progress)
+        return cls(dataset, cfg.image_size, policy(cfg.augment), cfg.seed, progress=progress).cached_views(cfg)
 
     def prepared(self, index: int, limit: int = 0,
                  generator: torch.Generator | None = None) -> tuple[Sample, np.ndarray, InstanceMasks, np.ndarray]:
@@ -146,6 +156,23 @@ class TrainingImages(SeededViews):
             image, resized = to_model_size(plain_image, plain, self.size)
         chosen = torch.randperm(len(resized), generator=gen)[:max_objects].sort().values
         return Item(index, view, image, resized[chosen][:, None], gen)
+
+
+def run_views(cfg, samples: int, frames: int = 1) -> int:
+    """Cached augmented views per sample for a run (0: none, the encoder is not cached): --cache-views, or with 0
+    (auto) enough that each view is drawn ~VIEW_REUSE times over the run's draws (steps x batch x accumulation),
+    1 to AUTO_VIEWS, and without a disk tier no more than the RAM budget holds for every sample at once (beyond
+    it the least recently used view is gone before its next draw)."""
+    if not cfg.cache_features:
+        return 0
+    if cfg.cache_views:
+        return cfg.cache_views
+    draws = cfg.steps * cfg.batch_size * cfg.grad_accum / max(1, samples)
+    views = min(AUTO_VIEWS, max(1, int(draws // VIEW_REUSE)))
+    if cfg.cache_budget and not cfg.cache_dir:
+        fits = int(cfg.cache_budget * 2**20 // (max(1, samples) * frames * view_bytes(cfg.image_size)))
+        views = min(views, max(1, fits))
+    return views
 
 
 def usable_indices(dataset: SegmentationDataset, progress: bool = True, keep_empty: bool = False) -> list[int]:

@@ -24,8 +24,9 @@ class LoopOptions(RunConfig):
         "help": "augmentation (seeded): none | flip | default (zoom 0.67-1.5x with crops, flip, small affine, "
                 "colour jitter, grayscale) | strong (sam2's MOSE recipe: affine 25 deg / shear 20, zoom 0.5-2x)",
         "choices": ("none", "flip", "default", "strong")})
-    cache_views: int = field(default=8, metadata={
-        "help": "augmented views per image whose features the cache keeps (frozen encoder): a step draws one"})
+    cache_views: int = field(default=0, metadata={
+        "help": "augmented views per image whose features the cache keeps (frozen encoder): a step draws one "
+                "(0 = auto: each view drawn ~3 times over the run, 1-8 views, within --cache-budget)"})
     cache_budget: float = field(default=2048.0, metadata={
         "help": "MiB of cached features kept in memory; least recently used ones are dropped beyond it (0 = no limit)"})
     cache_dir: str | None = field(default=None, metadata={
@@ -68,9 +69,11 @@ class LoopOptions(RunConfig):
         return self.feature_cache
 
     def validate(self):
-        for name in ("steps", "batch_size", "grad_accum", "cache_views"):
+        for name in ("steps", "batch_size", "grad_accum"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+        if self.cache_views < 0:
+            raise ValueError("--cache-views must be >= 0 (0 = auto)")
         return self
 
 

@@ -29,6 +29,8 @@ class FederatedConfig(Sam2Recipe, AutoMaskOptions, Sam2ModelOptions, LoopOptions
     prompts: str = option(Sam2Recipe, "prompts", "box")
     correction_clicks: int = option(Sam2Recipe, "correction_clicks", 0)
     warmup_steps: int = option(LoopOptions, "warmup_steps", 0)
+    cache_views: int = option(LoopOptions, "cache_views", 8, "augmented views per image whose features the cache "
+                              "keeps (frozen encoder): a step draws one (0 = auto, as `trainer sam2` defaults to)")
     auto_points_per_side: int = option(AutoMaskOptions, "auto_points_per_side", 0, "grid of the prompt-free "
                                        "evaluation (0 = off: prompted mIoU only)")
     stop_after: int = option(LoopOptions, "stop_after", 0, "stop this session after N rounds with a resumable "

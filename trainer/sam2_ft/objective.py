@@ -19,7 +19,7 @@ from trainer.engine.feature_cache import FeatureCache
 from trainer.engine.images import Item
 from trainer.sam2_ft.losses import downsample_targets, loss_size, mask_loss
 from trainer.sam2_ft.prompts import Prompts, corrective_click, sample_prompts
-from trainer.sam2_model.forward import Features, decode, encode_images, image_features, preprocess
+from trainer.sam2_model.forward import Features, decode, encode_images, image_features, image_rows, preprocess
 
 
 def object_slots(most: int, cap: int | None) -> int:
@@ -91,12 +91,25 @@ class Sam2Objective(torch.nn.Module):
                 best = best_mask(low_res, iou)
                 prompts = prompts.add_points(*self._corrective_clicks(items, pads, gt, best))
                 prompts.mask_input = best
-            scored = lambda p=prompts: self.click_loss(  # noqa: E731 - binds this click's prompts
-                self.model, self.loss, feats, p.coords, p.labels, p.mask_input, p.multimask, target)
-            loss, low_res, iou = checkpoint(scored, use_reentrant=False) if self.checkpoint_clicks else scored()
+            loss, low_res, iou = self._click(feats, prompts, target, layout)
             per_object.append(loss)
 
         return (torch.stack(per_object).mean(0) * weight).sum()  # padded objects weigh 0: no loss, no gradient
+
+    def _click(self, feats: Features, prompts: Prompts, target: torch.Tensor,
+               layout: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One decoder pass of every object: loss, logits, IoUs. Checkpointed (a large step) it runs image by image,
+        so backward recomputes one image's pass at a time rather than the micro-batch's: half the peak at batch 2."""
+        def args(rows: slice, feats: Features) -> tuple:
+            mask_input = None if prompts.mask_input is None else prompts.mask_input[rows]
+            return (self.model, self.loss, feats, prompts.coords[rows], prompts.labels[rows], mask_input,
+                    prompts.multimask, target[rows])
+
+        if not self.checkpoint_clicks:
+            return self.click_loss(*args(slice(None), feats))
+        parts = [checkpoint(self.click_loss, *args(rows, Features(*feats.image(i), per_image=[rows.stop - rows.start])),
+                            use_reentrant=False) for i, rows in enumerate(image_rows(layout))]
+        return tuple(torch.cat(values) for values in zip(*parts))
 
     @staticmethod
     def _corrective_clicks(items: list[Item], pads: list[torch.Tensor], gt: torch.Tensor,

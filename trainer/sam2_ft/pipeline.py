@@ -53,14 +53,15 @@ def run(cfg: Sam2TrainConfig, dataset: SegmentationDataset | None = None) -> Run
 
     summary = {}
     if world.main:
-        summary = write_artifacts(cfg, run_dir, dataset, train_set, val_set, before, after, timing, status, device)
+        summary = write_artifacts(cfg, run_dir, dataset, train_set, val_set, before, after, timing, status, device,
+                                  data.views)
     if world.size > 1:
         dist.barrier()
     return RunResult(run_dir.path, status, summary)
 
 
 def write_artifacts(cfg, run_dir: RunDir, dataset, train_set, val_set, before: dict, after: dict, timing: dict,
-                    status: str, device: torch.device) -> dict:
+                    status: str, device: torch.device, views: int) -> dict:
     """curves.png, overlays/, summary.json (the schema the Hub model card reads)."""
     run_dir.plot_curves(keys=["loss", "lr", "miou_box", "miou_1pt", "auto_mean_best_iou"])
     if status == "finished" and cfg.overlays > 0 and len(val_set):
@@ -73,7 +74,7 @@ def write_artifacts(cfg, run_dir: RunDir, dataset, train_set, val_set, before: d
         model={"size": cfg.size, "image_size": cfg.image_size},
         dataset=dataset.describe(train_set, val_set, str(cfg.data), cfg.format),
         recipe={"loss": cfg.loss, "prompts": cfg.prompt_types, "correction_clicks": cfg.correction_clicks,
-                "augment": cfg.augment, "cache_views": cfg.cache_views if cfg.cache_features else 0,
+                "augment": cfg.augment, "cache_views": views,
                 "freeze": cfg.frozen, "precision": resolve(cfg.precision, device).name, "steps": cfg.steps,
                 "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "lr": cfg.lr,
                 "weight_decay": cfg.weight_decay, "seed": cfg.seed},

@@ -73,6 +73,12 @@ def image_features(model: torch.nn.Module, encoded: Encoded) -> Features:
     return Features(embed, levels[:-1])
 
 
+def image_rows(per_image: list[int]) -> list[slice]:
+    """The rows of each image's objects in an image-major batch of per_image[i] objects per image."""
+    ends = np.cumsum(per_image).tolist()
+    return [slice(end - n, end) for n, end in zip(per_image, ends)]
+
+
 def decode(model: torch.nn.Module, feats: Features, coords: torch.Tensor, labels: torch.Tensor,
            mask_input: torch.Tensor | None, multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Low-res mask logits (N x M x S/4 x S/4) and predicted IoUs (N x M) for N objects, as sam2's MaskDecoder gives
@@ -84,8 +90,7 @@ def decode(model: torch.nn.Module, feats: Features, coords: torch.Tensor, labels
         if len(set(feats.per_image)) == 1:
             return PointDecoder(model, feats.image_embed, feats.high_res)(coords, labels, multimask,
                                                                           mask_input=mask_input)[:2]
-        ends = np.cumsum(feats.per_image).tolist()
-        rows = [slice(end - n, end) for n, end in zip(feats.per_image, ends)]
+        rows = image_rows(feats.per_image)
         outputs = [PointDecoder(model, *feats.image(i))(coords[r], labels[r], multimask,
                                                          mask_input=None if mask_input is None else mask_input[r])
                    for i, r in enumerate(rows)]

@@ -59,7 +59,7 @@ class LabelledImages(TrainingImages):
                 progress: bool = True) -> "LabelledImages":
 
         return cls(dataset, cfg.image_size, num_classes, policy(cfg.augment), cfg.seed,
-                   cfg.cache_views if cfg.feature_cache and cfg.frozen else 0, progress)
+                   progress=progress).cached_views(cfg)
 
     def item(self, pos: int, step: int, seed: int, max_objects: int = 0) -> Item:  # type: ignore[override]
         index, view, _ = self.draw(pos, step, seed)

@@ -34,6 +34,8 @@ class SemanticTrainConfig(AutoMaskOptions, Sam2ModelOptions, LoopOptions):
         "help": "cross-entropy class weights: none, balanced (inverse pixel frequency on the training split), "
                 "or one number per class, background first: '0.5,1,2'"})
     batch_size: int = option(LoopOptions, "batch_size", default=4)
+    cache_views: int = option(LoopOptions, "cache_views", 8, "augmented views per image whose features the cache "
+                              "keeps (frozen encoder): a step draws one (0 = auto, as `trainer sam2` defaults to)")
     lr: float = option(LoopOptions, "lr", default=5e-4, help="AdamW learning rate (lower it, e.g. 1e-5, with --freeze "
                                                               "none)")
     weight_decay: float = option(LoopOptions, "weight_decay", default=1e-4)

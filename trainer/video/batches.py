@@ -62,8 +62,7 @@ class TrainingClips(SeededViews):
     def for_run(cls, dataset: SegmentationDataset, cfg) -> "TrainingClips":
         from trainer.augment import policy
 
-        return cls(dataset, cfg.image_size, cfg.frames, policy(cfg.augment), cfg.seed,
-                   cfg.cache_views if cfg.cache_features else 0)
+        return cls(dataset, cfg.image_size, cfg.frames, policy(cfg.augment), cfg.seed).cached_views(cfg, cfg.frames)
 
     def item(self, pos: int, step: int, seed: int, max_objects: int) -> ClipItem:
         index, view, gen = self.draw(pos, step, seed)
