@@ -27,6 +27,8 @@ from typing import Callable, Hashable, Sequence
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 FPN = "backbone_fpn"
 Encoded = dict[str, list[torch.Tensor]]  # an image encoder's outputs by name; FPN is the one cached
@@ -131,7 +133,6 @@ class FeatureCache:
         path = self._path(key)
         if path is None or path.exists():
             return
-        from safetensors.torch import save_file
 
         tensors = {f"level{i}": t.cpu() for i, t in enumerate(entry)}
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,7 +149,6 @@ class FeatureCache:
         path = self._path(key)
         if path is None or not path.is_file():
             return None
-        from safetensors import safe_open
 
         try:
             with safe_open(str(path), framework="pt") as f:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from trainer.augment import Policy, augment
+from trainer.augment import Policy, augment, policy
 from trainer.data.clips import clip_length
 from trainer.data.sample import DataError, SegmentationDataset
 from trainer.engine.feature_cache import image_key
@@ -60,8 +60,6 @@ class TrainingClips(SeededViews):
 
     @classmethod
     def for_run(cls, dataset: SegmentationDataset, cfg) -> "TrainingClips":
-        from trainer.augment import policy
-
         return cls(dataset, cfg.image_size, cfg.frames, policy(cfg.augment), cfg.seed).cached_views(cfg, cfg.frames)
 
     def item(self, pos: int, step: int, seed: int, max_objects: int) -> ClipItem:
