@@ -186,8 +186,17 @@ def payload(handle: models.Sam2Handle, key: str, precision_name: str) -> tuple[l
 
 def script() -> str:
     """The page's script (gr.Blocks.launch(js=...)): the decoder glue, told where the vendored runtime is served."""
-    base = f"gradio_api/file={ort_assets.DIR}/"
+    base = f"gradio_api/file={served_name(ort_assets.DIR)}/"
     return SCRIPT.read_text().replace("__ORT_BASE__", json.dumps(base))
+
+
+def served_name(folder: Path) -> str:
+    """How the page names a served folder: relative to the app's working folder when inside it (Gradio resolves
+    it there), so the page never shows where the Space is installed; else the full path, which still works."""
+    try:
+        return Path(folder).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(folder)
 
 
 def static_paths() -> list[Path]:

@@ -89,10 +89,12 @@ def test_without_the_vendored_runtime_clicks_stay_on_the_server(monkeypatch, tmp
     assert files == [] and "onnxruntime-web is not installed" in note
 
 
-def test_the_page_is_served_the_pinned_runtime():
+def test_the_page_is_served_the_pinned_runtime(monkeypatch):
     assert ort_assets.ready(), "run setup.sh (python demo/ort_assets.py) to fetch onnxruntime-web"
+    monkeypatch.chdir(ort_assets.DIR.parents[2])  # the app runs from the repo root (python app.py, the Dockerfile)
     script = browser_decode.script()
-    assert str(ort_assets.DIR) in script and "__ORT_BASE__" not in script
+    assert '"gradio_api/file=demo/static/ort/"' in script and "__ORT_BASE__" not in script
+    assert str(ort_assets.DIR.parents[2]) not in script  # the page never shows where the Space is installed
 
 
 def test_prompts_from_the_page_go_through_the_one_parser():
