@@ -170,17 +170,19 @@ def test_browser_annotate_train_compare_export(app, tmp_path):
                 if n > 1:
                     page.locator("#prompt-upload button[aria-label=Clear]").click()
                 upload.set_input_files(path)
+                # 180 s, not 60: the base model's decoder is exported for the page at its first load (tens of
+                # seconds on 2 quiet cores, minutes when they are shared)
                 page.wait_for_function(f"({value})('#prompt-info textarea').includes('Click on the image')",
-                                       timeout=60_000)
+                                       timeout=180_000)
                 canvas = page.locator("#prompt-canvas img")
                 shown = canvas.bounding_box()
                 x, y = (box[0] + box[2]) / 2 / 128 * shown["width"], (box[1] + box[3]) / 2 / 128 * shown["height"]
                 canvas.click(position={"x": x, "y": y})
-                page.wait_for_function(f"({value})('#prompt-info textarea').startsWith('score')", timeout=60_000)
+                page.wait_for_function(f"({value})('#prompt-info textarea').startsWith('score')", timeout=180_000)
                 page.locator("#class-name textarea, #class-name input").first.fill("vessel")
                 page.locator("#add-to-dataset").click()
                 page.wait_for_function(f"({value})('#prompt-info textarea').includes('{n} images, {n} masks')",
-                                       timeout=60_000)
+                                       timeout=180_000)
             page.screenshot(path=str(shots / "1_prompt_added.png"), full_page=True)
             page.get_by_role("tab", name="Fine-tune").click()
             page.wait_for_function(f"({text})('#finetune-counts').includes('2 images, 2 masks')", timeout=30_000)
