@@ -70,12 +70,11 @@ def decoder(handle: models.Sam2Handle) -> BrowserDecoder:
 
 
 def _decoder_parts(handle: models.Sam2Handle) -> torch.nn.Module:
-    """A copy of what the export reads of the model (its prompt encoder and mask decoder), taken under the model's
-    lock: the export traces the copy while clicks go on with the shared model."""
+    """A copy of what the export reads of the model (its prompt encoder and mask decoder); the caller holds the
+    model's lock."""
     parts = torch.nn.Module()
-    with handle.lock:
-        parts.sam_prompt_encoder = copy.deepcopy(handle.model.sam_prompt_encoder)
-        parts.sam_mask_decoder = copy.deepcopy(handle.model.sam_mask_decoder)
+    parts.sam_prompt_encoder = copy.deepcopy(handle.model.sam_prompt_encoder)
+    parts.sam_mask_decoder = copy.deepcopy(handle.model.sam_mask_decoder)
     parts.image_size = handle.model.image_size
     return parts.eval()
 
@@ -96,7 +95,11 @@ def _decoder(handle: models.Sam2Handle) -> BrowserDecoder:
         return BrowserDecoder(out, "the repo's onnx/decoder.onnx")
     start = time.perf_counter()
     try:
-        onnx_export.export_decoder(_decoder_parts(handle), out)
+        # Under the model's lock: torch's export tracer patches nn.Module.__call__ process-wide while it runs, so a
+        # click on this model in another thread would be traced into it and fail (seen in the Fine-tune tab's
+        # "add to my dataset"); its clicks wait for the export instead.
+        with handle.lock:
+            onnx_export.export_decoder(_decoder_parts(handle), out)
     except onnx_export.ExportError as err:
         log.warning("%s: no browser decoding: %s", handle.ref, err)
         return BrowserDecoder(None, "this model's ONNX export failed (see the server log)")
