@@ -202,7 +202,8 @@ def train(session: Path, start: Start, steps: int = 0, poll_s: float = 0.5) -> I
 
 def _losses(run: Path) -> list[tuple[int, float]]:
     """The training losses logged so far (the run's own reader leaves out a line still being written)."""
-    return [(r["step"], r["loss"]) for r in RunDir(run, create=False).read_metrics() if "loss" in r and "phase" not in r]
+    records = RunDir(run, create=False).read_metrics()
+    return [(r["step"], r["loss"]) for r in records if "loss" in r and "phase" not in r]
 
 
 def held_out_ids(session: Path, dataset, run: Path) -> list[str]:

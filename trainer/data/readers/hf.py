@@ -13,6 +13,7 @@ Images are decoded by us from the stored bytes (not by `datasets`) so corrupt on
 
 from __future__ import annotations
 
+import re
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from trainer.data.sample import DataError
 from trainer.hub_ids import names_hub_repo
 
 NAME = "hf"
+_SPLIT = re.compile(r"[\w.-]+")  # "owner/name:split"
 IMAGE_COLUMNS = ("image", "img", "pixel_values")
 MASK_LIST_COLUMNS = ("masks", "instance_masks", "instances")
 LABEL_MAP_COLUMNS = ("mask", "segmentation", "label", "annotation", "label_map", "instance_map")
@@ -40,8 +42,8 @@ def detect(path: Path) -> bool:
 def is_hub_id(text: str) -> bool:
     """"owner/name" or "owner/name:split". "data/trian" next to an existing data/ is a mistyped path, not a Hub
     repo (and the Hub lookup is slow)."""
-    repo, _, split = text.partition(":")
-    split_ok = not split or split.replace("-", "").replace("_", "").replace(".", "").isalnum()
+    repo, colon, split = text.partition(":")
+    split_ok = not colon or _SPLIT.fullmatch(split) is not None
     return bool(names_hub_repo(repo)) and split_ok and not Path(repo).parent.is_dir()
 
 
