@@ -7,6 +7,12 @@ import tempfile
 import pytest
 import torch
 
+# Under pytest-xdist (pyproject's `-n 2`) each worker computes on one thread, and so do the processes its tests start:
+# two 2-thread torch processes on 2 cores spin against each other (a step 8-27x slower), two 1-thread ones do not.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
 _GRADIO_UPLOADS = None if os.environ.get("GRADIO_TEMP_DIR") else tempfile.mkdtemp(prefix="segkit-test-gradio-")
 if _GRADIO_UPLOADS:
     os.environ["GRADIO_TEMP_DIR"] = _GRADIO_UPLOADS
@@ -16,8 +22,17 @@ CHROMIUM_INSTALL = "apt-get install chromium (Debian's; .ci/run installs it)"
 _browser_not_run: list[str] = []
 
 
+# The files whose tests take longest (`--durations`), first: xdist hands out whole files (--dist loadfile) in
+# collection order, so a long file started last would run alone at the end while the other worker idles.
+LONGEST_FIRST = ("test_sam2_learning.py", "test_federated_deployment.py", "test_federated.py", "test_app_finetune.py",
+                 "test_sam2_ddp.py", "test_video_train.py", "test_browser_app.py")
+
+
 def pytest_collection_modifyitems(config, items):
-    """Browser tests (marker `browser`) drive Debian's chromium: without it they skip, with one reason, here."""
+    """Longest files first (above); browser tests (marker `browser`) drive Debian's chromium: without it they skip,
+    with one reason, here."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
     if shutil.which("chromium") is None:
         skip = pytest.mark.skip(reason=f"Debian chromium is not installed: {CHROMIUM_INSTALL}")
         for item in items:
