@@ -2,8 +2,9 @@
 model's prompt decoder as ONNX and one image's embedding, as files the page fetches once.
 
 The decoder: the repo's onnx/decoder.onnx when the model has one (push exports it), else exported when first asked
-for (the base model, the Fine-tune tab's models) and kept with the loaded model. The embedding: the three feature
-levels SAM2's decoder reads, in fp16 (about 8 MB at 1024 px), behind a 4-byte header length and a JSON header:
+for (the base model, the Fine-tune tab's models) and kept with the loaded model. The embedding: the graph's image
+inputs (onnx_export.image_side: the decoder's image-side work, which the app's own PointDecoder has already done for
+the image, and the high-res features), in fp16 (11 MB at 1024 px), behind a 4-byte header length and a JSON header:
     {"image_size": S, "height": H, "width": W, "max_points": N, "arrays": [[name, shape, byte offset], ...]}
 Only a visitor's own embedding (their visitor key) is written for them, under a random name; Gradio serves it from
 its cache under a secret-seeded hash, so no other visitor can name it. Anything missing (onnxruntime-web not
@@ -30,10 +31,10 @@ import torch
 
 from demo import models, ort_assets, sessions, settings
 from trainer.sam2_model import onnx_export
+from trainer.sam2_model.point_decoder import PointDecoder
 
 log = logging.getLogger("segkit.demo")
 SCRIPT = Path(__file__).resolve().parent / "static" / "browser_decode.js"
-ARRAYS = ("image_embed", "high_res_feats_0", "high_res_feats_1")  # the graph's image inputs (onnx_export.INPUTS)
 
 
 @dataclass
@@ -116,19 +117,20 @@ def embedding_file(handle: models.Sam2Handle, key: str, precision_name: str) -> 
     if path is None or not path.is_file():
         _drop_old(settings.get().gradio_cache_s)
         path = spool() / f"{secrets.token_hex(16)}.bin"
-        write_embedding(state["_features"], state["_orig_hw"][-1], handle.model.image_size, path)
+        write_embedding(state["decoder"], state["_orig_hw"][-1], handle.model.image_size, path)
         state["browser_file"] = path
     return path
 
 
-def write_embedding(features: dict, orig_hw: tuple[int, int], image_size: int, path: Path) -> Path:
-    """The graph's three image inputs (onnx_export.onnx_inputs) in fp16 behind the module's header."""
-    blank = np.zeros((1, 2), np.float32)
-    feed = onnx_export.onnx_inputs(features, blank, blank[:, 0])
+def write_embedding(decoder: PointDecoder, orig_hw: tuple[int, int], image_size: int, path: Path) -> Path:
+    """The graph's image inputs (onnx_export.image_side of the image's PointDecoder) in fp16 behind the module's
+    header."""
+    with torch.no_grad():
+        feed = onnx_export.image_side(decoder)
     arrays, header, offset = [], {"image_size": image_size, "height": int(orig_hw[0]), "width": int(orig_hw[1]),
                                   "max_points": settings.get().max_points, "arrays": []}, 0
-    for name in ARRAYS:
-        data = np.ascontiguousarray(feed[name], np.float16)
+    for name in onnx_export.IMAGE_INPUTS:
+        data = np.ascontiguousarray(feed[name].float().cpu().numpy(), np.float16)
         header["arrays"].append([name, list(data.shape), offset])
         arrays.append(data)
         offset += data.nbytes

@@ -1,6 +1,6 @@
 () => {
-  // The Prompt tab's clicks decoded in the browser (demo/browser_decode.py sends the files): SAM2's prompt decoder
-  // as ONNX in onnxruntime-web (WebAssembly, one thread), the image's fp16 embedding fetched once. Only glue here:
+  // The Prompt tab's clicks decoded in the browser (demo/browser_decode.py sends the files): SAM2's per-click decoder
+  // as ONNX in onnxruntime-web (WebAssembly, one thread), the image's side of it (fp16) fetched once. Only glue here:
   // prompts to the graph's inputs, sam2's mask choice, bilinear upsampling of the chosen logits (sam2's
   // postprocess_masks, align_corners=False) thresholded at 0, and drawing. Clicks, boxes (drag, or two clicks in
   // box mode) and a hover preview; each click's prompts go to the server (the hidden sync button) for Undo and the API.
@@ -54,9 +54,6 @@
       for (let i = 0; i < count; i++) data[i] = table[half[i]];
       feeds[name] = new ort.Tensor("float32", data, shape);
     }
-    const side = meta.image_size / 4;
-    feeds.mask_input = new ort.Tensor("float32", new Float32Array(side * side), [1, 1, side, side]);
-    feeds.has_mask_input = new ort.Tensor("float32", new Float32Array([0]), [1]);
     return { meta, feeds };
   }
 
