@@ -90,20 +90,28 @@ def _decoder(handle: models.Sam2Handle) -> BrowserDecoder:
         shutil.rmtree(forget_folder, ignore_errors=True)
     _folders[handle.ref] = out.parent
     pushed = Path(handle.folder) / onnx_export.ONNX_DIR / onnx_export.DECODER_NAME if handle.folder else None
+    out.parent.mkdir(parents=True)
     if pushed is not None and pushed.is_file():
-        out.parent.mkdir(parents=True)
-        shutil.copyfile(pushed, out)  # from the Hub cache, which Gradio does not serve: its copy serves the page
-        return BrowserDecoder(out, "the repo's onnx/decoder.onnx")
+        # from the Hub cache, which Gradio does not serve: this copy (fp16 weights: half the bytes) serves the page
+        try:
+            onnx_export.half_weights(pushed, out)
+            return BrowserDecoder(out, "the repo's onnx/decoder.onnx")
+        except onnx_export.ExportError as err:  # e.g. an earlier version's graph: exported again below
+            log.warning("%s: the repo's decoder is not used: %s", handle.ref, err)
     start = time.perf_counter()
+    exported = out.with_name("fp32.onnx")
     try:
         # Under the model's lock: torch's export tracer patches nn.Module.__call__ process-wide while it runs, so a
         # click on this model in another thread would be traced into it and fail (seen in the Fine-tune tab's
         # "add to my dataset"); its clicks wait for the export instead.
         with handle.lock:
-            onnx_export.export_decoder(_decoder_parts(handle), out)
+            onnx_export.export_decoder(_decoder_parts(handle), exported)
+        onnx_export.half_weights(exported, out)
     except onnx_export.ExportError as err:
         log.warning("%s: no browser decoding: %s", handle.ref, err)
         return BrowserDecoder(None, "this model's ONNX export failed (see the server log)")
+    finally:
+        exported.unlink(missing_ok=True)
     return BrowserDecoder(out, f"exported at load ({time.perf_counter() - start:.0f} s)")
 
 

@@ -1,6 +1,7 @@
 """What the page is sent to decode clicks itself (demo/browser_decode.py), with a real random-init SAM2 on a held-out
-photo: the fp16 embedding holds the app's masks through onnxruntime, only the visitor's own embedding is served, a
-repo's own export is used, and a failed export or a missing runtime leaves the clicks on the server with a note."""
+photo: the fp16 embedding and the decoder's fp16 weights hold the app's masks through onnxruntime, only the
+visitor's own embedding is served, a repo's own export is used, and a failed export or a missing runtime leaves the
+clicks on the server with a note."""
 
 from __future__ import annotations
 
@@ -66,12 +67,28 @@ def test_only_the_visitors_own_embedding_is_served(handle):
     assert prompt_tab.visitor_key("photo", session) == "b:photo"
 
 
-def test_a_repos_own_decoder_is_used_as_is(tmp_path):
+@pytest.fixture(scope="module")
+def graph(handle, tmp_path_factory):
+    """The model's decoder graph as push writes it (fp32)."""
+    return onnx_export.export_decoder(handle.model, tmp_path_factory.mktemp("repo") / "decoder.onnx")
+
+
+def _repo(tmp_path, graph_bytes: bytes):
     folder = tmp_path / "repo"
     (folder / "onnx").mkdir(parents=True)
-    (folder / "onnx" / "decoder.onnx").write_bytes(b"the pushed graph")
-    found = browser_decode.decoder(_handle(folder))
-    assert found.note == "the repo's onnx/decoder.onnx" and found.path.read_bytes() == b"the pushed graph"
+    (folder / "onnx" / "decoder.onnx").write_bytes(graph_bytes)
+    return folder
+
+
+def test_a_repos_own_decoder_is_sent_with_fp16_weights_and_an_old_one_exported_again(tmp_path, graph):
+    found = browser_decode.decoder(_handle(_repo(tmp_path, graph.read_bytes())))
+    assert found.note == "the repo's onnx/decoder.onnx"
+    assert found.path.stat().st_size < 0.6 * graph.stat().st_size  # the page's copy: fp16 weights
+    inputs = [i.name for i in onnxruntime.InferenceSession(found.path, providers=["CPUExecutionProvider"]).get_inputs()]
+    assert inputs == list(onnx_export.INPUTS)
+    # an earlier version's graph (other inputs) or a file that is no graph: the model's decoder is exported instead
+    found = browser_decode.decoder(_handle(_repo(tmp_path / "old", b"an earlier graph")))
+    assert found.note.startswith("exported at load") and found.path.stat().st_size < 0.6 * graph.stat().st_size
 
 
 def test_a_failed_export_leaves_clicks_on_the_server_with_a_note(monkeypatch):
@@ -107,11 +124,8 @@ def test_prompts_from_the_page_go_through_the_one_parser():
             prompt_tab.sync_prompts(bad, "", [], None, "")
 
 
-def test_a_closed_sessions_decoders_are_deleted(tmp_path):
-    folder = tmp_path / "repo"
-    (folder / "onnx").mkdir(parents=True)
-    (folder / "onnx" / "decoder.onnx").write_bytes(b"graph")
-    handle = _handle(folder)
+def test_a_closed_sessions_decoders_are_deleted(tmp_path, graph):
+    handle = _handle(_repo(tmp_path, graph.read_bytes()))
     handle.ref = "session:abc/model"
     path = browser_decode.decoder(handle).path
     browser_decode.forget("session:abc")

@@ -40,8 +40,8 @@ def _onnx(model, predictor, session, points=None, labels=None, box=None):
         parts.append((box_coords.reshape(1, 2, 2), torch.tensor([[2.0, 3.0]])))
     if coords is not None:
         parts.append((coords.reshape(1, -1, 2), point_labels.reshape(1, -1).float()))
-    feed = onnx_export.onnx_inputs(onnx_export.image_inputs(model, predictor._features),
-                                   torch.cat([c for c, _ in parts], 1).numpy(), torch.cat([lab for _, lab in parts], 1).numpy())
+    coords, point_labels = (torch.cat(column, 1).numpy() for column in zip(*parts))
+    feed = onnx_export.onnx_inputs(onnx_export.image_inputs(model, predictor._features), coords, point_labels)
     logits, scores = session.run(None, feed)
     return logits[0], scores[0]
 

@@ -140,19 +140,17 @@ def _subpixels(x: torch.Tensor, conv: torch.nn.ConvTranspose2d) -> torch.Tensor:
     return (x @ weight).unflatten(-1, (4, conv.out_channels))
 
 
-def example_inputs(model: torch.nn.Module, points: int = 2, seed: int | None = None) -> dict[str, torch.Tensor]:
-    """The graph's inputs at `model`'s image size: zeros, or random image-side tensors with `seed`."""
+def example_inputs(model: torch.nn.Module, points: int = 2) -> dict[str, torch.Tensor]:
+    """The graph's inputs at `model`'s image size, zeros (their values do not matter to the export)."""
     size = model.image_size
     decoder = model.sam_mask_decoder
     attn = decoder.transformer.layers[0].cross_attn_token_to_image
     heads, n, embed = attn.num_heads, (size // 16) ** 2, decoder.transformer_dim
-    shapes = {"image_tokens": (1, n, embed), "t2i_keys": (1, heads, n, attn.internal_dim // heads),
-              "t2i_values": (1, heads, n, attn.internal_dim // heads),
-              "i2t_queries": (1, heads, n, attn.internal_dim // heads),
+    per_head = (1, heads, n, attn.internal_dim // heads)
+    shapes = {"image_tokens": (1, n, embed), "t2i_keys": per_head, "t2i_values": per_head, "i2t_queries": per_head,
               "high_res_1": (1, n, 4, embed // 4), "high_res_0": (1, n, 16, embed // 8)}
-    g = torch.Generator().manual_seed(seed) if seed is not None else None
-    image = {name: torch.zeros(shape) if g is None else torch.randn(shape, generator=g) for name, shape in shapes.items()}
-    return {**image, "point_coords": torch.full((1, points, 2), size / 2.0), "point_labels": torch.ones(1, points)}
+    return {**{name: torch.zeros(shape) for name, shape in shapes.items()},
+            "point_coords": torch.full((1, points, 2), size / 2.0), "point_labels": torch.ones(1, points)}
 
 
 def export_decoder(model: torch.nn.Module, path: str | Path) -> Path:
@@ -244,6 +242,38 @@ def check_decoder(model: torch.nn.Module, path: str | Path, seed: int = 0) -> fl
     if not worst <= MAX_ABS_DIFF:
         raise ExportError(f"{path}: the exported decoder differs from sam2's by {worst:.2g} (over {MAX_ABS_DIFF})")
     return worst
+
+
+def half_weights(src: str | Path, dst: str | Path, min_size: int = 1024) -> Path:
+    """A copy of this version's decoder graph at `src` with its float32 weights of `min_size` values or more stored
+    as float16, each cast back by a node onnxruntime folds at load: half the bytes for a browser to fetch, the same
+    float32 compute (the masks hold: tests/test_browser_decode.py). ExportError for a file that is not such a graph
+    (e.g. an earlier version's, with other inputs)."""
+    # lazy: onnx only to write a browser's copy (the app's server path does not need it)
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    try:
+        model = onnx.load(str(src))
+    except Exception as err:  # protobuf's DecodeError and others for a file that is not a graph
+        raise ExportError(f"{src}: not an ONNX graph ({type(err).__name__}: {err})") from err
+    graph = model.graph
+    inputs = tuple(i.name for i in graph.input)
+    if inputs != INPUTS:
+        raise ExportError(f"{src}: not this version's decoder graph (its inputs: {', '.join(inputs)})")
+    weights, casts = [], []
+    for weight in graph.initializer:
+        if weight.data_type == TensorProto.FLOAT and np.prod(weight.dims) >= min_size:
+            half = numpy_helper.from_array(numpy_helper.to_array(weight).astype(np.float16), f"{weight.name}.fp16")
+            casts.append(helper.make_node("Cast", [half.name], [weight.name], to=TensorProto.FLOAT))
+            weight = half
+        weights.append(weight)
+    nodes = casts + list(graph.node)
+    del graph.initializer[:], graph.node[:]
+    graph.initializer.extend(weights)
+    graph.node.extend(nodes)
+    onnx.save(model, str(dst))
+    return Path(dst)
 
 
 def stage_onnx(run_dir: str | Path, out_dir: str | Path) -> Path | None:
