@@ -13,12 +13,13 @@ installed, an export that fails) leaves the clicks on the server, with a note sa
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import secrets
 import shutil
 import struct
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -30,11 +31,16 @@ import numpy as np
 import torch
 
 from demo import models, ort_assets, sessions, settings
+from trainer.checkpoint import WEIGHTS_NAME, save_weights
 from trainer.sam2_model import onnx_export
 from trainer.sam2_model.point_decoder import PointDecoder
+from trainer.sam2_model.spec import save_spec
 
 log = logging.getLogger("segkit.demo")
 SCRIPT = Path(__file__).resolve().parent / "static" / "browser_decode.js"
+ROOT = Path(__file__).resolve().parents[1]  # where `python -m trainer` runs
+EXPORT = (sys.executable, "-m", "trainer", "export-onnx")  # a model folder's decoder, checked against PyTorch
+EXPORT_TIMEOUT_S = 1200
 
 
 @dataclass
@@ -62,7 +68,7 @@ _export_lock = threading.Lock()  # one export at a time (tens of seconds of CPU 
 
 
 def decoder(handle: models.Sam2Handle) -> BrowserDecoder:
-    """`handle`'s decoder for the browser, exported once per loaded model (a repo's own export is used as is)."""
+    """`handle`'s decoder for the browser, exported once per loaded model (a repo's own export is used)."""
     if handle.browser is None:
         with _export_lock:
             if handle.browser is None:
@@ -70,14 +76,22 @@ def decoder(handle: models.Sam2Handle) -> BrowserDecoder:
     return handle.browser
 
 
-def _decoder_parts(handle: models.Sam2Handle) -> torch.nn.Module:
-    """A copy of what the export reads of the model (its prompt encoder and mask decoder); the caller holds the
-    model's lock."""
-    parts = torch.nn.Module()
-    parts.sam_prompt_encoder = copy.deepcopy(handle.model.sam_prompt_encoder)
-    parts.sam_mask_decoder = copy.deepcopy(handle.model.sam_mask_decoder)
-    parts.image_size = handle.model.image_size
-    return parts.eval()
+def _export(handle: models.Sam2Handle, out: Path) -> None:
+    """`python -m trainer export-onnx` in a child process on a copy of the model's weights: torch's export tracer
+    patches nn.Module.__call__ process-wide while it runs, so in the app's process a click on any model in another
+    thread would be traced into it (and fail). The model's lock is held only while its weights are copied."""
+    with tempfile.TemporaryDirectory(prefix="segkit-export-") as tmp:
+        folder = Path(tmp) / "model"
+        with handle.lock:
+            save_weights(handle.model.state_dict(), folder / WEIGHTS_NAME)
+        save_spec(handle.spec, folder)
+        try:
+            done = subprocess.run([*EXPORT, str(folder), "--out", str(out)], cwd=ROOT, capture_output=True,
+                                  text=True, timeout=EXPORT_TIMEOUT_S)
+        except subprocess.TimeoutExpired as err:
+            raise onnx_export.ExportError(f"the export took over {EXPORT_TIMEOUT_S} s") from err
+    if done.returncode != 0:
+        raise onnx_export.ExportError((done.stderr.strip() or f"exit status {done.returncode}")[-2000:])
 
 
 _folders: dict[str, Path] = {}  # model ref -> its decoder's folder in the spool
@@ -92,26 +106,17 @@ def _decoder(handle: models.Sam2Handle) -> BrowserDecoder:
     pushed = Path(handle.folder) / onnx_export.ONNX_DIR / onnx_export.DECODER_NAME if handle.folder else None
     out.parent.mkdir(parents=True)
     if pushed is not None and pushed.is_file():
-        # from the Hub cache, which Gradio does not serve: this copy (fp16 weights: half the bytes) serves the page
-        try:
-            onnx_export.half_weights(pushed, out)
+        try:  # from the Hub cache, which Gradio does not serve: its copy serves the page
+            shutil.copyfile(onnx_export.check_inputs(pushed), out)
             return BrowserDecoder(out, "the repo's onnx/decoder.onnx")
         except onnx_export.ExportError as err:  # e.g. an earlier version's graph: exported again below
             log.warning("%s: the repo's decoder is not used: %s", handle.ref, err)
     start = time.perf_counter()
-    exported = out.with_name("fp32.onnx")
     try:
-        # Under the model's lock: torch's export tracer patches nn.Module.__call__ process-wide while it runs, so a
-        # click on this model in another thread would be traced into it and fail (seen in the Fine-tune tab's
-        # "add to my dataset"); its clicks wait for the export instead.
-        with handle.lock:
-            onnx_export.export_decoder(_decoder_parts(handle), exported)
-        onnx_export.half_weights(exported, out)
+        _export(handle, out)
     except onnx_export.ExportError as err:
         log.warning("%s: no browser decoding: %s", handle.ref, err)
         return BrowserDecoder(None, "this model's ONNX export failed (see the server log)")
-    finally:
-        exported.unlink(missing_ok=True)
     return BrowserDecoder(out, f"exported at load ({time.perf_counter() - start:.0f} s)")
 
 

@@ -244,36 +244,20 @@ def check_decoder(model: torch.nn.Module, path: str | Path, seed: int = 0) -> fl
     return worst
 
 
-def half_weights(src: str | Path, dst: str | Path, min_size: int = 1024) -> Path:
-    """A copy of this version's decoder graph at `src` with its float32 weights of `min_size` values or more stored
-    as float16, each cast back by a node onnxruntime folds at load: half the bytes for a browser to fetch, the same
-    float32 compute (the masks hold: tests/test_browser_decode.py). ExportError for a file that is not such a graph
-    (e.g. an earlier version's, with other inputs)."""
-    # lazy: onnx only to write a browser's copy (the app's server path does not need it)
+def check_inputs(path: str | Path) -> Path:
+    """`path` if it is this version's decoder graph (its inputs are INPUTS), else ExportError (e.g. a repo pushed
+    with an earlier version's graph, or a file that is no graph)."""
+    # lazy: onnx only to read a pushed graph (the app's server path does not need it)
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
 
     try:
-        model = onnx.load(str(src))
+        graph = onnx.load(str(path), load_external_data=False).graph
     except Exception as err:  # protobuf's DecodeError and others for a file that is not a graph
-        raise ExportError(f"{src}: not an ONNX graph ({type(err).__name__}: {err})") from err
-    graph = model.graph
+        raise ExportError(f"{path}: not an ONNX graph ({type(err).__name__}: {err})") from err
     inputs = tuple(i.name for i in graph.input)
     if inputs != INPUTS:
-        raise ExportError(f"{src}: not this version's decoder graph (its inputs: {', '.join(inputs)})")
-    weights, casts = [], []
-    for weight in graph.initializer:
-        if weight.data_type == TensorProto.FLOAT and np.prod(weight.dims) >= min_size:
-            half = numpy_helper.from_array(numpy_helper.to_array(weight).astype(np.float16), f"{weight.name}.fp16")
-            casts.append(helper.make_node("Cast", [half.name], [weight.name], to=TensorProto.FLOAT))
-            weight = half
-        weights.append(weight)
-    nodes = casts + list(graph.node)
-    del graph.initializer[:], graph.node[:]
-    graph.initializer.extend(weights)
-    graph.node.extend(nodes)
-    onnx.save(model, str(dst))
-    return Path(dst)
+        raise ExportError(f"{path}: not this version's decoder graph (its inputs: {', '.join(inputs)})")
+    return Path(path)
 
 
 def stage_onnx(run_dir: str | Path, out_dir: str | Path) -> Path | None:
