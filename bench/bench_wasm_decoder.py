@@ -81,7 +81,8 @@ def main() -> None:
     print("| graph | MiB | wall ms (median) | CPU ms (median) |")
     print("|---|---|---|---|")
     for name, t in times.items():
-        print(f"| {name} | {sizes[name]:.1f} | {statistics.median(t['wall']):.0f} | {statistics.median(t['cpu']):.0f} |")
+        wall, cpu = statistics.median(t["wall"]), statistics.median(t["cpu"])
+        print(f"| {name} | {sizes[name]:.1f} | {wall:.0f} | {cpu:.0f} |")
     base, new = (statistics.median(t["cpu"]) for t in times.values())
     print(f"per-click graph: {base / new:.2f}x the plain graph (CPU time)")
 
