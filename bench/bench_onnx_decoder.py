@@ -8,13 +8,14 @@ Baselines measured in the same run, alternating rounds, on one image's features 
 Each figure is the median over rounds of a click's 4 low-res logits (no upsampling, the same work in all).
 `--threads` sets both PyTorch's and onnxruntime's intra-op threads (the browser's onnxruntime-web runs one).
 
-    OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python bench/bench_onnx_decoder.py --image-size 1024 --threads 1
+    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_onnx_decoder.py --image-size 1024 --threads 1
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,10 +24,12 @@ import numpy as np
 import onnxruntime
 import torch
 
-from trainer.sam2_model.model import Sam2Spec, build_model, inference_mode
-from trainer.sam2_model.onnx_export import (OPSET, PromptDecoder, export_decoder, image_inputs, onnx_inputs,
-                                            random_features)
-from trainer.sam2_model.point_decoder import PointDecoder
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from trainer.sam2_model.model import Sam2Spec, build_model, inference_mode  # noqa: E402
+from trainer.sam2_model.onnx_export import (OPSET, PromptDecoder, export_decoder, image_inputs,  # noqa: E402
+                                            onnx_inputs, random_features)
+from trainer.sam2_model.point_decoder import PointDecoder  # noqa: E402
 
 
 class PlainDecoder(torch.nn.Module):

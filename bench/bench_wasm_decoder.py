@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]  # as a script
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: bench_onnx_decoder beside it
 
 from bench_onnx_decoder import export_plain  # noqa: E402
 from demo import ort_assets  # noqa: E402
