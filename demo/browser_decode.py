@@ -2,8 +2,9 @@
 model's prompt decoder as ONNX and one image's embedding, as files the page fetches once.
 
 The decoder: the repo's onnx/decoder.onnx when the model has one (push exports it), else exported when first asked
-for (the base model, the Fine-tune tab's models) and kept with the loaded model. The embedding: the three feature
-levels SAM2's decoder reads, in fp16 (about 8 MB at 1024 px), behind a 4-byte header length and a JSON header:
+for (the base model, the Fine-tune tab's models) and kept with the loaded model. The embedding: the graph's image
+inputs (onnx_export.image_side: the decoder's image-side work, which the app's own PointDecoder has already done for
+the image, and the high-res features), in fp16 (11 MB at 1024 px), behind a 4-byte header length and a JSON header:
     {"image_size": S, "height": H, "width": W, "max_points": N, "arrays": [[name, shape, byte offset], ...]}
 Only a visitor's own embedding (their visitor key) is written for them, under a random name; Gradio serves it from
 its cache under a secret-seeded hash, so no other visitor can name it. Anything missing (onnxruntime-web not
@@ -12,12 +13,13 @@ installed, an export that fails) leaves the clicks on the server, with a note sa
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import secrets
 import shutil
 import struct
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -29,11 +31,16 @@ import numpy as np
 import torch
 
 from demo import models, ort_assets, sessions, settings
+from trainer.checkpoint import WEIGHTS_NAME, save_weights
 from trainer.sam2_model import onnx_export
+from trainer.sam2_model.point_decoder import PointDecoder
+from trainer.sam2_model.spec import save_spec
 
 log = logging.getLogger("segkit.demo")
 SCRIPT = Path(__file__).resolve().parent / "static" / "browser_decode.js"
-ARRAYS = ("image_embed", "high_res_feats_0", "high_res_feats_1")  # the graph's image inputs (onnx_export.INPUTS)
+ROOT = Path(__file__).resolve().parents[1]  # where `python -m trainer` runs
+EXPORT = (sys.executable, "-m", "trainer", "export-onnx")  # a model folder's decoder, checked against PyTorch
+EXPORT_TIMEOUT_S = 1200
 
 
 @dataclass
@@ -61,7 +68,7 @@ _export_lock = threading.Lock()  # one export at a time (tens of seconds of CPU 
 
 
 def decoder(handle: models.Sam2Handle) -> BrowserDecoder:
-    """`handle`'s decoder for the browser, exported once per loaded model (a repo's own export is used as is)."""
+    """`handle`'s decoder for the browser, exported once per loaded model (a repo's own export is used)."""
     if handle.browser is None:
         with _export_lock:
             if handle.browser is None:
@@ -69,14 +76,22 @@ def decoder(handle: models.Sam2Handle) -> BrowserDecoder:
     return handle.browser
 
 
-def _decoder_parts(handle: models.Sam2Handle) -> torch.nn.Module:
-    """A copy of what the export reads of the model (its prompt encoder and mask decoder); the caller holds the
-    model's lock."""
-    parts = torch.nn.Module()
-    parts.sam_prompt_encoder = copy.deepcopy(handle.model.sam_prompt_encoder)
-    parts.sam_mask_decoder = copy.deepcopy(handle.model.sam_mask_decoder)
-    parts.image_size = handle.model.image_size
-    return parts.eval()
+def _export(handle: models.Sam2Handle, out: Path) -> None:
+    """`python -m trainer export-onnx` in a child process on a copy of the model's weights: torch's export tracer
+    patches nn.Module.__call__ process-wide while it runs, so in the app's process a click on any model in another
+    thread would be traced into it (and fail). The model's lock is held only while its weights are copied."""
+    with tempfile.TemporaryDirectory(prefix="segkit-export-") as tmp:
+        folder = Path(tmp) / "model"
+        with handle.lock:
+            save_weights(handle.model.state_dict(), folder / WEIGHTS_NAME)
+        save_spec(handle.spec, folder)
+        try:
+            done = subprocess.run([*EXPORT, str(folder), "--out", str(out)], cwd=ROOT, capture_output=True,
+                                  text=True, timeout=EXPORT_TIMEOUT_S)
+        except subprocess.TimeoutExpired as err:
+            raise onnx_export.ExportError(f"the export took over {EXPORT_TIMEOUT_S} s") from err
+    if done.returncode != 0:
+        raise onnx_export.ExportError((done.stderr.strip() or f"exit status {done.returncode}")[-2000:])
 
 
 _folders: dict[str, Path] = {}  # model ref -> its decoder's folder in the spool
@@ -89,17 +104,16 @@ def _decoder(handle: models.Sam2Handle) -> BrowserDecoder:
         shutil.rmtree(forget_folder, ignore_errors=True)
     _folders[handle.ref] = out.parent
     pushed = Path(handle.folder) / onnx_export.ONNX_DIR / onnx_export.DECODER_NAME if handle.folder else None
+    out.parent.mkdir(parents=True)
     if pushed is not None and pushed.is_file():
-        out.parent.mkdir(parents=True)
-        shutil.copyfile(pushed, out)  # from the Hub cache, which Gradio does not serve: its copy serves the page
-        return BrowserDecoder(out, "the repo's onnx/decoder.onnx")
+        try:  # from the Hub cache, which Gradio does not serve: its copy serves the page
+            shutil.copyfile(onnx_export.check_inputs(pushed), out)
+            return BrowserDecoder(out, "the repo's onnx/decoder.onnx")
+        except onnx_export.ExportError as err:  # e.g. an earlier version's graph: exported again below
+            log.warning("%s: the repo's decoder is not used: %s", handle.ref, err)
     start = time.perf_counter()
     try:
-        # Under the model's lock: torch's export tracer patches nn.Module.__call__ process-wide while it runs, so a
-        # click on this model in another thread would be traced into it and fail (seen in the Fine-tune tab's
-        # "add to my dataset"); its clicks wait for the export instead.
-        with handle.lock:
-            onnx_export.export_decoder(_decoder_parts(handle), out)
+        _export(handle, out)
     except onnx_export.ExportError as err:
         log.warning("%s: no browser decoding: %s", handle.ref, err)
         return BrowserDecoder(None, "this model's ONNX export failed (see the server log)")
@@ -116,19 +130,20 @@ def embedding_file(handle: models.Sam2Handle, key: str, precision_name: str) -> 
     if path is None or not path.is_file():
         _drop_old(settings.get().gradio_cache_s)
         path = spool() / f"{secrets.token_hex(16)}.bin"
-        write_embedding(state["_features"], state["_orig_hw"][-1], handle.model.image_size, path)
+        write_embedding(state["decoder"], state["_orig_hw"][-1], handle.model.image_size, path)
         state["browser_file"] = path
     return path
 
 
-def write_embedding(features: dict, orig_hw: tuple[int, int], image_size: int, path: Path) -> Path:
-    """The graph's three image inputs (onnx_export.onnx_inputs) in fp16 behind the module's header."""
-    blank = np.zeros((1, 2), np.float32)
-    feed = onnx_export.onnx_inputs(features, blank, blank[:, 0])
+def write_embedding(decoder: PointDecoder, orig_hw: tuple[int, int], image_size: int, path: Path) -> Path:
+    """The graph's image inputs (onnx_export.image_side of the image's PointDecoder) in fp16 behind the module's
+    header."""
+    with torch.no_grad():
+        feed = onnx_export.image_side(decoder)
     arrays, header, offset = [], {"image_size": image_size, "height": int(orig_hw[0]), "width": int(orig_hw[1]),
                                   "max_points": settings.get().max_points, "arrays": []}, 0
-    for name in ARRAYS:
-        data = np.ascontiguousarray(feed[name], np.float16)
+    for name in onnx_export.IMAGE_INPUTS:
+        data = np.ascontiguousarray(feed[name].float().cpu().numpy(), np.float16)
         header["arrays"].append([name, list(data.shape), offset])
         arrays.append(data)
         offset += data.nbytes

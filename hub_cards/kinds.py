@@ -161,20 +161,18 @@ from huggingface_hub import hf_hub_download
 from PIL import Image
 from hub_cards import load_model
 from trainer.sam2_model.model import make_predictor
+from trainer.sam2_model.onnx_export import image_inputs, onnx_inputs
 
 model, spec = load_model("{repo_id}")
 predictor = make_predictor(model)
 image = np.array(Image.open("your_image.jpg").convert("RGB"))
-predictor.set_image(image)  # the image encoder, once per image; every prompt after it is the ONNX graph's
-f, s = predictor._features, spec.image_size
-h, w = image.shape[:2]
+predictor.set_image(image)  # the image encoder, once per image
+image_side = image_inputs(model, predictor._features)  # the decoder's image-side work, once per image
+s, (h, w) = spec.image_size, image.shape[:2]
 box = np.array([[w // 4, h // 4], [3 * w // 4, 3 * h // 4]], np.float32) * [s / w, s / h]  # model-input pixels
 decoder = onnxruntime.InferenceSession(hf_hub_download("{repo_id}", "onnx/decoder.onnx"))
-low_res, scores = decoder.run(None, {{
-    "image_embed": f["image_embed"].numpy(), "high_res_feats_0": f["high_res_feats"][0].numpy(),
-    "high_res_feats_1": f["high_res_feats"][1].numpy(), "point_coords": box[None].astype(np.float32),
-    "point_labels": np.array([[2, 3]], np.float32),  # a box's two corners (clicks: 1 positive, 0 negative)
-    "mask_input": np.zeros((1, 1, s // 4, s // 4), np.float32), "has_mask_input": np.zeros(1, np.float32)}})
+# each prompt is the ONNX graph's: here a box, its two corners labelled 2 and 3 (clicks: 1 positive, 0 negative)
+low_res, scores = decoder.run(None, onnx_inputs(image_side, box, np.array([2, 3])))
 # [:, 0] is the single mask, [:, 1:] the 3 of a multimask answer: upsampled as sam2 does, thresholded at 0
 masks = predictor._transforms.postprocess_masks(torch.from_numpy(low_res[:, :1]), (h, w))[0].numpy() > 0
 print(masks.shape, scores)

@@ -1,8 +1,11 @@
 """What the page is sent to decode clicks itself (demo/browser_decode.py), with a real random-init SAM2 on a held-out
 photo: the fp16 embedding holds the app's masks through onnxruntime, only the visitor's own embedding is served, a
-repo's own export is used, and a failed export or a missing runtime leaves the clicks on the server with a note."""
+repo's own export is used, the export at load runs in a child process, and a failed export or a missing runtime
+leaves the clicks on the server with a note."""
 
 from __future__ import annotations
+
+import sys
 
 import gradio as gr
 import numpy as np
@@ -41,10 +44,12 @@ def test_the_fp16_embedding_gives_the_apps_masks_through_the_exported_decoder(ha
     header, arrays = browser_decode.read_embedding(files[1])
     assert (header["image_size"], header["height"], header["width"]) == (SIZE, 400, 600)
     features = models.embedding_state(handle, "a:photo", "fp32")["_features"]
-    np.testing.assert_allclose(arrays["image_embed"], features["image_embed"].numpy(), rtol=1e-3, atol=1e-3)
+    exact = onnx_export.image_inputs(handle.model, features)
+    assert list(arrays) == list(onnx_export.IMAGE_INPUTS)
+    for name, values in arrays.items():
+        np.testing.assert_allclose(values, exact[name], rtol=1e-3, atol=2e-3)
     session = onnxruntime.InferenceSession(files[0], providers=["CPUExecutionProvider"])
-    fp16 = {"image_embed": torch.from_numpy(arrays["image_embed"].astype(np.float32)),
-            "high_res_feats": [torch.from_numpy(arrays[f"high_res_feats_{i}"].astype(np.float32)) for i in (0, 1)]}
+    fp16 = {name: values.astype(np.float32) for name, values in arrays.items()}
     scale = np.array([SIZE / 600, SIZE / 400])
     for points, labels in (([[300.0, 180.0]], [1]), ([[300.0, 180.0], [100.0, 60.0]], [1, 0])):
         server = models.predict_prompt(handle, PHOTO, "a:photo", "fp32", np.array(points), np.array(labels), None,
@@ -64,21 +69,45 @@ def test_only_the_visitors_own_embedding_is_served(handle):
     assert prompt_tab.visitor_key("photo", session) == "b:photo"
 
 
-def test_a_repos_own_decoder_is_used_as_is(tmp_path):
+@pytest.fixture(scope="module")
+def graph(handle, tmp_path_factory):
+    """The model's decoder graph as push writes it (fp32)."""
+    return onnx_export.export_decoder(handle.model, tmp_path_factory.mktemp("repo") / "decoder.onnx")
+
+
+def _repo(tmp_path, graph_bytes: bytes):
     folder = tmp_path / "repo"
     (folder / "onnx").mkdir(parents=True)
-    (folder / "onnx" / "decoder.onnx").write_bytes(b"the pushed graph")
-    found = browser_decode.decoder(_handle(folder))
-    assert found.note == "the repo's onnx/decoder.onnx" and found.path.read_bytes() == b"the pushed graph"
+    (folder / "onnx" / "decoder.onnx").write_bytes(graph_bytes)
+    return folder
 
 
-def test_a_failed_export_leaves_clicks_on_the_server_with_a_note(monkeypatch):
-    monkeypatch.setattr(onnx_export, "MAX_ABS_DIFF", -1.0)  # the real export, refused by its own check
+def _traced_here(*args, **kwargs):
+    raise AssertionError("the decoder was traced in the app's process")
+
+
+def test_a_repos_own_decoder_is_used_and_an_old_one_exported_again(tmp_path, graph, monkeypatch):
+    found = browser_decode.decoder(_handle(_repo(tmp_path, graph.read_bytes())))
+    assert found.note == "the repo's onnx/decoder.onnx" and found.path.read_bytes() == graph.read_bytes()
+    # an earlier version's graph (other inputs) or a file that is no graph: the model's decoder is exported instead,
+    # in a child process (torch's export tracer patches nn.Module.__call__ for every thread of its process)
+    monkeypatch.setattr(onnx_export, "export_decoder", _traced_here)
+    found = browser_decode.decoder(_handle(_repo(tmp_path / "old", b"an earlier graph")))
+    assert found.note.startswith("exported at load")
+    inputs = [i.name for i in onnxruntime.InferenceSession(found.path, providers=["CPUExecutionProvider"]).get_inputs()]
+    assert inputs == list(onnx_export.INPUTS)
+
+
+def test_a_failed_export_leaves_clicks_on_the_server_with_a_note(monkeypatch, caplog):
+    """The export's child process fails as `trainer export-onnx` does when its check refuses the graph (that
+    refusal: tests/test_sam2_onnx.py): the reason is logged, the page is told the clicks stay on the server."""
+    monkeypatch.setattr(browser_decode, "EXPORT", (sys.executable, "-c", "import sys; sys.exit('error: refused')"))
     handle = _handle()
     models.ensure_embedding(handle, PHOTO, "a:photo", "fp32")
     try:
         assert browser_decode.payload(handle, "a:photo", "fp32") == (
             [], "Clicks decode on the server: this model's ONNX export failed (see the server log).")
+        assert "error: refused" in caplog.text
     finally:
         models.forget("test-browser")
 
@@ -105,11 +134,8 @@ def test_prompts_from_the_page_go_through_the_one_parser():
             prompt_tab.sync_prompts(bad, "", [], None, "")
 
 
-def test_a_closed_sessions_decoders_are_deleted(tmp_path):
-    folder = tmp_path / "repo"
-    (folder / "onnx").mkdir(parents=True)
-    (folder / "onnx" / "decoder.onnx").write_bytes(b"graph")
-    handle = _handle(folder)
+def test_a_closed_sessions_decoders_are_deleted(tmp_path, graph):
+    handle = _handle(_repo(tmp_path, graph.read_bytes()))
     handle.ref = "session:abc/model"
     path = browser_decode.decoder(handle).path
     browser_decode.forget("session:abc")

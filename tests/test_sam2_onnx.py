@@ -31,16 +31,17 @@ def exported(tmp_path_factory):
         yield model, predictor, session
 
 
-def _onnx(predictor, session, points=None, labels=None, box=None, mask_input=None):
-    """Low-res logits 4 x h x w and scores 4 for a prompt in image pixels, converted as the predictor converts it."""
+def _onnx(model, predictor, session, points=None, labels=None, box=None):
+    """Low-res logits 4 x h x w and scores 4 for a prompt in image pixels, converted as the predictor converts it;
+    the graph's image inputs from the predictor's features (onnx_export.image_inputs)."""
     _, coords, point_labels, box_coords = predictor._prep_prompts(points, labels, box, None, normalize_coords=True)
     parts = []
     if box_coords is not None:
         parts.append((box_coords.reshape(1, 2, 2), torch.tensor([[2.0, 3.0]])))
     if coords is not None:
         parts.append((coords.reshape(1, -1, 2), point_labels.reshape(1, -1).float()))
-    feed = onnx_export.onnx_inputs(predictor._features, torch.cat([c for c, _ in parts], 1).numpy(),
-                                   torch.cat([lab for _, lab in parts], 1).numpy(), mask_input)
+    coords, point_labels = (torch.cat(column, 1).numpy() for column in zip(*parts))
+    feed = onnx_export.onnx_inputs(onnx_export.image_inputs(model, predictor._features), coords, point_labels)
     logits, scores = session.run(None, feed)
     return logits[0], scores[0]
 
@@ -69,30 +70,17 @@ PROMPTS = {  # in the photo's pixels (400 x 640)
 @pytest.mark.parametrize("prompt", PROMPTS)
 @pytest.mark.parametrize("multimask", [False, True])
 def test_masks_match_sam2s_image_predictor(exported, prompt, multimask):
-    _, predictor, session = exported
+    model, predictor, session = exported
     p = PROMPTS[prompt]
     with torch.inference_mode():
         masks, scores, _ = predictor.predict(point_coords=p.get("points"), point_labels=p.get("labels"),
                                              box=p.get("box"), multimask_output=multimask)
-    logits, onnx_scores = _onnx(predictor, session, p.get("points"), p.get("labels"), p.get("box"))
+    logits, onnx_scores = _onnx(model, predictor, session, p.get("points"), p.get("labels"), p.get("box"))
     assert all(0.01 < m.mean() < 0.99 for m in masks)  # real masks, not an empty or full frame that always agrees
     chosen = slice(1, 4) if multimask else slice(0, 1)
     np.testing.assert_allclose(onnx_scores[chosen], scores, atol=1e-4)
     for ours, theirs in zip(logits[chosen], masks):
         assert _iou(_upsample(predictor, ours), theirs) >= 0.99
-
-
-def test_a_previous_masks_logits_fed_back_match_sam2s(exported):
-    _, predictor, session = exported
-    p = PROMPTS["clicks"]
-    with torch.inference_mode():
-        _, _, previous = predictor.predict(point_coords=p["points"][:1], point_labels=p["labels"][:1],
-                                           multimask_output=False)
-        masks, scores, _ = predictor.predict(point_coords=p["points"], point_labels=p["labels"], mask_input=previous,
-                                             multimask_output=False)
-    logits, onnx_scores = _onnx(predictor, session, p["points"], p["labels"], mask_input=previous)
-    assert onnx_scores[0] == pytest.approx(scores[0], abs=1e-4)
-    assert _iou(_upsample(predictor, logits[0]), masks[0]) >= 0.99
 
 
 @pytest.mark.parametrize("prompt", PROMPTS)
@@ -106,7 +94,7 @@ def test_the_apps_click_rule_gives_the_apps_mask(exported, prompt):
     single_click = p.get("box") is None and len(p["points"]) == 1
     with torch.inference_mode():
         masks, _ = app_predict(predictor, decoder, p.get("points"), p.get("labels"), p.get("box"), single_click, top=1)
-    logits, scores = _onnx(predictor, session, p.get("points"), p.get("labels"), p.get("box"))
+    logits, scores = _onnx(model, predictor, session, p.get("points"), p.get("labels"), p.get("box"))
     pick = 1 + int(scores[1:].argmax()) if single_click else 0
     assert _iou(_upsample(predictor, logits[pick]), masks[0]) >= 0.99
 

@@ -1,8 +1,9 @@
 """`python -m trainer export-onnx MODEL`: a SAM2 model's prompt encoder + mask decoder as MODEL/onnx/decoder.onnx.
 
-The graph decodes a click or a box from an image's features wherever onnxruntime runs (trainer/sam2_model/onnx_export.py
-says what goes in and out); `push` exports it into every SAM2 repo. The export is checked against PyTorch before it
-is kept.
+The graph is the decoder's per-prompt work: it decodes a click or a box wherever onnxruntime runs, from an image's
+features after their image-side part (onnx_export.image_inputs, once per image; trainer/sam2_model/onnx_export.py
+says what goes in and out); `push` exports it into every SAM2 repo. The export is checked against sam2's own decoder
+before it is kept. The app runs this command in a child process to export a model without a repo `onnx/` folder.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 () => {
-  // The Prompt tab's clicks decoded in the browser (demo/browser_decode.py sends the files): SAM2's prompt decoder
-  // as ONNX in onnxruntime-web (WebAssembly, one thread), the image's fp16 embedding fetched once. Only glue here:
+  // The Prompt tab's clicks decoded in the browser (demo/browser_decode.py sends the files): SAM2's per-click decoder
+  // as ONNX in onnxruntime-web (WebAssembly, one thread), the image's side of it (fp16) fetched once. Only glue here:
   // prompts to the graph's inputs, sam2's mask choice, bilinear upsampling of the chosen logits (sam2's
   // postprocess_masks, align_corners=False) thresholded at 0, and drawing. Clicks, boxes (drag, or two clicks in
   // box mode) and a hover preview; each click's prompts go to the server (the hidden sync button) for Undo and the API.
@@ -54,9 +54,6 @@
       for (let i = 0; i < count; i++) data[i] = table[half[i]];
       feeds[name] = new ort.Tensor("float32", data, shape);
     }
-    const side = meta.image_size / 4;
-    feeds.mask_input = new ort.Tensor("float32", new Float32Array(side * side), [1, 1, side, side]);
-    feeds.has_mask_input = new ort.Tensor("float32", new Float32Array([0]), [1]);
     return { meta, feeds };
   }
 
@@ -139,7 +136,9 @@
       point_coords: new ort.Tensor("float32", Float32Array.from(coords), [1, n, 2]),
       point_labels: new ort.Tensor("float32", Float32Array.from(labels), [1, n]),
     });
+    const runStart = performance.now();
     const out = await S.session.run(feeds);
+    const runMs = performance.now() - runStart;
     const iou = out.iou_predictions.data;
     // the app's rule (demo/models.py): one click is ambiguous, so the best-scored of the 3 masks; the best of
     // them too with multi-mask output; else sam2's single mask (output 0)
@@ -151,7 +150,7 @@
     }
     const side = out.low_res_masks.dims[3];
     const logits = out.low_res_masks.data.subarray(pick * side * side, (pick + 1) * side * side);
-    return { mask: upsample(logits, side, height, width), score: iou[pick], pick };
+    return { mask: upsample(logits, side, height, width), score: iou[pick], pick, run_ms: runMs };
   }
 
   // bilinear, align_corners=False (F.interpolate as sam2's postprocess_masks calls it), then > 0
@@ -212,7 +211,7 @@
     if (!(reused && S.drawn === drawn && $("#segkit-overlay"))) S.drawn = draw(prompts, result) ? drawn : null;
     S.seq += 1;
     S.last = { seq: S.seq, prompts: JSON.parse(JSON.stringify(prompts)), commit: !!(job && job.commit),
-               decode_ms: decodeMs, reused, ms: job ? performance.now() - job.t0 : decodeMs,
+               decode_ms: decodeMs, run_ms: reused || !result ? null : result.run_ms, reused, ms: job ? performance.now() - job.t0 : decodeMs,
                score: result ? result.score : null, pick: result ? result.pick : null,
                mask: result ? result.mask : null };
     if (job && job.commit) {

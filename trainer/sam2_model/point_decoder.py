@@ -85,7 +85,25 @@ class PointDecoder:
         self.shape = image_embed.shape[1:]
         self.pe = model.sam_prompt_encoder.get_dense_pe().flatten(2).transpose(1, 2)  # 1 x N x C
         self.high_res = [f.contiguous(memory_format=torch.channels_last) for f in high_res]  # the layout of src below
+        self._images = len(image_embed)
         self._shared: tuple[torch.Tensor, ...] | None = None
+
+    @classmethod
+    def from_image_side(cls, model: torch.nn.Module, shared: tuple[torch.Tensor, ...]) -> "PointDecoder":
+        """A decoder whose image-side work (`image_side()` of another one) was done elsewhere, e.g. by the server for
+        a graph in a browser: it runs the transformer for prompts without a mask input; the mask head is the
+        caller's (it has no high-res features)."""
+        self = cls.__new__(cls)
+        self.model, self.decoder = model, model.sam_mask_decoder
+        self.image_embed, self.high_res, self.shape = None, None, None
+        self.pe = model.sam_prompt_encoder.get_dense_pe().flatten(2).transpose(1, 2)
+        self._images, self._shared = len(shared[0]), tuple(shared)
+        return self
+
+    def image_side(self) -> tuple[torch.Tensor, ...]:
+        """The prompt-independent tensors (image tokens B x N x C; keys and values of the first token-to-image
+        attention and queries of the first image-to-token attention, B x heads x N x C/heads/2)."""
+        return self._shared_first_layer()
 
     def precompute(self) -> "PointDecoder":
         """Do the prompt-independent work now (e.g. when an image is uploaded) rather than at the first prompt."""
@@ -94,7 +112,7 @@ class PointDecoder:
 
     @property
     def images(self) -> int:
-        return len(self.image_embed)
+        return self._images
 
     def _add_image(self, x: torch.Tensor, per_image: torch.Tensor) -> torch.Tensor:
         """x (P x ...) plus its image's row of per_image (B x ...), in place: broadcast, never copied per prompt."""
