@@ -1,5 +1,7 @@
 """The interactive evaluation's click simulator: hand-computed clicks on tiny masks, then a real random-init SAM2."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -99,3 +101,16 @@ def test_a_later_click_feeds_every_point_and_the_previous_logits_back(coins_pred
     assert [c["point_coords"].shape for c in calls] == [(2, 1, 2), (2, 2, 2), (2, 3, 2)]
     assert calls[0].get("mask_input") is None
     assert all(c["mask_input"].shape == (2, 1, 32, 32) for c in calls[1:])  # the 128-px model's low-res logits
+
+
+def test_the_quickstart_headline_says_where_noc_is_capped(tmp_path):
+    """The quickstart simulates 10 clicks, not 20: its NoC figures are capped at 10 and its headline says so."""
+    from trainer.quickstart import RECIPES, headline
+
+    assert RECIPES["sam2"][RECIPES["sam2"].index("--eval-clicks") + 1] == "10"
+    figures = {"miou_box": 0.7, "miou_1pt": 0.8, "miou_click_1": 0.8, "miou_click_3": 0.9, "miou_click_5": 0.9,
+               "noc_85": 2.5}
+    summary = {"kind": "sam2", "metrics": {"before": {k: 0.1 for k in figures}, "after": figures}}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    (tmp_path / "config.yaml").write_text("eval_clicks: 10\n")
+    assert "NoC@85, fewer is better) (capped at 10) 0.10 -> 2.50" in headline(tmp_path / "summary.json")
