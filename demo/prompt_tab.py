@@ -199,7 +199,7 @@ def build(model: gr.Dropdown, precision: gr.Radio) -> dict[str, Any]:
             multimask = gr.Checkbox(label="Multi-mask output (3 candidates)", value=False, elem_id="prompt-multimask")
             with gr.Row():
                 undo_btn = gr.Button("Undo", size="sm")
-                clear_btn = gr.Button("Clear", size="sm")
+                clear_btn = gr.Button("Clear", size="sm", elem_id="prompt-clear")
             info = gr.Textbox(label="Result", value="Upload an image or pick an example.", lines=2,
                               interactive=False, elem_id="prompt-info")
             with gr.Row():
