@@ -2,10 +2,10 @@
 checkpoints, resume. It knows no model (as detectron2's engine/ knows none).
 
 A trainer subclasses `Trainer` and supplies what differs: `build_objective` (the trainable parameters and the loss
-module), `build_items` (a micro-batch's data, built ahead by the loader's workers) and `micro_batch` (the
-objective's arguments), optionally `split` (a micro-batch backpropagated in parts, for memory); `weights_state` / `extra_state` / `load_extra_state` add what its checkpoints hold beyond
-the model's state dict (e.g. sam2_ft's LoRA adapters). `run_training` is the whole loop; `train_step` is one
-optimizer step, readable top to bottom.
+module), `build_items` (a micro-batch's data, built ahead by the loader's workers), `micro_batch` (the objective's
+arguments) and optionally `split` (a micro-batch backpropagated in parts, for memory); `weights_state` /
+`extra_state` / `load_extra_state` add what its checkpoints hold beyond the model's state dict (e.g. sam2_ft's LoRA
+adapters). `run_training` is the whole loop; `train_step` is one optimizer step, readable top to bottom.
 """
 
 from __future__ import annotations

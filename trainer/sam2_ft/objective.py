@@ -24,7 +24,7 @@ from trainer.sam2_model.forward import Features, decode, encode_images, image_fe
 
 
 # A checkpointed click recomputes at most this many objects of one image at once in backward: at 1024 px, 4 instead of
-# an image's 8 took the default step from 2,225 to ~1,900 MiB peak RSS, same loss and gradients (bench/README.md).
+# an image's 8 took ~350 MiB off the default step's peak, same loss and gradients (bench/README.md, issue 31).
 RECOMPUTED_OBJECTS = 4
 
 
