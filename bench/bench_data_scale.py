@@ -311,15 +311,21 @@ def step_profile(checkpointed: bool) -> None:
     base = _rss_mib("VmRSS")
     trainer = phase("torch, sam2 + the model and trainer built (sam2.1 tiny fp32)", lambda: step_trainer(checkpointed))
     trainer.train_step()  # warm-up: optimizer state exists, first views cached
-    items, kind = trainer.micro_batch(0)
+    parts = trainer.split(trainer.micro_batch(0))  # as the step runs it: image by image when the step is large
     objective = trainer.objective
-    objective.cache.clear()  # the encoder pass below is a miss, as a fresh view's is
-    phase("image encoder, 2 views at 1024 px (no_grad: a cache miss)", lambda: objective.encode(items))
-    loss = phase(f"forward: {len(items)} images x {len(items[0].masks)} objects x "
-                 f"{objective.correction_clicks + 1} decoder passes ({'checkpointed' if checkpointed else 'kept'}; "
-                 "views from the cache)", lambda: objective(items, kind))
-    phase("backward", loss.backward)
-    del loss
+    objective.cache.clear()  # the encoder passes below are misses, as a fresh view's is
+
+    def encode() -> None:
+        for (items, _), _ in parts:  # one call per part, its output dropped before the next, as in the step
+            objective.encode(items)
+
+    phase(f"image encoder, 2 views at 1024 px in {len(parts)} call(s) (no_grad: cache misses)", encode)
+    for n, ((items, kind), weight) in enumerate(parts, 1):
+        loss = phase(f"forward {n}/{len(parts)}: {len(items)} image(s) x {len(items[0].masks)} objects x "
+                     f"{objective.correction_clicks + 1} decoder passes ({'checkpointed' if checkpointed else 'kept'}; "
+                     "views from the cache)", lambda: objective(items, kind) * weight)
+        phase(f"backward {n}/{len(parts)}", loss.backward)
+        del loss
     phase("optimizer step (AdamW, fused)", trainer.optimizer.step)
     print(f"| phase (1024 px, batch 2, decoder passes {'checkpointed' if checkpointed else 'kept'}) | peak above its "
           f"start MiB | held after MiB |\n|---|---|---|\n| python + numpy (torch not yet imported) | {base:.0f} | {base:.0f} |")

@@ -173,25 +173,66 @@ def test_clicks_are_checkpointed_only_for_a_large_step():
     assert not checkpoint_clicks(Sam2TrainConfig(grad_accum=2, max_objects=2))
 
 
-def test_checkpointed_clicks_give_the_same_loss_and_gradients(data, one_thread):
-    """When a step is large (loop.checkpoint_clicks) each click's decoder pass is recomputed in backward (memory):
-    same numbers as keeping it."""
+@pytest.fixture(scope="module")
+def crowded():
+    """Two images of 6 objects: more than a checkpointed click recomputes at once (objective.RECOMPUTED_OBJECTS)."""
+    from data_factories import CLASS_NAMES, scene
+
+    samples = [Sample(image, np.stack(masks), np.array(ids), f"s{i}")
+               for i, (image, masks, ids) in enumerate(scene(i, SIZE, n_objects=6) for i in range(2))]
+    return TrainingImages(SegmentationDataset.from_samples(samples, CLASS_NAMES), SIZE, policy("default"), seed=0,
+                          views=8, progress=False)
+
+
+def _assert_same_grads(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> None:
+    assert got.keys() == want.keys() and want
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], atol=1e-6, rtol=1e-5)
+
+
+def test_checkpointed_clicks_give_the_same_loss_and_gradients(crowded, one_thread):
+    """When a step is large (loop.checkpoint_clicks) each click's decoder pass is recomputed in backward, a few
+    objects at a time (memory): same numbers as keeping it."""
     from trainer.engine.images import make_items
-    from trainer.sam2_ft.objective import Sam2Objective
+    from trainer.sam2_ft.objective import RECOMPUTED_OBJECTS, Sam2Objective
 
     model = _model()
     results = []
     for checkpointed in (False, True):
         model.zero_grad(set_to_none=True)
         objective = Sam2Objective(model, "dice_bce_iou", correction_clicks=2, checkpoint_clicks=checkpointed)
-        loss = objective(make_items(data, [0, 1], step=3, seed=0, max_objects=4), "points")
+        items = make_items(crowded, [0, 1], step=3, seed=0, max_objects=6)
+        assert min(len(it.masks) for it in items) > RECOMPUTED_OBJECTS  # each image recomputed in groups
+        loss = objective(items, "points")
         loss.backward()
         results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
     (plain, plain_grads), (ckpt, ckpt_grads) = results
     torch.testing.assert_close(ckpt, plain)
-    assert plain_grads.keys() == ckpt_grads.keys() and plain_grads
-    for name in plain_grads:
-        torch.testing.assert_close(ckpt_grads[name], plain_grads[name], atol=1e-6, rtol=1e-5)
+    _assert_same_grads(ckpt_grads, plain_grads)
+
+
+def test_object_groups_split_each_image_evenly():
+    from trainer.sam2_ft.objective import object_groups
+
+    assert object_groups([8, 5, 1], most=4) == [(0, slice(0, 4)), (0, slice(4, 8)), (1, slice(8, 10)),
+                                                (1, slice(10, 13)), (2, slice(13, 14))]
+
+
+def test_a_large_step_backpropagates_image_by_image_with_the_same_loss_and_gradients(crowded, one_thread):
+    """A large step (checkpointed clicks) runs forward and backward one image at a time (Sam2Trainer.split, the
+    loop accumulating): the loss and gradients of the whole micro-batch at once."""
+    results = []
+    for large in (False, True):
+        trainer = Sam2Trainer(_cfg(steps=1, max_objects=6, correction_clicks=2, clip_grad=0.0), _model(), crowded,
+                              resolve("fp32", "cpu"))
+        trainer.objective.checkpoint_clicks = large  # what checkpoint_clicks(cfg) says of a 1024-px default step
+        assert len(trainer.split(trainer.micro_batch(0))) == (2 if large else 1)
+        record = trainer.train_step()
+        results.append((record["loss"], {n: p.grad for n, p in trainer.model.named_parameters()
+                                         if p.grad is not None}))
+    (plain, plain_grads), (split, split_grads) = results
+    assert split == pytest.approx(plain, rel=1e-6)
+    _assert_same_grads(split_grads, plain_grads)
 
 
 def test_bf16_step_on_cpu_reads_the_float16_cache(data):

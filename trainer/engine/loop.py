@@ -2,10 +2,10 @@
 checkpoints, resume. It knows no model (as detectron2's engine/ knows none).
 
 A trainer subclasses `Trainer` and supplies what differs: `build_objective` (the trainable parameters and the loss
-module), `build_items` (a micro-batch's data, built ahead by the loader's workers) and `micro_batch` (the
-objective's arguments); `weights_state` / `extra_state` / `load_extra_state` add what its checkpoints hold beyond
-the model's state dict (e.g. sam2_ft's LoRA adapters). `run_training` is the whole loop; `train_step` is one
-optimizer step, readable top to bottom.
+module), `build_items` (a micro-batch's data, built ahead by the loader's workers), `micro_batch` (the objective's
+arguments) and optionally `split` (a micro-batch backpropagated in parts, for memory); `weights_state` /
+`extra_state` / `load_extra_state` add what its checkpoints hold beyond the model's state dict (e.g. sam2_ft's LoRA
+adapters). `run_training` is the whole loop; `train_step` is one optimizer step, readable top to bottom.
 """
 
 from __future__ import annotations
@@ -103,6 +103,12 @@ class Trainer:
         """The objective's arguments for micro-batch `micro` of this step (its items from self.ahead)."""
         return (self.ahead.get(self.step, micro),)
 
+    def split(self, inputs: tuple) -> list[tuple[tuple, float]]:
+        """A micro-batch's arguments as parts whose losses are backpropagated one after the other, each with its
+        weight in the micro-batch's loss (the loss is the weighted sum: the same gradient), so only one part's graph
+        is alive at a time. Default: the whole micro-batch, weight 1."""
+        return [(inputs, 1.0)]
+
     def weights_state(self) -> dict[str, torch.Tensor]:
         """The weights saved as RUN_DIR/model.safetensors."""
         return self.model.state_dict()
@@ -125,13 +131,14 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         total = torch.zeros((), device=next(self.model.parameters()).device)
         for micro in range(cfg.grad_accum):
-            inputs = self.micro_batch(micro)  # the objective's arguments, e.g. (items, prompt type) for sam2
-            last = micro == cfg.grad_accum - 1  # DDP all-reduces gradients only on the last micro-batch
-            with self.module.no_sync() if (self.world.size > 1 and not last) else contextlib.nullcontext():
-                with self.precision.autocast():
-                    loss = self.module(*inputs) / cfg.grad_accum
-                self.scaler.scale(loss).backward()
-            total += loss.detach().float()
+            parts = self.split(self.micro_batch(micro))  # the objective's arguments, e.g. (items, prompt type) for sam2
+            for part, (inputs, weight) in enumerate(parts):
+                last = micro == cfg.grad_accum - 1 and part == len(parts) - 1  # DDP all-reduces on the last backward
+                with self.module.no_sync() if (self.world.size > 1 and not last) else contextlib.nullcontext():
+                    with self.precision.autocast():
+                        loss = self.module(*inputs) * weight / cfg.grad_accum
+                    self.scaler.scale(loss).backward()
+                total += loss.detach().float()
         if self.world.size > 1:
             dist.all_reduce(total)
             total /= self.world.size

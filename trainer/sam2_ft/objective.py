@@ -11,6 +11,7 @@ Wrapped as an nn.Module so DistributedDataParallel can wrap it (DDP only syncs w
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
@@ -22,10 +23,26 @@ from trainer.sam2_ft.prompts import Prompts, corrective_click, sample_prompts
 from trainer.sam2_model.forward import Features, decode, encode_images, image_features, image_rows, preprocess
 
 
+# A checkpointed click recomputes at most this many objects of one image at once in backward: at 1024 px, 4 instead of
+# an image's 8 took ~350 MiB off the default step's peak, same loss and gradients (bench/README.md, issue 31).
+RECOMPUTED_OBJECTS = 4
+
+
 def object_slots(most: int, cap: int | None) -> int:
     """Objects per image after padding: the micro-batch's largest count, or, with `cap` (compiled steps), the next
     power of two up to cap, so compiled code sees log2(cap) + 1 shapes at most."""
     return most if cap is None else min(cap, 1 << (most - 1).bit_length())
+
+
+def object_groups(layout: list[int], most: int = RECOMPUTED_OBJECTS) -> list[tuple[int, slice]]:
+    """(image, rows) of each group of a checkpointed click: every image's objects (image-major rows, `layout`) split
+    into as few near-equal groups of at most `most` as there can be."""
+    groups = []
+    for image, rows in enumerate(image_rows(layout)):
+        count = rows.stop - rows.start
+        bounds = np.linspace(rows.start, rows.stop, -(-count // most) + 1).round().astype(int).tolist()
+        groups += [(image, slice(a, b)) for a, b in zip(bounds, bounds[1:])]
+    return groups
 
 
 def click_loss(model: torch.nn.Module, loss: str, feats: Features, coords: torch.Tensor, labels: torch.Tensor,
@@ -98,8 +115,9 @@ class Sam2Objective(torch.nn.Module):
 
     def _click(self, feats: Features, prompts: Prompts, target: torch.Tensor,
                layout: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One decoder pass of every object: loss, logits, IoUs. Checkpointed (a large step) it runs image by image,
-        so backward recomputes one image's pass at a time rather than the micro-batch's: half the peak at batch 2."""
+        """One decoder pass of every object: loss, logits, IoUs. Checkpointed (a large step) it runs in groups of at
+        most RECOMPUTED_OBJECTS objects of one image, so backward recomputes one group's pass at a time rather than
+        the micro-batch's."""
         def args(rows: slice, feats: Features) -> tuple:
             mask_input = None if prompts.mask_input is None else prompts.mask_input[rows]
             return (self.model, self.loss, feats, prompts.coords[rows], prompts.labels[rows], mask_input,
@@ -108,7 +126,7 @@ class Sam2Objective(torch.nn.Module):
         if not self.checkpoint_clicks:
             return self.click_loss(*args(slice(None), feats))
         parts = [checkpoint(self.click_loss, *args(rows, Features(*feats.image(i), per_image=[rows.stop - rows.start])),
-                            use_reentrant=False) for i, rows in enumerate(image_rows(layout))]
+                            use_reentrant=False) for i, rows in object_groups(layout)]
         return tuple(torch.cat(values) for values in zip(*parts))
 
     @staticmethod

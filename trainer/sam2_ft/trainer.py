@@ -24,8 +24,9 @@ PARTS = {"image_encoder": "image_encoder", "prompt_encoder": "sam_prompt_encoder
 
 
 def checkpoint_clicks(cfg) -> bool:
-    """Whether the step recomputes each click's decoder pass in backward: only when the micro-batch's object-passes,
-    scaled to 1024² pixels, would hold more activations than CHECKPOINT_ABOVE_PASSES of them."""
+    """Whether the step is large: each click's decoder pass recomputed in backward (Sam2Objective) and the
+    micro-batch backpropagated image by image (Sam2Trainer.split); only when the micro-batch's object-passes, scaled
+    to 1024² pixels, would hold more activations than CHECKPOINT_ABOVE_PASSES of them."""
     images = max(1, cfg.batch_size // cfg.grad_accum)
     passes = images * cfg.max_objects * (cfg.correction_clicks + 1) * (cfg.image_size / 1024) ** 2
     return passes > CHECKPOINT_ABOVE_PASSES
@@ -77,6 +78,14 @@ class Sam2Trainer(Trainer):
         items = self.ahead.get(step, micro)
         kinds = cfg.prompt_types  # one type per micro-batch: a single decoder call serves every object
         return items, kinds[np.random.default_rng(sample_seed(cfg.seed, step, micro)).integers(len(kinds))]
+
+    def split(self, inputs: tuple[list, str]) -> list[tuple[tuple, float]]:
+        """A large step (checkpointed clicks) backpropagates image by image, each weighing 1/B as in the objective's
+        mean over images: one image's features and graph alive at a time, not the micro-batch's."""
+        items, kind = inputs
+        if not self.objective.checkpoint_clicks or len(items) < 2:
+            return [(inputs, 1.0)]
+        return [(([item], kind), 1 / len(items)) for item in items]
 
     # LoRA in the checkpoints ---------------------------------------------------------------------------------------
     def weights_state(self) -> dict[str, torch.Tensor]:
