@@ -221,7 +221,11 @@ def test_simulation_pause_resume_weighting_frozen_parts_privacy_and_push(sites, 
         expected = sum(n * state[name] for state, n in updates) / 6
         torch.testing.assert_close(after_round_1[name], expected, rtol=1e-5, atol=1e-6)
 
-    assert main(["federated", "--out", str(out), "--resume", "--push-to", f"file:{tmp_path / 'pushed'}"]) == 0
+    def exporter_fails(*args, **kwargs):  # the decoder's ONNX export (test_sam2_onnx) is 10-25 s of tracing, not
+        raise RuntimeError("not exported in this test")  # this test's: the push goes on without it, as it would
+    monkeypatch.setattr(torch.onnx, "export", exporter_fails)
+    with pytest.warns(UserWarning, match="pushed without onnx/decoder.onnx"):
+        assert main(["federated", "--out", str(out), "--resume", "--push-to", f"file:{tmp_path / 'pushed'}"]) == 0
     assert "run finished" in capsys.readouterr().out
 
     # Privacy: the server received parameter arrays (trainable ones only) and metric numbers, nothing else

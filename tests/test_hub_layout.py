@@ -17,6 +17,7 @@ from typing import Iterator
 import numpy as np
 import pytest
 import torch
+from onnx_exports import reuse_onnx_exports  # noqa: F401 (a fixture)
 from PIL import Image
 
 from hub_cards import load_model, pull, stage_run
@@ -27,6 +28,7 @@ from trainer.sam2_model import hf_format
 from trainer.sam2_model.model import Sam2Spec, build_model, make_predictor, save_spec
 
 SIZE = 256
+pytestmark = pytest.mark.usefixtures("reuse_onnx_exports")  # each sam2 push stages the same decoder
 MIN_IOU = 0.99
 MODEL_TYPE_WARNING = "You are using a model of type"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
