@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from onnx_exports import reuse_onnx_exports  # noqa: F401 (a fixture)
 from PIL import Image
 
 from demo import my_data, sessions, train_job
@@ -21,6 +22,7 @@ pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 
 BASE = "facebook/sam2.1-hiera-tiny"
+pytestmark = pytest.mark.usefixtures("reuse_onnx_exports")  # the model download and the push stage the same decoder
 
 
 def _scenes(folder: Path, n: int) -> list[tuple[str, list[float]]]:

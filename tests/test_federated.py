@@ -160,9 +160,9 @@ def test_client_trains_the_trainable_parts_and_replies_only_arrays_and_numbers(s
     assert set(content) == {"arrays", "metrics"} and not content.config_records
     sent = content["arrays"].to_torch_state_dict()
     assert list(sent) == trainable and all(k.startswith("sam_mask_decoder.") for k in sent)
-    assert any(not torch.equal(sent[k], base.state_dict()[k]) for k in sent)  # it trained
-    after = model.state_dict()
-    for name, value in base.state_dict().items():  # frozen encoders (and sam2's video modules) untouched
+    after, start = model.state_dict(), base.state_dict()
+    assert any(not torch.equal(sent[k], start[k]) for k in sent)  # it trained
+    for name, value in start.items():  # frozen encoders (and sam2's video modules) untouched
         if name not in trainable:
             assert torch.equal(after[name], value), name
     metrics = dict(content["metrics"])
@@ -221,7 +221,11 @@ def test_simulation_pause_resume_weighting_frozen_parts_privacy_and_push(sites, 
         expected = sum(n * state[name] for state, n in updates) / 6
         torch.testing.assert_close(after_round_1[name], expected, rtol=1e-5, atol=1e-6)
 
-    assert main(["federated", "--out", str(out), "--resume", "--push-to", f"file:{tmp_path / 'pushed'}"]) == 0
+    def exporter_fails(*args, **kwargs):  # the decoder's ONNX export (test_sam2_onnx) is 10-25 s of tracing, not
+        raise RuntimeError("not exported in this test")  # this test's: the push goes on without it, as it would
+    monkeypatch.setattr(torch.onnx, "export", exporter_fails)
+    with pytest.warns(UserWarning, match="pushed without onnx/decoder.onnx"):
+        assert main(["federated", "--out", str(out), "--resume", "--push-to", f"file:{tmp_path / 'pushed'}"]) == 0
     assert "run finished" in capsys.readouterr().out
 
     # Privacy: the server received parameter arrays (trainable ones only) and metric numbers, nothing else
@@ -241,11 +245,12 @@ def test_simulation_pause_resume_weighting_frozen_parts_privacy_and_push(sites, 
 
     # Frozen parts of the global model are the base model's, bit for bit; trained parts moved
     final = load_file(out / "model.safetensors")
-    for name, value in base.state_dict().items():
+    start = base.state_dict()
+    for name, value in start.items():
         if name not in trainable:
             assert torch.equal(final[name], value), name
     # (the decoder's multimask and object-score heads get no gradient from single-mask box prompts)
-    assert sum(not torch.equal(final[k], base.state_dict()[k]) for k in trainable) > len(trainable) // 2
+    assert sum(not torch.equal(final[k], start[k]) for k in trainable) > len(trainable) // 2
     assert frozen_fingerprint(base)  # (the fingerprint every client checked)
 
     # Run folder: one record per client per round plus the aggregate, each round once across the two sessions

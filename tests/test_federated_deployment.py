@@ -92,5 +92,6 @@ def test_superlink_and_two_supernodes_run_the_apps(tmp_path):
     cfg = FederatedConfig(no_pretrained=True, image_size=128)
     base = build(cfg, None, torch.device("cpu"))
     trainable, final = trainable_names(base, cfg.frozen), load_file(out / "model.safetensors")
-    assert all(torch.equal(final[k], v) for k, v in base.state_dict().items() if k not in trainable)
-    assert any(not torch.equal(final[k], base.state_dict()[k]) for k in trainable)
+    start = base.state_dict()
+    assert all(torch.equal(final[k], v) for k, v in start.items() if k not in trainable)
+    assert any(not torch.equal(final[k], start[k]) for k in trainable)

@@ -17,6 +17,7 @@ from typing import Iterator
 import numpy as np
 import pytest
 import torch
+from onnx_exports import reuse_onnx_exports  # noqa: F401 (a fixture)
 from PIL import Image
 
 from hub_cards import load_model, pull, stage_run
@@ -27,6 +28,7 @@ from trainer.sam2_model import hf_format
 from trainer.sam2_model.model import Sam2Spec, build_model, make_predictor, save_spec
 
 SIZE = 256
+pytestmark = pytest.mark.usefixtures("reuse_onnx_exports")  # each sam2 push stages the same decoder
 MIN_IOU = 0.99
 MODEL_TYPE_WARNING = "You are using a model of type"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -100,6 +102,12 @@ def photo() -> tuple[np.ndarray, np.ndarray]:
         ys, xs = np.nonzero(mask)
         boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
     return sample.image, np.array(boxes, dtype=np.float32)
+
+
+def _same_weights(expected: dict[str, torch.Tensor], model: torch.nn.Module) -> bool:
+    """Every tensor of `expected` in `model`, bit for bit (its state_dict taken once: a tiny sam2's is ~500 tensors)."""
+    state = model.state_dict()
+    return all(torch.equal(v, state[k]) for k, v in expected.items())
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -190,8 +198,7 @@ def test_sam2_video_repo_loads_in_sam2_video_model_and_every_segkit_video_loader
     expected = hf_format.sam2_to_hf(live.state_dict())
     assert all(torch.equal(v, expected[k]) for k, v in model.state_dict().items() if k in expected)
     predictor, spec = load_model(repo, kind="sam2-video")  # sam2's SAM2VideoPredictor with sam2.safetensors
-    assert spec.kind == "sam2-video" and all(torch.equal(v, predictor.state_dict()[k])
-                                             for k, v in live.state_dict().items())
+    assert spec.kind == "sam2-video" and _same_weights(live.state_dict(), predictor)
     segkit_code, hf_code, sam2_code = re.findall(r"```python\n(.*?)```", (repo / "README.md").read_text(), re.S)
     assert "strict=True" in sam2_code
     for code, name in ((hf_code, "model"), (sam2_code, "predictor")):  # the card's snippets, as written
@@ -215,7 +222,8 @@ def test_every_loader_reads_both_layouts(layout, sam2_run, photo, tmp_path, monk
     run_dir, live = sam2_run
     repo = (stage_run(run_dir, tmp_path / "repo") if layout == "official"
             else _old_layout(run_dir, tmp_path / "repo"))
-    same = lambda model: all(torch.equal(v, model.state_dict()[k]) for k, v in live.state_dict().items())  # noqa: E731
+    expected = live.state_dict()
+    same = lambda model: _same_weights(expected, model)  # noqa: E731
     assert pull(f"file:{repo}", kind="sam2") == repo and main(["pull", str(repo), "--kind", "sam2"]) == 0
     assert same(load_model(repo)[0])
     assert same(build_model(Sam2Spec("tiny", SIZE), repo))  # --weights FOLDER (the sam2 and video trainers)
@@ -242,7 +250,7 @@ def test_a_pull_needs_sam2_weights_only(sam2_run, offline_hub):
     (repo / "model.safetensors").unlink()
     assert pull("someone/sam2-lean", kind="sam2") == repo
     model, _ = load_model("someone/sam2-lean")
-    assert all(torch.equal(v, model.state_dict()[k]) for k, v in sam2_run[1].state_dict().items())
+    assert _same_weights(sam2_run[1].state_dict(), model)
 
 
 def test_a_wrong_load_fails_loudly(sam2_run, tmp_path):

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from onnx_exports import reuse_onnx_exports  # noqa: F401 (a fixture)
 from PIL import Image
 
 from hub_cards import HubError, list_local_models, load_model, pull, push_run, stage_run
@@ -23,6 +24,7 @@ from trainer.data.synthetic import make_scene
 from trainer.runlog import RunDir
 
 SECRET = "hf_FAKEsecretTOKENvalue1234567890"
+pytestmark = pytest.mark.usefixtures("reuse_onnx_exports")  # each sam2 push stages the same decoder
 
 
 def _summary(kind: str, before: dict, after: dict, main: str) -> dict:

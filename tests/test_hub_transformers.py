@@ -230,8 +230,9 @@ def test_finetuned_with_transformers_loads_here_with_the_same_masks(finetuned, h
         model, spec = load_model(finetuned, kind="sam2")  # converted on load
     assert spec == Sam2Spec("tiny", SIZE)
     hf_model = Sam2Model.from_pretrained(finetuned).eval()
+    hf_state = hf_model.state_dict()
     changed = [k for k, v in hf_format.sam2_to_hf(model.state_dict()).items()
-               if k in hf_model.state_dict() and not torch.equal(v, hf_model.state_dict()[k])]
+               if k in hf_state and not torch.equal(v, hf_state[k])]
     assert changed == [], "every trained tensor arrives unchanged"
     trained = load_weights(finetuned / "model.safetensors")
     assert not torch.equal(trained["mask_decoder.iou_token.weight"],

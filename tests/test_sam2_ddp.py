@@ -31,6 +31,8 @@ WORKER = textwrap.dedent("""
     cfg = SemanticTrainConfig(image_size=128, no_pretrained=True, batch_size=4, steps=2, warmup_steps=0, lr=1e-4,
                               eval=False, overlays=0, progress=False, save_every=0, out=sys.argv[1] + "/semantic")
     print(run_semantic(cfg, data).status)  # the process group of the first run serves this one too
+    # (seconds of imports in every process of a run otherwise: lora.merged_state_dict at each save)
+    assert "peft" not in sys.modules, "a run without --lora imported peft"
 """)
 RUNS = ("sam2", "semantic")
 

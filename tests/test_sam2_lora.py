@@ -83,10 +83,11 @@ def test_lora_resume_restores_the_adapters_on_the_merged_weights(data, tmp_path)
     resumed = Sam2Trainer(_cfg(steps=4, lora=2), again, data, resolve("fp32", "cpu"))
     resumed.load(run)
     assert resumed.step == 1
+    adapters, weights = lora.adapter_state(again), again.state_dict()
     for key, value in lora.adapter_state(model).items():
-        assert torch.equal(lora.adapter_state(again)[key], value), key
+        assert torch.equal(adapters[key], value), key
     for key, value in model.state_dict().items():  # base weights back to unmerged, up to float rounding
-        torch.testing.assert_close(again.state_dict()[key], value, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(weights[key], value, atol=1e-6, rtol=1e-5)
 
 
 def test_grad_checkpointing_gives_the_gradients_of_a_plain_backward(data):

@@ -9,6 +9,7 @@ sam2 checkpoint: the Hub, the app and `build_sam2` never see peft. The unmerged 
 from __future__ import annotations
 
 import functools
+import sys
 
 import torch
 from torch.utils.checkpoint import checkpoint
@@ -18,10 +19,12 @@ TARGETS = r"image_encoder\.trunk\.blocks\.\d+\.attn\.(qkv|proj)"  # sam2/modelin
 
 
 def _lora_layers(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
-    # lazy: peft only for LoRA runs
-    from peft.tuners.lora import LoraLayer
-
-    return {name: module for name, module in model.named_modules() if isinstance(module, LoraLayer)}
+    # a model holds peft's LoraLayers only once peft's lora module is imported (add_lora does): a plain run never
+    # imports peft (seconds of imports at every save otherwise, in each process of a run)
+    peft_lora = sys.modules.get("peft.tuners.lora")
+    if peft_lora is None:
+        return {}
+    return {name: module for name, module in model.named_modules() if isinstance(module, peft_lora.LoraLayer)}
 
 
 def has_lora(model: torch.nn.Module) -> bool:
