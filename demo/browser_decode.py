@@ -2,9 +2,10 @@
 model's prompt decoder as ONNX and one image's embedding, as files the page fetches once.
 
 The decoder: the repo's onnx/decoder.onnx when the model has one (push exports it), else exported when first asked
-for (the base model, the Fine-tune tab's models) and kept with the loaded model. The embedding: the graph's image
-inputs (onnx_export.image_side: the decoder's image-side work, which the app's own PointDecoder has already done for
-the image, and the high-res features), in fp16 (11 MB at 1024 px), behind a 4-byte header length and a JSON header:
+for (the base model, the Fine-tune tab's models), kept with the loaded model and on disk (user_cache("onnx"): the
+same weights are not exported twice). The embedding: the graph's image inputs (onnx_export.image_side: the decoder's
+image-side work, which the app's own PointDecoder has already done for the image, and the high-res features), in
+fp16 (11 MB at 1024 px), behind a 4-byte header length and a JSON header:
     {"image_size": S, "height": H, "width": W, "max_points": N, "arrays": [[name, shape, byte offset], ...]}
 Only a visitor's own embedding (their visitor key) is written for them, under a random name; Gradio serves it from
 its cache under a secret-seeded hash, so no other visitor can name it. Anything missing (onnxruntime-web not
@@ -13,6 +14,7 @@ installed, an export that fails) leaves the clicks on the server, with a note sa
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import secrets
@@ -35,12 +37,16 @@ from trainer.checkpoint import WEIGHTS_NAME, save_weights
 from trainer.sam2_model import onnx_export
 from trainer.sam2_model.point_decoder import PointDecoder
 from trainer.sam2_model.spec import save_spec
+from trainer.user_cache import user_cache
 
 log = logging.getLogger("segkit.demo")
 SCRIPT = Path(__file__).resolve().parent / "static" / "browser_decode.js"
 ROOT = Path(__file__).resolve().parents[1]  # where `python -m trainer` runs
 EXPORT = (sys.executable, "-m", "trainer", "export-onnx")  # a model folder's decoder, checked against PyTorch
 EXPORT_TIMEOUT_S = 1200
+# Exported decoders kept on disk, keyed by the weights, the spec and the exporter's code (~16 MB each at 1024 px):
+# the base model is the same on every start of the app, and its export costs tens of seconds of CPU.
+EXPORTS_KEPT = 8
 
 
 @dataclass
@@ -76,15 +82,21 @@ def decoder(handle: models.Sam2Handle) -> BrowserDecoder:
     return handle.browser
 
 
-def _export(handle: models.Sam2Handle, out: Path) -> None:
-    """`python -m trainer export-onnx` in a child process on a copy of the model's weights: torch's export tracer
-    patches nn.Module.__call__ process-wide while it runs, so in the app's process a click on any model in another
-    thread would be traced into it (and fail). The model's lock is held only while its weights are copied."""
+def _export(handle: models.Sam2Handle, out: Path) -> str:
+    """`python -m trainer export-onnx` in a child process on a copy of the model's weights, or the same export made
+    earlier (user_cache("onnx")); says which. torch's export tracer patches nn.Module.__call__ process-wide while it
+    runs, so in the app's process a click on any model in another thread would be traced into it (and fail). The
+    model's lock is held only while its weights are copied."""
     with tempfile.TemporaryDirectory(prefix="segkit-export-") as tmp:
         folder = Path(tmp) / "model"
         with handle.lock:
             save_weights(handle.model.state_dict(), folder / WEIGHTS_NAME)
         save_spec(handle.spec, folder)
+        kept = user_cache("onnx") / _export_key(folder) / onnx_export.DECODER_NAME
+        if kept.is_file():
+            shutil.copyfile(kept, out)
+            kept.touch()  # the newest by use are the ones kept
+            return "exported earlier, from the cache"
         try:
             done = subprocess.run([*EXPORT, str(folder), "--out", str(out)], cwd=ROOT, capture_output=True,
                                   text=True, timeout=EXPORT_TIMEOUT_S)
@@ -92,6 +104,33 @@ def _export(handle: models.Sam2Handle, out: Path) -> None:
             raise onnx_export.ExportError(f"the export took over {EXPORT_TIMEOUT_S} s") from err
     if done.returncode != 0:
         raise onnx_export.ExportError((done.stderr.strip() or f"exit status {done.returncode}")[-2000:])
+    _keep(out, kept)
+    return "exported at load"
+
+
+def _export_key(folder: Path) -> str:
+    """sha256 of a model folder's weights and spec and of the code that exports and checks its graph."""
+    digest = hashlib.sha256()
+    for path in (folder / WEIGHTS_NAME, *sorted(folder.glob("*.yaml")), Path(onnx_export.__file__),
+                 Path(sys.modules[PointDecoder.__module__].__file__)):
+        with open(path, "rb") as file:
+            digest.update(hashlib.file_digest(file, "sha256").digest())
+    return digest.hexdigest()
+
+
+def _keep(graph: Path, kept: Path) -> None:
+    """Copy `graph` into the export cache (atomically: a reader never sees half a file), keeping the newest
+    EXPORTS_KEPT. A cache that cannot be written only costs the next start its export."""
+    try:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        partial = kept.with_suffix(".partial")
+        shutil.copyfile(graph, partial)
+        partial.replace(kept)
+        entries = sorted(kept.parents[1].glob(f"*/{onnx_export.DECODER_NAME}"), key=lambda p: p.stat().st_mtime)
+        for old in entries[:-EXPORTS_KEPT]:
+            shutil.rmtree(old.parent, ignore_errors=True)
+    except OSError as err:
+        log.warning("the exported decoder was not cached: %s", err)
 
 
 _folders: dict[str, Path] = {}  # model ref -> its decoder's folder in the spool
@@ -113,11 +152,11 @@ def _decoder(handle: models.Sam2Handle) -> BrowserDecoder:
             log.warning("%s: the repo's decoder is not used: %s", handle.ref, err)
     start = time.perf_counter()
     try:
-        _export(handle, out)
+        how = _export(handle, out)
     except onnx_export.ExportError as err:
         log.warning("%s: no browser decoding: %s", handle.ref, err)
         return BrowserDecoder(None, "this model's ONNX export failed (see the server log)")
-    return BrowserDecoder(out, f"exported at load ({time.perf_counter() - start:.0f} s)")
+    return BrowserDecoder(out, f"{how} ({time.perf_counter() - start:.0f} s)")
 
 
 def embedding_file(handle: models.Sam2Handle, key: str, precision_name: str) -> Path | None:

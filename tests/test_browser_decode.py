@@ -5,6 +5,7 @@ leaves the clicks on the server with a note."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import gradio as gr
@@ -92,16 +93,36 @@ def test_a_repos_own_decoder_is_used_and_an_old_one_exported_again(tmp_path, gra
     # an earlier version's graph (other inputs) or a file that is no graph: the model's decoder is exported instead,
     # in a child process (torch's export tracer patches nn.Module.__call__ for every thread of its process)
     monkeypatch.setattr(onnx_export, "export_decoder", _traced_here)
+    monkeypatch.setenv("SEGKIT_CACHE_DIR", str(tmp_path / "cache"))  # empty: no export of these weights kept yet
     found = browser_decode.decoder(_handle(_repo(tmp_path / "old", b"an earlier graph")))
     assert found.note.startswith("exported at load")
     inputs = [i.name for i in onnxruntime.InferenceSession(found.path, providers=["CPUExecutionProvider"]).get_inputs()]
     assert inputs == list(onnx_export.INPUTS)
+    exported = found.path.read_bytes()  # (loading the model again deletes its earlier load's files)
+    # the same weights loaded again (the app's next start): the export kept on disk, no child process
+    monkeypatch.setattr(browser_decode, "EXPORT", (sys.executable, "-c", "import sys; sys.exit('exported again')"))
+    again = browser_decode.decoder(_handle())
+    assert again.note.startswith("exported earlier, from the cache")
+    assert again.path.read_bytes() == exported
 
 
-def test_a_failed_export_leaves_clicks_on_the_server_with_a_note(monkeypatch, caplog):
+def test_the_export_cache_keeps_the_newest(tmp_path, monkeypatch):
+    monkeypatch.setattr(browser_decode, "EXPORTS_KEPT", 2)
+    graph = tmp_path / "decoder.onnx"
+    graph.write_bytes(b"graph")
+    kept = [tmp_path / "cache" / key / onnx_export.DECODER_NAME for key in ("a", "b", "c")]
+    for age, path in enumerate(kept):
+        browser_decode._keep(graph, path)
+        os.utime(path, (1000 + age, 1000 + age))
+    assert [p.is_file() for p in kept] == [False, True, True]
+    assert not list((tmp_path / "cache").rglob("*.partial"))
+
+
+def test_a_failed_export_leaves_clicks_on_the_server_with_a_note(monkeypatch, caplog, tmp_path):
     """The export's child process fails as `trainer export-onnx` does when its check refuses the graph (that
     refusal: tests/test_sam2_onnx.py): the reason is logged, the page is told the clicks stay on the server."""
     monkeypatch.setattr(browser_decode, "EXPORT", (sys.executable, "-c", "import sys; sys.exit('error: refused')"))
+    monkeypatch.setenv("SEGKIT_CACHE_DIR", str(tmp_path))  # no export of these weights kept from another test
     handle = _handle()
     models.ensure_embedding(handle, PHOTO, "a:photo", "fp32")
     try:

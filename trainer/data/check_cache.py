@@ -18,6 +18,7 @@ from pathlib import Path
 from trainer.data.readers.base import Index
 from trainer.data.report import ValidationReport
 from trainer.data.sample import DataError
+from trainer.user_cache import user_cache
 
 VERSION = 1  # bump when what a check finds changes (new checks): old verdicts are then ignored
 
@@ -27,8 +28,7 @@ def enabled() -> bool:
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("SEGKIT_CACHE_DIR") or Path.home() / ".cache" / "segkit"
-    return Path(base) / "checks"
+    return user_cache("checks")
 
 
 def fingerprint(path: str | Path, index: Index) -> str | None:
