@@ -3,6 +3,8 @@ attention's cross-attention first reads the same place in the remembered frames,
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from sam2.modeling.position_encoding import apply_rotary_enc
@@ -54,6 +56,12 @@ def test_which_bases_have_an_untrained_memory(tmp_path):
     save_spec(VideoSpec("tiny", 128), video)
     assert not memory_untrained(video)
     assert not memory_untrained(tmp_path / "sam2.1_hiera_tiny.pt")  # a checkpoint file: the official weights
+    for model_type, untrained in (("sam2", True), ("sam2_video", False)):  # transformers' Sam2Model / Sam2VideoModel
+        hf = tmp_path / model_type
+        hf.mkdir()
+        (hf / "config.json").write_text(json.dumps({"model_type": model_type}))
+        (hf / "model.safetensors").write_bytes(b"")
+        assert memory_untrained(hf) == untrained, model_type
 
 
 def test_memory_start_must_be_a_known_choice(capsys):

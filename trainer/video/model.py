@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from trainer.checkpoint import CheckpointError, WEIGHTS_NAME
-from trainer.sam2_model.hf_format import sam2_weights
+from trainer.sam2_model.hf_format import HF_MODEL_TYPES, is_hf_folder, read_config, sam2_weights
 from trainer.sam2_model.model import CONFIGS, MODEL_CONFIG_NAME, Sam2Spec, build_model, load_spec
 from trainer.model_limits import check_image_size
 
@@ -66,11 +66,14 @@ def build_train_model(cfg, weights: str | Path | None, device: torch.device, sta
 
 
 def memory_untrained(weights: str | Path | None) -> bool:
-    """Random init, or a SAM2 image model's folder (image training never runs the memory modules)."""
+    """Random init, or a SAM2 image model's folder, ours or transformers' `Sam2Model` (image training never runs the
+    memory modules); a checkpoint file or Hub id (the official weights) has a trained memory."""
     if weights is None:
         return True
     folder = Path(weights)
-    return (folder / MODEL_CONFIG_NAME).is_file() and load_spec(folder, VideoSpec).kind != KIND
+    if (folder / MODEL_CONFIG_NAME).is_file():
+        return load_spec(folder, VideoSpec).kind != KIND
+    return is_hf_folder(folder) and read_config(folder)["model_type"] == HF_MODEL_TYPES["sam2"]
 
 
 def start_local(model: torch.nn.Module, strength: float = LOCAL_ATTENTION) -> None:
