@@ -2,7 +2,8 @@
 same clip (issue 29's sanity check: the loss must fall and J&F should pass 0.8 on a clip the model has memorised).
 
     PYTHONPATH=. python bench/bench_video_overfit.py [--weights RUN] [--image-size 128] [--frames 5] [--steps 100]
-        [--lr 1e-3] [--train memory_attention,memory_encoder,mask_decoder,obj_ptr] [--clip 0] [--seed 0]
+        [--lr 1e-3] [--train memory_attention,memory_encoder,mask_decoder,obj_ptr] [--memory-start auto] [--clip 0]
+        [--seed 0]
 
 The clip is cut to its first --frames frames and every step trains on all of them, so training sees exactly the
 frames that are scored; no augmentation, the first frame's mask as the prompt (as J&F is scored). Prints the loss
@@ -29,6 +30,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--train", default="memory_attention,memory_encoder,mask_decoder,obj_ptr")
+    parser.add_argument("--memory-start", default="auto", choices=("auto", "local", "as-is"),
+                        help="memory attention at the start (sam2-video --memory-start)")
     parser.add_argument("--clip", type=int, default=0, help="index of the built-in training clip")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -48,7 +51,8 @@ def main() -> None:
         cfg = VideoTrainConfig(
             weights=args.weights, no_pretrained=args.weights is None, image_size=args.image_size, frames=args.frames,
             augment="none", cache_views=1, point_prob=0.0, correct_frames=1, correction_points=0, train=args.train,
-            lr=args.lr, steps=args.steps, seed=args.seed, progress=False, overlays=0, out=out).validate()
+            memory_start=args.memory_start, lr=args.lr, steps=args.steps, seed=args.seed, progress=False, overlays=0,
+            out=out).validate()
         start = time.perf_counter()
         summary = run(cfg, one).summary
         seconds = time.perf_counter() - start
@@ -57,7 +61,8 @@ def main() -> None:
     before, after, refs = summary["metrics"]["before"], summary["metrics"]["after"], summary["references"]["metrics"]
     print(f"J&F on the trained clip, first-frame mask: {before['jf_mask']:.3f} -> {after['jf_mask']:.3f} "
           f"(references: nothing predicted {refs['jf_none']:.3f}, frame 0's mask copied {refs['jf_copy']:.3f}); "
-          f"{args.steps} steps, {args.frames} frames at {args.image_size} px, lr {args.lr:g}, {seconds:.0f} s")
+          f"{args.steps} steps, {args.frames} frames at {args.image_size} px, lr {args.lr:g}, memory start "
+          f"{args.memory_start}, {seconds:.0f} s")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,10 @@ class VideoTrainConfig(Sam2ModelOptions, LoopOptions):
     # Model
     train: str = field(default="memory_attention,memory_encoder,mask_decoder,obj_ptr", metadata={
         "help": f"parts trained (comma list of {', '.join(VIDEO_PARTS)}); the image encoder stays frozen"})
+    memory_start: str = field(default="auto", metadata={
+        "help": "memory attention at the start: local (its cross-attention first reads the same place in earlier "
+                "frames: a start for a memory that never trained), as-is (the weights' own), auto (local from random "
+                "init or a SAM2 image model, else as-is)", "choices": ("auto", "local", "as-is")})
     # Prompts, as sam2's SAM2Train draws them on the first frame
     point_prob: float = field(default=0.5, metadata={
         "help": "probability of a point/box prompt on the first frame instead of its mask (MOSE recipe: 0.5)"})

@@ -12,11 +12,14 @@ from typing import Any
 import torch
 
 from trainer.checkpoint import CheckpointError, WEIGHTS_NAME
-from trainer.sam2_model.hf_format import sam2_weights
+from trainer.sam2_model.hf_format import HF_MODEL_TYPES, is_hf_folder, read_config, sam2_weights
 from trainer.sam2_model.model import CONFIGS, MODEL_CONFIG_NAME, Sam2Spec, build_model, load_spec
 from trainer.model_limits import check_image_size
 
 KIND = "sam2-video"
+# Memory attention's starting locality (start_local): its cross-attention's logits fall by 1.9 one feature cell (16 px)
+# away from a query's own place and by 6.6 two cells away; the built-in coins move about one cell a frame at 256 px.
+LOCAL_ATTENTION = 4.0
 # sam2's SAM2VideoPredictor as build_sam2_video_predictor makes it (fill_hole_area needs sam2's CUDA extension,
 # which the CPU build lacks: left at 0)
 PREDICTOR = ["++model._target_=sam2.sam2_video_predictor.SAM2VideoPredictor",
@@ -51,10 +54,45 @@ def train_overrides(cfg) -> list[str]:
             f"++model.num_correction_pt_per_frame={cfg.correction_points}"]
 
 
-def build_train_model(cfg, weights: str | Path | None, device: torch.device) -> torch.nn.Module:
+def build_train_model(cfg, weights: str | Path | None, device: torch.device, start: bool = True) -> torch.nn.Module:
+    """SAM2Train with `weights`; a new run (`start`) whose base never trained its memory starts it local (start_local:
+    --memory-start)."""
     torch.manual_seed(cfg.seed)  # random init is reproducible (the base model of the overlays is rebuilt)
-    return build_model(VideoSpec(cfg.size, cfg.image_size), weights, device=device, train=True,
-                       overrides=train_overrides(cfg))
+    model = build_model(VideoSpec(cfg.size, cfg.image_size), weights, device=device, train=True,
+                        overrides=train_overrides(cfg))
+    if start and (cfg.memory_start == "local" or cfg.memory_start == "auto" and memory_untrained(weights)):
+        start_local(model)
+    return model
+
+
+def memory_untrained(weights: str | Path | None) -> bool:
+    """Random init, or a SAM2 image model's folder, ours or transformers' `Sam2Model` (image training never runs the
+    memory modules); a checkpoint file or Hub id (the official weights) has a trained memory."""
+    if weights is None:
+        return True
+    folder = Path(weights)
+    if (folder / MODEL_CONFIG_NAME).is_file():
+        return load_spec(folder, VideoSpec).kind != KIND
+    return is_hf_folder(folder) and read_config(folder)["model_type"] == HF_MODEL_TYPES["sam2"]
+
+
+def start_local(model: torch.nn.Module, strength: float = LOCAL_ATTENTION) -> None:
+    """Memory attention's cross-attention starts by looking at the same place in the remembered frames.
+
+    Untrained, it averages every remembered position alike, so all objects of a frame get the same features and the
+    same mask, and the loss is lowest for an empty mask: 30 steps on one clip from the quickstart's image model
+    tracked nothing (J&F 0.00; bench/README.md). Here its queries and keys get the same bias, `strength` on the real
+    part of each rotary pair: under sam2's 2D RoPE their product is then strength^2 / sqrt(d) * sum_i cos(w_i *
+    offset), highest at offset 0, so each position first reads the earlier masks where it is, the cue that tells
+    look-alike objects apart when they move little between frames. Training is free to change it (they are weights).
+    """
+    with torch.no_grad():
+        for layer in model.memory_attention.layers:
+            attention = layer.cross_attn_image
+            bias = torch.zeros_like(attention.q_proj.bias)
+            bias[0::2] = strength  # real parts of the complex pairs RoPE rotates
+            attention.q_proj.bias.copy_(bias)
+            attention.k_proj.bias.copy_(bias)
 
 
 def build_predictor(spec: Sam2Spec, weights: str | Path | None, device: str | torch.device = "cpu",

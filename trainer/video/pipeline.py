@@ -33,7 +33,8 @@ def run(cfg: VideoTrainConfig, dataset=None) -> RunResult:
     """Train per `cfg`; `dataset` (clips, already loaded) replaces reading cfg.data."""
     world, device, precision, run_dir = open_run(cfg)
 
-    model = build_train_model(cfg, run_dir.weights_path if cfg.resume else cfg.base_weights, device)
+    model = build_train_model(cfg, run_dir.weights_path if cfg.resume else cfg.base_weights, device,
+                              start=not cfg.resume)
     if dataset is None:
         dataset = load_clips(cfg.data, cfg.format, skip_bad=cfg.skip_bad)
     train_set, val_set = dataset.split(cfg.val_fraction, cfg.seed)
@@ -86,7 +87,8 @@ def write_artifacts(cfg: VideoTrainConfig, run_dir: RunDir, spec: VideoSpec, dat
         kind="sam2-video", base_model=str(cfg.base_weights or "random-init"),
         model={"size": cfg.size, "image_size": cfg.image_size},
         dataset=dataset.describe(train_set, val_set, str(cfg.data), cfg.format),
-        recipe={"trained": cfg.trained, "frames": cfg.frames, "max_objects": cfg.max_objects,
+        recipe={"trained": cfg.trained, "memory_start": cfg.memory_start, "frames": cfg.frames,
+                "max_objects": cfg.max_objects,
                 "prompts": f"first frame: mask {1 - cfg.point_prob:g}, box {cfg.point_prob * cfg.box_prob:g}, "
                            f"click {cfg.point_prob * (1 - cfg.box_prob):g}",
                 "correct_frames": cfg.correct_frames, "correction_points": cfg.correction_points,
