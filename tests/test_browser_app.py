@@ -105,11 +105,14 @@ def _browser_mask(page, shape) -> tuple[np.ndarray, str]:
     return np.frombuffer(bits.encode(), np.uint8).reshape(shape) == ord("1"), prompts
 
 
-def _next_decode(page, commit: bool, action) -> None:
+def _next_decode(page, commit: bool, action, multimask: bool = False) -> None:
+    """Do `action`, then wait for the page's next decode of that kind (a commit or a preview) with the multi-mask box
+    as given: leaving the image for the checkbox also redraws (a preview) before the box is checked."""
     seq = page.evaluate("() => segkit.seq")
     action()
-    page.wait_for_function("([seq, commit]) => segkit.last && segkit.last.seq > seq && segkit.last.commit === commit "
-                           "&& !segkit.busy && !segkit.pending", arg=[seq, commit], timeout=60_000)
+    page.wait_for_function("([seq, commit, multimask]) => segkit.last && segkit.last.seq > seq && "
+                           "segkit.last.commit === commit && segkit.last.multimask === multimask && !segkit.busy && "
+                           "!segkit.pending", arg=[seq, commit, multimask], timeout=60_000)
 
 
 @pytest.mark.browser
@@ -149,7 +152,7 @@ def test_the_browser_decodes_clicks_hover_and_a_box_as_the_server_does(tmp_path)
             page.mouse.up()
         _next_decode(page, True, drag)
         seen["box"] = _browser_mask(page, shape)
-        _next_decode(page, False, lambda: page.locator("#prompt-multimask input").check())  # the page redraws
+        _next_decode(page, False, lambda: page.locator("#prompt-multimask input").check(), multimask=True)  # redrawn
         seen["box, multi-mask"] = _browser_mask(page, shape)
         multi_pick = page.evaluate("() => segkit.last.pick")
         page.get_by_text("Prompts (JSON").click()

@@ -202,7 +202,8 @@
     const empty = !prompts.box && !prompts.points.length;
     const start = performance.now();
     // a click where the pointer rests commits the prompts its hover preview has just decoded: that mask is shown
-    const key = JSON.stringify([prompts.points, prompts.box, $("#prompt-multimask input")?.checked]);
+    const multimask = !!$("#prompt-multimask input")?.checked;
+    const key = JSON.stringify([prompts.points, prompts.box, multimask]);
     const reused = !empty && S.decoded?.key === key;
     const result = empty ? null : reused ? S.decoded.result : await decode(prompts);
     if (result) S.decoded = { key, result };
@@ -210,7 +211,7 @@
     const drawn = JSON.stringify(prompts);
     if (!(reused && S.drawn === drawn && $("#segkit-overlay"))) S.drawn = draw(prompts, result) ? drawn : null;
     S.seq += 1;
-    S.last = { seq: S.seq, prompts: JSON.parse(JSON.stringify(prompts)), commit: !!(job && job.commit),
+    S.last = { seq: S.seq, prompts: JSON.parse(JSON.stringify(prompts)), commit: !!(job && job.commit), multimask,
                decode_ms: decodeMs, run_ms: reused || !result ? null : result.run_ms, reused, ms: job ? performance.now() - job.t0 : decodeMs,
                score: result ? result.score : null, pick: result ? result.pick : null,
                mask: result ? result.mask : null };
