@@ -173,14 +173,17 @@ def test_browser_annotate_train_compare_export(app, tmp_path):
             upload = page.locator("#prompt-upload input[type=file]")
             upload.wait_for(state="attached", timeout=120_000)
             for n, (path, box) in enumerate(scenes, start=1):
-                if n > 1:
+                if n > 1:  # cleared first, and seen cleared: else the clear's steps may land after the new image's
                     page.locator("#prompt-upload button[aria-label=Clear]").click()
+                    page.wait_for_function(f"({value})('#prompt-info textarea').includes('Upload an image')",
+                                           timeout=60_000)
                 upload.set_input_files(path)
                 # 180 s, not 60: the base model's decoder is exported for the page at its first load (tens of
                 # seconds on 2 quiet cores, minutes when they are shared)
                 page.wait_for_function(f"({value})('#prompt-info textarea').includes('Click on the image')",
                                        timeout=180_000)
                 canvas = page.locator("#prompt-canvas img")
+                canvas.wait_for(timeout=60_000)
                 shown = canvas.bounding_box()
                 x, y = (box[0] + box[2]) / 2 / 128 * shown["width"], (box[1] + box[3]) / 2 / 128 * shown["height"]
                 canvas.click(position={"x": x, "y": y})
