@@ -200,8 +200,11 @@ def test_the_spaces_prompt_tab_segments_held_out_coins_better_fine_tuned(trained
                 page.wait_for_function("() => window.segkit && segkit.ready", timeout=180_000)
                 ious[label] = []
                 for index, (coin, at) in enumerate(zip(coins, clicks)):
-                    page.locator("#prompt-clear").click()
-                    page.wait_for_function("() => segkit.prompts.points.length === 0", timeout=30_000)
+                    seq = page.evaluate("() => segkit.seq")
+                    page.locator("#prompt-clear").click()  # its server round trip ends in the page's redraw: wait
+                    page.wait_for_function(  # for it, else it can land after the click and replace its mask
+                        "(seq) => segkit.last && segkit.last.seq > seq && !segkit.last.prompts.points.length && "
+                        "!segkit.last.commit && !segkit.busy && !segkit.pending", arg=seq, timeout=60_000)
                     mask = _page_click_mask(page, at, shape)
                     ious[label].append(float((mask & coin).sum() / max((mask | coin).sum(), 1)))
                     if index == 0:
