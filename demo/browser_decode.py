@@ -14,7 +14,9 @@ installed, an export that fails) leaves the clicks on the server, with a note sa
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import inspect
 import json
 import logging
 import secrets
@@ -95,7 +97,8 @@ def _export(handle: models.Sam2Handle, out: Path) -> str:
         kept = user_cache("onnx") / _export_key(folder) / onnx_export.DECODER_NAME
         if kept.is_file():
             shutil.copyfile(kept, out)
-            kept.touch()  # the newest by use are the ones kept
+            with contextlib.suppress(OSError):  # a read-only cache still serves; it only stops ageing
+                kept.touch()  # the newest by use are the ones kept
             return "exported earlier, from the cache"
         try:
             done = subprocess.run([*EXPORT, str(folder), "--out", str(out)], cwd=ROOT, capture_output=True,
@@ -112,7 +115,7 @@ def _export_key(folder: Path) -> str:
     """sha256 of a model folder's weights and spec and of the code that exports and checks its graph."""
     digest = hashlib.sha256()
     for path in (folder / WEIGHTS_NAME, *sorted(folder.glob("*.yaml")), Path(onnx_export.__file__),
-                 Path(sys.modules[PointDecoder.__module__].__file__)):
+                 Path(inspect.getfile(PointDecoder))):
         with open(path, "rb") as file:
             digest.update(hashlib.file_digest(file, "sha256").digest())
     return digest.hexdigest()
