@@ -52,10 +52,16 @@ def test_without_webassembly_clicks_decode_on_the_server(tmp_path):
         for fx, fy in AIMS:
             before = canvas.get_attribute("src")
             canvas.click(position={"x": box["width"] * fx, "y": box["height"] * fy})
-            page.wait_for_function(
-                f"([before]) => ({value})().startsWith('score') && "
-                "document.querySelector('#prompt-canvas img').getAttribute('src') !== before",
-                arg=[before], timeout=60_000)
+            try:
+                page.wait_for_function(
+                    f"([before]) => ({value})().startsWith('score') && "
+                    "document.querySelector('#prompt-canvas img').getAttribute('src') !== before",
+                    arg=[before], timeout=60_000)
+            except Exception:
+                page.screenshot(path=str(tmp_path / "timeout.png"), full_page=True)
+                prompts = page.evaluate("() => document.querySelector('#prompt-json textarea')?.value")
+                raise AssertionError(f"no mask after the click at {(fx, fy)}: info {info.input_value()!r}, "
+                                     f"canvas changed: {canvas.get_attribute('src') != before}, prompts {prompts!r}")
         text = info.input_value()
         page.get_by_text("Prompts (JSON").click()  # the accordion renders its textbox when opened
         page.locator("#prompt-json textarea").wait_for(timeout=10_000)
