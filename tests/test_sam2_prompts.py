@@ -148,3 +148,25 @@ def test_mask_loss_is_taken_at_the_decoders_resolution_and_backpropagates(name):
     # the right mask at low resolution scores better than the wrong one
     right = (target > 0.5).float() * 16 - 8
     assert (losses.mask_loss(name, right, torch.ones(3, 1), gt) < losses.mask_loss(name, -right, torch.ones(3, 1), gt)).all()
+
+
+def test_centre_clicks_go_to_the_larger_errors_interior_as_the_evaluation_clicks():
+    from trainer.sam2_ft.interactive import next_clicks
+
+    gt = _masks()
+    pred = torch.zeros_like(gt)
+    pred[0, 0, 10:30, 5:15] = True
+    pred[1, 0, 30:64, 20:64] = True
+    pred[2] = gt[2]
+    uniform = prompts.corrective_click(gt, pred, torch.Generator().manual_seed(0))
+    coords, labels = prompts.corrective_click(gt, pred, torch.Generator().manual_seed(0), centre=1.0)
+    assert labels.tolist() == [[1], [0], [0]]
+    # the errors' centres are where the evaluation's simulator clicks; the perfect mask keeps its background click
+    want, want_labels = next_clicks(gt[:2, 0].numpy(), pred[:2, 0].numpy())
+    torch.testing.assert_close(coords[:2], torch.from_numpy(want))
+    assert labels[:2].numpy().tolist() == want_labels.tolist()
+    assert not _at(gt, coords)[2].any()
+    # centre 0 draws nothing more from the generator: a run without it samples exactly as before
+    again = prompts.corrective_click(gt, pred, torch.Generator().manual_seed(0), centre=0.0)
+    assert all(torch.equal(a, b) for a, b in zip(uniform, again))
+    assert not torch.equal(coords, uniform[0])

@@ -57,11 +57,12 @@ def click_loss(model: torch.nn.Module, loss: str, feats: Features, coords: torch
 class Sam2Objective(torch.nn.Module):
     def __init__(self, model: torch.nn.Module, loss: str, correction_clicks: int = 0,
                  cache: FeatureCache | None = None, checkpoint_clicks: bool = False, compile: str | None = None,
-                 pad_to: int | None = None):
+                 pad_to: int | None = None, centre_clicks: float = 0.0):
         super().__init__()
         self.model = model
         self.loss = loss
         self.correction_clicks = correction_clicks
+        self.centre_clicks = centre_clicks  # share of corrective clicks at the error's centre (prompts.corrective_click)
         self.cache = cache  # only with a frozen image encoder
         # Each click's decoder activations are kept for the backward pass: with 8 objects x 7 clicks at 1024 px that
         # is ~10 GB. Checkpointed, a click keeps only its inputs and recomputes its decoder pass in backward.
@@ -106,7 +107,7 @@ class Sam2Objective(torch.nn.Module):
         for click in range(self.correction_clicks + 1):
             if click:  # next click from the error region of the previous prediction, which is also the mask prompt
                 best = best_mask(low_res, iou)
-                prompts = prompts.add_points(*self._corrective_clicks(items, pads, gt, best))
+                prompts = prompts.add_points(*self._corrective_clicks(items, pads, gt, best, self.centre_clicks))
                 prompts.mask_input = best
             loss, low_res, iou = self._click(feats, prompts, target, layout)
             per_object.append(loss)
@@ -131,13 +132,13 @@ class Sam2Objective(torch.nn.Module):
 
     @staticmethod
     def _corrective_clicks(items: list[Item], pads: list[torch.Tensor], gt: torch.Tensor,
-                           best: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                           best: torch.Tensor, centre: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         """One click per object from its own image's generator (drawn for the real objects, then padded alike)."""
         pred = F.interpolate(best.float(), size=gt.shape[-2:], mode="bilinear") > 0
         xy, labels, start = [], [], 0
         for it, pad in zip(items, pads):
             count = len(it.masks)
-            click, label = corrective_click(gt[start:start + count], pred[start:start + count], it.generator)
+            click, label = corrective_click(gt[start:start + count], pred[start:start + count], it.generator, centre)
             rows = pad.to(gt.device, non_blocking=True)
             xy.append(click[rows])
             labels.append(label[rows])

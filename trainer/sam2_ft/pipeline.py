@@ -74,6 +74,7 @@ def write_artifacts(cfg, run_dir: RunDir, dataset, train_set, val_set, before: d
         model={"size": cfg.size, "image_size": cfg.image_size},
         dataset=dataset.describe(train_set, val_set, str(cfg.data), cfg.format),
         recipe={"loss": cfg.loss, "prompts": cfg.prompt_types, "correction_clicks": cfg.correction_clicks,
+                "centre_clicks": cfg.centre_clicks,
                 "augment": cfg.augment, "cache_views": views,
                 "freeze": cfg.frozen, "precision": resolve(cfg.precision, device).name, "steps": cfg.steps,
                 "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "lr": cfg.lr,

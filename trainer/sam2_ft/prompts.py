@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sam2.modeling.sam2_utils import mask_to_box
+from sam2.modeling.sam2_utils import mask_to_box, sample_one_point_from_error_center
 
 from trainer.data.instances import interior_point
 
@@ -101,17 +101,28 @@ def box_prompt(box: torch.Tensor) -> Prompts:
     return Prompts(box.view(-1, 2, 2), labels.contiguous())
 
 
-def corrective_click(gt: torch.Tensor, pred: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """One click per object in the error region of `pred`, by sam2's rule (sample_random_points_from_errors): a
-    pixel drawn uniformly from the errors, positive if the object was missed there, negative if it was wrongly
+def corrective_click(gt: torch.Tensor, pred: torch.Tensor, generator: torch.Generator,
+                     centre: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """One click per object in the error region of `pred`, by sam2's training rule (sample_random_points_from_errors):
+    a pixel drawn uniformly from the errors, positive if the object was missed there, negative if it was wrongly
     taken; where the prediction is perfect, a negative click in the background. Drawn with `_pick`, on the masks'
-    own device, from `generator`."""
+    own device, from `generator`.
+
+    With `centre` > 0, that share of the objects (drawn from `generator` too) is clicked by the interactive
+    evaluation's rule instead: the most interior pixel of the larger error (sam2's sample_one_point_from_error_center,
+    the RITM clicker). centre 0 draws nothing more, so a run without it samples exactly as before."""
     false_pos, false_neg = pred & ~gt, gt & ~pred
     errors = false_pos | false_neg
     perfect = ~errors.flatten(1).any(1)
     xy, _ = _pick(torch.where(perfect.view(-1, 1, 1, 1), ~gt, errors), 1, generator)
     x, y = xy[:, 0, 0].long(), xy[:, 0, 1].long()
     labels = false_neg[torch.arange(len(gt), device=gt.device), 0, y, x].to(torch.int32).view(-1, 1)
+    if centre > 0:
+        at_centre = (torch.rand(len(gt), generator=generator, device=generator.device) < centre).to(gt.device)
+        at_centre &= ~perfect  # a perfect mask has no error centre: its click stays in the background
+        if at_centre.any():
+            points, centre_labels = sample_one_point_from_error_center(gt[at_centre], pred[at_centre])
+            xy[at_centre], labels[at_centre] = points.to(xy), centre_labels.to(labels)
     return xy, labels
 
 
