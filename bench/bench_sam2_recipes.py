@@ -6,8 +6,9 @@
 
 Every variant is the default config with a few flags changed, trained from the same random init on the built-in
 coins' training windows and evaluated on its held-out windows (the photo's other half, other scales). Prints a
-markdown table: box / 1 point / 3 points mIoU, the correlation of predicted and true log areas (box), the automatic
-masks' mean best IoU, and the wall time (training + evaluation), one row per variant and seed.
+markdown table: box / 1 point / 3 points mIoU, the correlation of predicted and true log areas (box), the interactive
+figures (mIoU after 1 / 3 / 5 simulated clicks, NoC@85 of 20), the automatic masks' mean best IoU, and the wall time
+(training + evaluation), one row per variant and seed.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ VARIANTS: dict[str, dict] = {
     "loss_focal_dice_iou": {"loss": "focal_dice_iou"},
     "loss_bce_iou": {"loss": "bce_iou"},
     "box_only": {"prompts": "box", "correction_clicks": 0},
+    # where the corrective clicks go (issue 29): all drawn uniformly from the error (sam2's training rule, the
+    # default before issue 29), or all at the larger error's centre (the interactive evaluation's rule)
+    "centre_clicks_0": {"centre_clicks": 0.0},
+    "centre_clicks_1": {"centre_clicks": 1.0},
 }
 
 
@@ -66,12 +71,15 @@ def main() -> None:
             rows.append((name, seed, VARIANTS[name], after, time.perf_counter() - start))
             print(f"{name} seed {seed}: {after}", flush=True)
 
-    print("\n| variant | flags | seed | box | 1 point | 3 points | area corr. (box) | automatic | wall s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n| variant | flags | seed | box | 1 point | 3 points | area corr. (box) | clicks 1 / 3 / 5 | NoC@85 | "
+          "automatic | wall s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, seed, changed, m, seconds in rows:
         flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in changed.items()) or "(defaults)"
+        clicks = " / ".join(f"{m[f'miou_click_{k}']:.2f}" for k in (1, 3, 5))
         print(f"| {name} | {flags} | {seed} | {m['miou_box']:.2f} | {m['miou_1pt']:.2f} | {m['miou_3pt']:.2f} | "
-              f"{m['area_corr_box']:.2f} | {m['auto_mean_best_iou']:.2f} | {seconds:.0f} |")
+              f"{m['area_corr_box']:.2f} | {clicks} | {m['noc_85']:.1f} | {m['auto_mean_best_iou']:.2f} | "
+              f"{seconds:.0f} |")
 
 
 if __name__ == "__main__":

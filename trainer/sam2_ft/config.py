@@ -37,9 +37,10 @@ class Sam2Recipe:
                 "prediction fed back with its point)"})
     correction_clicks: int = field(default=6, metadata={
         "help": "corrective clicks per step, each sampled from the previous prediction's error region"})
-    centre_clicks: float = field(default=0.0, metadata={
+    centre_clicks: float = field(default=0.5, metadata={
         "help": "share of the corrective clicks put at the centre of the larger error (the interactive "
-                "evaluation's rule) rather than at an error pixel drawn uniformly (sam2's training rule); 0-1"})
+                "evaluation's rule) rather than at an error pixel drawn uniformly (sam2's training rule); 0-1 "
+                "(0.5: clicks help on every seed, README)"})
     compile: bool = field(default=False, metadata={
         "help": "torch.compile the decoder + loss (objects padded to power-of-two buckets up to --max-objects; "
                 "compiles once per bucket and prompt type; off by default: see bench/README.md, issue 17)"})
