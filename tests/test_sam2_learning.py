@@ -34,9 +34,9 @@ from trainer.sam2_model.model import inference_mode, load_folder, make_predictor
 # after cost more than the evaluation itself (the prompted figures come from seeds the simulation does not touch).
 GUARD = dict(no_pretrained=True, image_size=256, size="tiny", freeze="image_encoder", lora=0, lr=1e-3,
              weight_decay=4e-5, warmup_steps=10, clip_grad=1.0, steps=300, batch_size=2, grad_accum=1, max_objects=8,
-             correction_clicks=6, prompts="point,points,box", loss="dice_bce_iou", augment="default", cache_views=8,
-             val_fraction=0.2, precision="fp32", seed=0, eval_images=8, auto_points_per_side=0, eval_clicks=0,
-             overlays=0, progress=False)
+             correction_clicks=6, centre_clicks=0.0, prompts="point,points,box", loss="dice_bce_iou",
+             augment="default", cache_views=8, val_fraction=0.2, precision="fp32", seed=0, eval_images=8,
+             auto_points_per_side=0, eval_clicks=0, overlays=0, progress=False)
 EVAL_IMAGES = GUARD["eval_images"]
 # Known bad training, 1 corrective click per step: held-out figures of GUARD with --correction-clicks 1 and
 # --steps 150, seed 0 (2026-12-04, 1 thread): the "every coin" phase, which 1 click never leaves in 600 steps (README).
@@ -213,4 +213,103 @@ def test_the_spaces_prompt_tab_segments_held_out_coins_better_fine_tuned(trained
             browser.close()
     fine_tuned, base = np.mean(ious["fine_tuned"]), np.mean(ious["base"])
     assert len(coins) == 3 and fine_tuned > 0.5 and fine_tuned > base + 0.25, ious
+    assert all((tmp_path / f"{label}.png").stat().st_size > 10_000 for label in ious)
+
+
+def _painted(played: list[np.ndarray], shown: list[np.ndarray]) -> np.ndarray:
+    """The masks the Video tab painted (T x H x W bool): its paint() moves a masked pixel 55 % of the way to
+    (30, 144, 255), so blue rises and red falls by ~0.55 x (225 + red - blue), ~120 for a grey pixel; the codec's
+    noise in that difference is a few levels."""
+    out, src = np.stack(played).astype(np.int32), np.stack(shown).astype(np.int32)
+    shift = (out[..., 2] - src[..., 2]) - (out[..., 0] - src[..., 0])
+    return shift > 50
+
+
+@pytest.mark.browser
+def test_the_spaces_video_tab_tracks_held_out_coins_better_fine_tuned(trained, tmp_path):
+    """Issue 29's Space check, Video tab: the quickstart's video recipe (30 steps from the image model) run from the
+    guard's fine-tuned model and put in the app's local hub; in headless Chromium's Video tab, a held-out built-in
+    clip (a camera moving over the photo's held-out half), one click at the most interior point of each of its 3
+    largest whole coins on frame 0 (cleared in between), tracked through the clip by the fine-tuned video model and
+    by the random-init base: the fine-tuned masks follow the coins better (IoU per frame, read back from the tab's own
+    tracked clip). Measured with a seed-1 image model in place of the guard's: mean IoU 0.27 fine-tuned, 0.09 base
+    (the video run costs the decoder's one-click mask on frame 0, 0.82 -> 0.49, and tracking halves it again by
+    frame 3: issue 29's note). Screenshots of each model's first coin: video_fine_tuned.png, video_base.png."""
+    import shutil
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from demo import models
+    from demo.testing import running_app
+    from trainer.data.clips import load_clips, read_video_frames, write_video
+    from trainer.quickstart import RECIPES
+    from trainer.video.config import VideoTrainConfig
+    from trainer.video.pipeline import run as run_video
+
+    result, _ = trained
+    recipe = RECIPES["sam2-video"]
+    flags = {recipe[i][2:].replace("-", "_"): recipe[i + 1] for i in range(1, len(recipe) - 1, 2)}
+    assert set(flags) == {"weights", "image_size", "frames", "lr", "steps", "correction_points", "eval_clips",
+                          "overlays"}, recipe  # the quickstart's video recipe, as this test reads it
+    cfg = VideoTrainConfig(weights=str(result.path), image_size=int(flags["image_size"]), frames=int(flags["frames"]),
+                           lr=float(flags["lr"]), steps=int(flags["steps"]),
+                           correction_points=int(flags["correction_points"]), eval=False, overlays=0,
+                           progress=False, out=str(tmp_path / "video-run"))
+    video_run = run_video(cfg)
+    clip = load_clips("builtin").split(cfg.val_fraction, cfg.seed)[1][0]
+    first = clip.masks[0]
+    whole = [n for n, m in enumerate(first) if m.any() and not (m[0].any() or m[-1].any() or m[:, 0].any()
+                                                                 or m[:, -1].any())]
+    coins = sorted(whole, key=lambda n: -first[n].sum())[:3]
+    path = write_video(tmp_path / "held_out_clip.mp4", clip.frames, fps=4)
+    shown = read_video_frames(path)  # the frames as the app decodes them (the codec's copy), for _painted
+    shape = shown[0].shape[:2]
+    ious: dict[str, list[float]] = {"video_fine_tuned": [], "video_base": []}
+    with running_app(tmp_path / "app", with_d2=False, with_semantic=False) as app, \
+            sync_api.sync_playwright() as p:
+        shutil.copytree(video_run.path, app["hub"] / "me" / "sam2-video-ft",
+                        ignore=lambda _, names: [n for n in names if n not in ("model.safetensors",
+                                                                               "model_config.yaml")])
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(app["url"], wait_until="domcontentloaded")
+            page.get_by_role("tab", name="Video").click()
+            page.locator("#video-upload input[type=file]").set_input_files(str(path))
+            info = "() => document.querySelector('#video-info textarea').value"
+            points = "() => JSON.parse(document.querySelector('#video-prompts textarea').value).points.length"
+            page.wait_for_function(f"({info})().includes('click the object')", timeout=60_000)
+            src = "() => document.querySelector('#video-canvas img').getAttribute('src')"
+            for index, coin in enumerate(coins):
+                if index:  # the frame is drawn again without the point: until then its progress overlay takes clicks
+                    before = page.evaluate(src)
+                    page.get_by_role("button", name="Clear prompts").click()
+                    page.wait_for_function(f"(before) => ({points})() === 0 && ({src})() !== before", arg=before,
+                                           timeout=30_000)
+                at = center_points(torch.from_numpy(first[coin])[None, None]).coords[0, 0].tolist()  # most interior
+                box = page.locator("#video-canvas img").bounding_box()
+                page.mouse.click(box["x"] + (at[0] + 0.5) * box["width"] / shape[1],
+                                 box["y"] + (at[1] + 0.5) * box["height"] / shape[0])
+                page.wait_for_function(f"({points})() === 1", timeout=30_000)
+                for label, ref in (("video_fine_tuned", "me/sam2-video-ft"), ("video_base", models.BASE_REF)):
+                    picker = page.get_by_label("Video model")
+                    picker.fill(ref)
+                    picker.press("Enter")
+                    before = page.evaluate(info)
+                    page.locator("#video-run").click()
+                    page.wait_for_function(f"(before) => ({info})() !== before && "
+                                           f"({info})().includes('tracked from')", arg=before, timeout=180_000)
+                    if index == 0:
+                        page.screenshot(path=str(tmp_path / f"{label}.png"), full_page=True)
+                    href = page.evaluate("() => document.querySelector('#video-download a').href")
+                    played = tmp_path / f"{label}_{index}.mp4"
+                    played.write_bytes(page.request.get(href).body())
+                    masks = _painted(read_video_frames(played), shown)
+                    truth = clip.masks[:, coin]
+                    assert len(masks) == len(truth), (len(masks), len(truth))
+                    ious[label].append(float(np.mean([(m & t).sum() / max((m | t).sum(), 1)
+                                                      for m, t in zip(masks, truth)])))
+        finally:
+            browser.close()
+    fine_tuned, base = np.mean(ious["video_fine_tuned"]), np.mean(ious["video_base"])
+    assert len(coins) == 3 and fine_tuned > base + 0.1, ious
     assert all((tmp_path / f"{label}.png").stat().st_size > 10_000 for label in ious)
