@@ -20,6 +20,11 @@ if _GRADIO_UPLOADS:
 
 CHROMIUM_INSTALL = "apt-get install chromium (Debian's; .ci/run installs it)"
 _browser_not_run: list[str] = []
+_browser_reruns: list[str] = []
+# A browser test drives a real page through Gradio's queue on two busy cores, where an event can land late; one that
+# fails runs once more (pytest-rerunfailures, as Playwright's own runner retries), and the summary names every test
+# that needed it, so a race is seen and fixed rather than passed quietly. A real break fails both runs.
+BROWSER_RERUNS = 1
 
 
 # The files whose tests take longest (`--durations`), first: xdist hands out whole files (--dist loadfile) in
@@ -33,16 +38,20 @@ def pytest_collection_modifyitems(config, items):
     with one reason, here."""
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+    browser = [item for item in items if "browser" in item.keywords]
     if shutil.which("chromium") is None:
         skip = pytest.mark.skip(reason=f"Debian chromium is not installed: {CHROMIUM_INSTALL}")
-        for item in items:
-            if "browser" in item.keywords:
-                item.add_marker(skip)
+        for item in browser:
+            item.add_marker(skip)
+    for item in browser:
+        item.add_marker(pytest.mark.flaky(reruns=BROWSER_RERUNS))
 
 
 def pytest_runtest_logreport(report):
     if report.skipped and "browser" in report.keywords:
         _browser_not_run.append(report.nodeid)
+    if report.outcome == "rerun" and "browser" in report.keywords:
+        _browser_reruns.append(report.nodeid)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -53,8 +62,13 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_terminal_summary(terminalreporter):
-    """One line after all the others (the outermost wrapper), so skipped browser tests are not lost among -ra's."""
+    """One line after all the others (the outermost wrapper), so skipped or rerun browser tests are not lost among
+    -ra's."""
     yield
+    if _browser_reruns:
+        terminalreporter.write_line(f"browser: {len(_browser_reruns)} browser test(s) failed once and were run again "
+                                    f"(a race to fix): {', '.join(sorted(set(_browser_reruns)))}", yellow=True,
+                                    bold=True)
     if _browser_not_run:
         ci = " — a failure under CI=true" if os.environ.get("CI") == "true" else ""
         terminalreporter.write_line(f"browser: {len(_browser_not_run)} browser test(s) did not run{ci} "
