@@ -6,7 +6,8 @@ The numbers were recorded from main at 8c3c69b, before any of the move, with
         --warmup-steps 0 --lr 1e-4 --no-eval --overlays 0 --no-progress --seed 0 --device cpu --out RUN
 
 (metrics.jsonl: loss and grad_norm of steps 1-4; the default then was `--cache-views 8`, which the test now pins, since
-the default became "auto": views tied to the run's length, 1 per image for 4 steps). Two runs of that command agree to 1e-6; the tolerance leaves room
+the default became "auto": views tied to the run's length, 1 per image for 4 steps; likewise `--centre-clicks 0`, the
+corrective-click rule then, since the default became 0.5 in issue 29). Two runs of that command agree to 1e-6; the tolerance leaves room
 for other CPUs' float summation order, not for a changed step.
 """
 
@@ -26,7 +27,7 @@ RECORDED = [  # (loss, grad_norm) per step
 
 def test_fixed_seed_sam2_run_keeps_its_recorded_loss_curve(tmp_path):
     argv = ("sam2 --data builtin --no-pretrained --image-size 64 --steps 4 --batch-size 2 --warmup-steps 0 "
-            f"--lr 1e-4 --no-eval --overlays 0 --no-progress --seed 0 --device cpu --cache-views 8 "
+            f"--lr 1e-4 --no-eval --overlays 0 --no-progress --seed 0 --device cpu --cache-views 8 --centre-clicks 0 "
             f"--out {tmp_path / 'run'}").split()
     assert main(argv) == 0
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

@@ -112,10 +112,12 @@ def test_padded_objects_add_nothing_to_loss_or_gradients(data, one_thread, kind)
 
 
 def test_a_step_reads_nothing_back_until_asked():
-    """No syncing op in an unread step (data loading aside: it runs on the host anyway); one read = the figures."""
+    """No syncing op in an unread step (data loading aside: it runs on the host anyway); one read = the figures.
+    Uniform corrective clicks: a click at the error's centre (--centre-clicks > 0) reads the error masks back, since
+    sam2's rule runs cv2's distance transform on the host (one copy per click; README says so)."""
     data = TrainingImages(make_dataset(2, SIZE, seed=3), SIZE, policy("none"), seed=0, views=1, progress=False)
-    trainer = Sam2Trainer(_cfg(steps=4, correction_clicks=1, prompts="point,points,box,mask"), _model(), data,
-                      resolve("fp32", "cpu"))
+    trainer = Sam2Trainer(_cfg(steps=4, correction_clicks=1, centre_clicks=0.0, prompts="point,points,box,mask"),
+                          _model(), data, resolve("fp32", "cpu"))
     load = trainer.micro_batch
 
     def on_host(micro):
