@@ -248,10 +248,10 @@ def test_the_spaces_video_tab_tracks_held_out_coins_better_fine_tuned(trained, t
     result, _ = trained
     recipe = RECIPES["sam2-video"]
     flags = {recipe[i][2:].replace("-", "_"): recipe[i + 1] for i in range(1, len(recipe) - 1, 2)}
-    assert set(flags) == {"weights", "image_size", "frames", "lr", "steps", "correction_points", "eval_clips",
-                          "overlays"}, recipe  # the quickstart's video recipe, as this test reads it
+    assert set(flags) == {"weights", "image_size", "frames", "batch_size", "lr", "steps", "correction_points",
+                          "eval_clips", "overlays"}, recipe  # the quickstart's video recipe, as this test reads it
     cfg = VideoTrainConfig(weights=str(result.path), image_size=int(flags["image_size"]), frames=int(flags["frames"]),
-                           lr=float(flags["lr"]), steps=int(flags["steps"]),
+                           batch_size=int(flags["batch_size"]), lr=float(flags["lr"]), steps=int(flags["steps"]),
                            correction_points=int(flags["correction_points"]), eval=False, overlays=0,
                            progress=False, out=str(tmp_path / "video-run"))
     video_run = run_video(cfg)
