@@ -232,9 +232,9 @@ def test_the_spaces_video_tab_tracks_held_out_coins_better_fine_tuned(trained, t
     clip (a camera moving over the photo's held-out half), one click at the most interior point of each of its 3
     largest whole coins on frame 0 (cleared in between), tracked through the clip by the fine-tuned video model and
     by the random-init base: the fine-tuned masks follow the coins better (IoU per frame, read back from the tab's own
-    tracked clip). Measured 2026-12-05: mean IoU 0.38 fine-tuned, 0.09 base (0.27 from a seed-1 image model)
-    (the video run costs the decoder's one-click mask on frame 0, 0.82 -> 0.49, and tracking halves it again by
-    frame 3: issue 29's note). Screenshots of each model's first coin: video_fine_tuned.png, video_base.png."""
+    tracked clip). Measured 2026-12-05 in CI's float order: mean IoU 0.74 fine-tuned (coins 0.52 / 0.89 / 0.80),
+    0.09 base; with one clip a step (the recipe before) 0.38 on 2 threads and 0.00 in CI's order, where it
+    collapsed. Screenshots of each model's first coin: video_fine_tuned.png, video_base.png."""
     import shutil
 
     sync_api = pytest.importorskip("playwright.sync_api")
