@@ -147,12 +147,29 @@ def test_clicks_on_different_objects_give_different_masks(trained):
     assert (other < 0.15).all(), other  # ...and not the other coin (0.00-0.06 measured)
 
 
+def _largest_whole(masks: np.ndarray, count: int) -> list[int]:
+    """Indices of the `count` largest of N x H x W masks that do not touch the border (whole coins), largest first."""
+    whole = [n for n, m in enumerate(masks) if m.any() and not (m[0].any() or m[-1].any() or m[:, 0].any()
+                                                                 or m[:, -1].any())]
+    return sorted(whole, key=lambda n: -masks[n].sum())[:count]
+
+
+def _interior(mask: np.ndarray) -> list[float]:
+    """The mask's most interior pixel (x, y), where the evaluation's first click goes."""
+    return center_points(torch.from_numpy(mask)[None, None]).coords[0, 0].tolist()
+
+
+def _click_pixel(page, selector: str, at: tuple[float, float], shape: tuple[int, int]) -> None:
+    """Click the centre of pixel `at` (x, y) of the image `selector` shows, an image of `shape` (H, W)."""
+    box = page.locator(selector).bounding_box()
+    page.mouse.click(box["x"] + (at[0] + 0.5) * box["width"] / shape[1],
+                     box["y"] + (at[1] + 0.5) * box["height"] / shape[0])
+
+
 def _page_click_mask(page, at: tuple[float, float], shape: tuple[int, int]) -> np.ndarray:
     """Click at pixel `at` (x, y) of the Prompt tab's shown image; the mask the page decoded for it (H x W bool)."""
     seq = page.evaluate("() => segkit.seq")
-    box = page.locator("#prompt-canvas img").bounding_box()
-    page.mouse.click(box["x"] + (at[0] + 0.5) * box["width"] / shape[1],
-                     box["y"] + (at[1] + 0.5) * box["height"] / shape[0])
+    _click_pixel(page, "#prompt-canvas img", at, shape)
     page.wait_for_function("(seq) => segkit.last && segkit.last.seq > seq && segkit.last.commit && !segkit.busy",
                            arg=seq, timeout=60_000)
     bits = page.evaluate("() => new TextDecoder().decode(segkit.last.mask.map((v) => v + 48))")
@@ -176,9 +193,8 @@ def test_the_spaces_prompt_tab_segments_held_out_coins_better_fine_tuned(trained
     result, val = trained
     sample = max((val[i] for i in range(len(val))), key=lambda s: s.image.shape[0] * s.image.shape[1])
     dense = sample.masks.dense()
-    whole = [m for m in dense if not (m[0].any() or m[-1].any() or m[:, 0].any() or m[:, -1].any())]
-    coins = sorted(whole, key=lambda m: -m.sum())[:3]
-    clicks = [center_points(torch.from_numpy(c)[None, None]).coords[0, 0].tolist() for c in coins]  # most interior
+    coins = [dense[n] for n in _largest_whole(dense, 3)]
+    clicks = [_interior(coin) for coin in coins]
     photo = tmp_path / "held_out.png"
     Image.fromarray(sample.image).save(photo)
     shape = sample.image.shape[:2]
@@ -257,9 +273,7 @@ def test_the_spaces_video_tab_tracks_held_out_coins_better_fine_tuned(trained, t
     video_run = run_video(cfg)
     clip = load_clips("builtin").split(cfg.val_fraction, cfg.seed)[1][0]
     first = clip.masks[0]
-    whole = [n for n, m in enumerate(first) if m.any() and not (m[0].any() or m[-1].any() or m[:, 0].any()
-                                                                 or m[:, -1].any())]
-    coins = sorted(whole, key=lambda n: -first[n].sum())[:3]
+    coins = _largest_whole(first, 3)
     path = write_video(tmp_path / "held_out_clip.mp4", clip.frames, fps=4)
     shown = read_video_frames(path)  # the frames as the app decodes them (the codec's copy), for _painted
     shape = shown[0].shape[:2]
@@ -285,10 +299,7 @@ def test_the_spaces_video_tab_tracks_held_out_coins_better_fine_tuned(trained, t
                     page.get_by_role("button", name="Clear prompts").click()
                     page.wait_for_function(f"(before) => ({points})() === 0 && ({src})() !== before", arg=before,
                                            timeout=30_000)
-                at = center_points(torch.from_numpy(first[coin])[None, None]).coords[0, 0].tolist()  # most interior
-                box = page.locator("#video-canvas img").bounding_box()
-                page.mouse.click(box["x"] + (at[0] + 0.5) * box["width"] / shape[1],
-                                 box["y"] + (at[1] + 0.5) * box["height"] / shape[0])
+                _click_pixel(page, "#video-canvas img", _interior(first[coin]), shape)
                 page.wait_for_function(f"({points})() === 1", timeout=30_000)
                 for label, ref in (("video_fine_tuned", "me/sam2-video-ft"), ("video_base", models.BASE_REF)):
                     picker = page.get_by_label("Video model")
