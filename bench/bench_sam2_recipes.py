@@ -7,8 +7,8 @@
 Every variant is the default config with a few flags changed, trained from the same random init on the built-in
 coins' training windows and evaluated on its held-out windows (the photo's other half, other scales). Prints a
 markdown table: box / 1 point / 3 points mIoU, the correlation of predicted and true log areas (box), the interactive
-figures (mIoU after 1 / 3 / 5 simulated clicks, NoC@85 of 20), the automatic masks' mean best IoU, and the wall time
-(training + evaluation), one row per variant and seed.
+figures (mIoU after 1 / 3 / 5 simulated clicks, NoC@85 of 20), the automatic masks' mean best IoU, the training's images/s and the wall
+time (training + evaluation), one row per variant and seed.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ VARIANTS: dict[str, dict] = {
     "objects_4_clicks_1": {"max_objects": 4, "correction_clicks": 1},  # the defaults before augmentation
     "clicks_1": {"correction_clicks": 1},
     "objects_4": {"max_objects": 4},
+    # how many augmented views of each image the feature cache keeps (issue 31; the default, 0, picks 1-8 from the
+    # run's draws per image: 8 for these runs)
+    "cache_views_1": {"cache_views": 1},
     "cache_views_2": {"cache_views": 2},
     "steps_600": {"steps": 600},
     "no_clicks": {"correction_clicks": 0},
@@ -68,18 +71,19 @@ def main() -> None:
                 start = time.perf_counter()
                 summary = run(Sam2TrainConfig(out=out, **flags)).summary
             after = summary["metrics"]["after"]
-            rows.append((name, seed, VARIANTS[name], after, time.perf_counter() - start))
+            images_per_s = summary["images_per_s"]
+            rows.append((name, seed, VARIANTS[name], after, images_per_s, time.perf_counter() - start))
             print(f"{name} seed {seed}: {after}", flush=True)
 
     print("\n| variant | flags | seed | box | 1 point | 3 points | area corr. (box) | clicks 1 / 3 / 5 | NoC@85 | "
-          "automatic | wall s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for name, seed, changed, m, seconds in rows:
+          "automatic | images/s | wall s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, seed, changed, m, images_per_s, seconds in rows:
         flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in changed.items()) or "(defaults)"
         clicks = " / ".join(f"{m[f'miou_click_{k}']:.2f}" for k in (1, 3, 5))
         print(f"| {name} | {flags} | {seed} | {m['miou_box']:.2f} | {m['miou_1pt']:.2f} | {m['miou_3pt']:.2f} | "
               f"{m['area_corr_box']:.2f} | {clicks} | {m['noc_85']:.1f} | {m['auto_mean_best_iou']:.2f} | "
-              f"{seconds:.0f} |")
+              f"{images_per_s:.2f} | {seconds:.0f} |")
 
 
 if __name__ == "__main__":

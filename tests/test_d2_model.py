@@ -114,3 +114,21 @@ def test_predict_leaves_the_models_threshold_alone(exported):
     before = live.model.roi_heads.box_predictor.test_score_thresh
     live.predict(make_scene(5).image, score_threshold=0.0)
     assert live.model.roi_heads.box_predictor.test_score_thresh == before
+
+
+def test_the_quickstarts_light_heads_are_a_model_the_space_accepts():
+    """The quickstart's Mask R-CNN recipe narrows the FPN and heads through --opts (issue 30): its keys are real
+    detectron2 keys, the built model has those widths, and the Space's size limits accept the saved cfg."""
+    from trainer.cli import build_parser
+    from trainer.d2_ft.model import build_model
+    from trainer.model_limits import check_d2_cfg
+    from trainer.quickstart import RECIPES
+
+    args = build_parser().parse_args(RECIPES["detectron2"])
+    cfg = build_cfg(tiny_spec())
+    cfg.merge_from_list(list(args.opts))
+    check_d2_cfg(cfg, "quickstart")
+    model = build_model(cfg)
+    assert model.backbone.output_shape()["p2"].channels == 128
+    assert model.roi_heads.mask_head.mask_fcn1.out_channels == 128
+    assert model.roi_heads.box_head.fc1.out_features == 512
