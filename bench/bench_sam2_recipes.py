@@ -7,8 +7,8 @@
 Every variant is the default config with a few flags changed, trained from the same random init on the built-in
 coins' training windows and evaluated on its held-out windows (the photo's other half, other scales). Prints a
 markdown table: box / 1 point / 3 points mIoU, the correlation of predicted and true log areas (box), the interactive
-figures (mIoU after 1 / 3 / 5 simulated clicks, NoC@85 of 20), the automatic masks' mean best IoU, the training's images/s and the wall
-time (training + evaluation), one row per variant and seed.
+figures (mIoU after 1 / 3 / 5 simulated clicks, NoC@85 of 20), the automatic masks' mean best IoU, the training's
+images/s and the wall time (training + evaluation), one row per variant and seed.
 """
 
 from __future__ import annotations

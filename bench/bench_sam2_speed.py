@@ -11,9 +11,9 @@
     python bench/bench_sam2_speed.py precision   fp32 vs bf16 train step
     python bench/bench_sam2_speed.py all
 
-`tutorial`, `short` and `warm` run at --image-size 1024 unless given (about 2.5 minutes on 2 free cores; `--quality-steps 150 --lr
-1e-3` trains both sides further so that their mIoU means something: ~15 minutes); the others at 256 (well under 3
-minutes each).
+`tutorial`, `short` and `warm` run at --image-size 1024 unless given (`tutorial` about 2.5 minutes on 2 free cores;
+`--quality-steps 150 --lr 1e-3` trains both sides further so that their mIoU means something: ~15 minutes; `warm`
+about 6); the others at 256 (well under 3 minutes each).
 """
 
 from __future__ import annotations
@@ -255,7 +255,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", nargs="?", default="all", choices=["tutorial", "short", "warm", "cache",
                                                                      "precision", "all"])
-    parser.add_argument("--image-size", type=int, default=None, help="default: 1024 for tutorial, 256 otherwise")
+    parser.add_argument("--image-size", type=int, default=None, help="default: 1024 for tutorial, short and warm, 256 otherwise")
     parser.add_argument("--images", type=int, default=None, help="training images (default: 4 tutorial, 8 others)")
     parser.add_argument("--rounds", type=int, default=3, help="tutorial, warm: timed rounds of one epoch each")
     parser.add_argument("--lr", type=float, default=1e-4, help="tutorial, warm: both sides' learning rate")
