@@ -255,7 +255,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", nargs="?", default="all", choices=["tutorial", "short", "warm", "cache",
                                                                      "precision", "all"])
-    parser.add_argument("--image-size", type=int, default=None, help="default: 1024 for tutorial, short and warm, 256 otherwise")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="default: 1024 for tutorial, short and warm, 256 otherwise")
     parser.add_argument("--images", type=int, default=None, help="training images (default: 4 tutorial, 8 others)")
     parser.add_argument("--rounds", type=int, default=3, help="tutorial, warm: timed rounds of one epoch each")
     parser.add_argument("--lr", type=float, default=1e-4, help="tutorial, warm: both sides' learning rate")
