@@ -1,7 +1,8 @@
 """`python -m trainer quickstart`: every trainer once on the built-in data, each model pushed to the local hub.
 
 Offline and on CPU: random-init models (the video run starts from the SAM2 run's image model, as sam2 trains),
-small images, short runs — it shows the pipelines learn and fills local_hub/ with the models the Gradio app opens on. Each step is the same command a user would type (printed).
+small images, short runs — it shows the pipelines learn and fills local_hub/ with the models the Gradio app opens
+on. Each step is the same command a user would type (printed).
 """
 
 from __future__ import annotations
