@@ -136,6 +136,14 @@ def compare(baseline: Callable[[], int], others: dict[str, Callable[[], int]], i
 LIKE_TUTORIAL = dict(prompts="point", correction_clicks=0, loss="bce_iou", augment="none")  # the tutorial: no augmentation
 
 
+def ours_like_tutorial(dataset, size: int, lr: float, **overrides) -> tuple[Callable[[], int], Trainer]:
+    """Ours with the tutorial's prompts, loss, batch (1), lr and every object of each image, the encoder frozen and
+    cached; `overrides` change the rest (steps, views, augmentation)."""
+    objects = max(len(s.masks) for s in dataset)
+    return ours(dataset, size, batch=1, freeze="image_encoder", max_objects=objects, lr=lr, warmup_steps=0,
+                clip_grad=0.0, **{**LIKE_TUTORIAL, **overrides})
+
+
 def scenes(n: int, size: int, seed: int) -> SegmentationDataset:
     """Synthetic vessel scenes drawn at `size` (no resize), up to 6 vessels with their liquids: ~7 objects each."""
     samples = [make_scene(seed * 100_003 + i, size=size, max_vessels=6) for i in range(n)]
@@ -168,8 +176,7 @@ def bench_tutorial(dataset, size: int, rounds: int = 3, lr: float = 1e-4, qualit
     print(f"[tutorial] baseline = the LabPics tutorial loop (1 image/step, encoder recomputed under no_grad); "
           f"{len(dataset)} training images with {np.mean(objects):.1f} objects each (all used), lr {lr}")
     tutorial, tutorial_model = tutorial_loop(dataset, size, lr)
-    cached, trainer = ours(dataset, size, batch=1, freeze="image_encoder", max_objects=max(objects), lr=lr,
-                           warmup_steps=0, clip_grad=0.0, steps=10_000, **LIKE_TUTORIAL)
+    cached, trainer = ours_like_tutorial(dataset, size, lr, steps=10_000)
     for _ in range(len(dataset)):  # an epoch each: our cache is filled (steady state = every epoch after the first)
         tutorial(), cached()
     compare(tutorial, {"ours, frozen encoder + feature cache (same prompts/loss/batch as the tutorial)": cached},
@@ -217,11 +224,8 @@ def bench_warm(dataset, size: int, rounds: int = 3, lr: float = 1e-4) -> None:
     """Issue 31's warm-cache goal: ours as a long run trains by default (default augmentation, the views its rule
     gives 2,000 steps over these images), after every view is cached (drawn as training draws them, so the fill
     is the run's own), against the tutorial loop; same prompts, loss and batch as `tutorial`."""
-    objects = [len(s.masks) for s in dataset]
     tutorial = tutorial_loop(dataset, size, lr)[0]
-    cached, trainer = ours(dataset, size, batch=1, freeze="image_encoder", max_objects=max(objects), lr=lr,
-                           warmup_steps=0, clip_grad=0.0, steps=2000, cache_views=0,
-                           **{**LIKE_TUTORIAL, "augment": "default"})
+    cached, trainer = ours_like_tutorial(dataset, size, lr, steps=2000, cache_views=0, augment="default")
     views, cache = trainer.data.views, trainer.objective.cache
     start, steps = time.perf_counter(), 0
     while cache.misses < len(dataset) * views:

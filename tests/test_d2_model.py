@@ -8,8 +8,11 @@ import pytest
 from test_d2_helpers import TINY_OPTS, export_tiny_model, tiny_spec
 from trainer.checkpoint import CheckpointError
 from trainer.d2_ft import weights
-from trainer.d2_ft.model import D2Spec, build_cfg, load_folder, save_spec
+from trainer.cli import build_parser
+from trainer.d2_ft.model import D2Spec, build_cfg, build_model, load_folder, save_spec
 from trainer.data.synthetic import make_scene
+from trainer.model_limits import check_d2_cfg
+from trainer.quickstart import RECIPES
 
 
 @pytest.fixture(scope="module")
@@ -119,11 +122,6 @@ def test_predict_leaves_the_models_threshold_alone(exported):
 def test_the_quickstarts_light_heads_are_a_model_the_space_accepts():
     """The quickstart's Mask R-CNN recipe narrows the FPN and heads through --opts (issue 30): its keys are real
     detectron2 keys, the built model has those widths, and the Space's size limits accept the saved cfg."""
-    from trainer.cli import build_parser
-    from trainer.d2_ft.model import build_model
-    from trainer.model_limits import check_d2_cfg
-    from trainer.quickstart import RECIPES
-
     args = build_parser().parse_args(RECIPES["detectron2"])
     cfg = build_cfg(tiny_spec())
     cfg.merge_from_list(list(args.opts))

@@ -21,8 +21,8 @@ RECIPES: dict[str, list[str]] = {
     # still gives mIoU after 1/3/5/10 clicks; NoC is then capped at 10, and the headline says so (issue 30)
     "sam2": ["sam2", "--no-pretrained", "--image-size", "256", "--lr", "1e-3", "--eval-images", "0",
              "--auto-points-per-side", "8", "--eval-clicks", "10"],
-    # half-width FPN and heads (128 channels, box head 512): 60 steps 2.5x faster (cProfile: the mask head's 256-channel
-    # convolutions and RoIAlign's backward were most of a step), held-out segm AP 60 vs 61 over 3 seeds (README)
+    # half-width FPN and heads (128 channels, box head 512): 60 steps 2.3-2.5x faster (cProfile: the mask head's
+    # 256-channel convolutions and RoIAlign's backward were most of a step), held-out segm AP 60 vs 61, 3 seeds (README)
     "detectron2": ["detectron2", "--no-pretrained", "--depth", "18", "--min-size", "256", "--lr", "0.01",
                    "--steps", "60", "--opts", "MODEL.FPN.OUT_CHANNELS", "128", "MODEL.ROI_MASK_HEAD.CONV_DIM", "128",
                    "MODEL.ROI_BOX_HEAD.FC_DIM", "512"],
@@ -31,10 +31,11 @@ RECIPES: dict[str, list[str]] = {
     # sam2's own order: image training, then video. The video run starts from the SAM2 run above (its decoder
     # segments; its memory modules are still random and start local, --memory-start auto), at its image size: its
     # "before" is that image model tracking. lr 1e-3, 2 clips a step: one clip a step collapsed on 1 run of 4 (J&F
-    # 0.17 on all 6 held-out clips; README's video table), 2 gave 0.45-0.58 from the same image models
+    # 0.17 on all 6 held-out clips; README's video table), 2 gave 0.45-0.58 from the same image models; 20 steps of 2
+    # collapsed on 1 seed of 3 (0.12)
     "sam2-video": ["sam2-video", "--weights", "runs/quickstart-sam2", "--image-size", "256", "--frames", "4",
-                   "--batch-size", "2", "--lr", "1e-3", "--steps", "30", "--correction-points", "2", "--eval-clips", "1",
-                   "--overlays", "1"],
+                   "--batch-size", "2", "--lr", "1e-3", "--steps", "30", "--correction-points", "2",
+                   "--eval-clips", "1", "--overlays", "1"],
 }
 IMAGE_RUN = "runs/quickstart-sam2"  # the recipes' name of the SAM2 run the video run starts from
 # The figures each run's headline gives (default: its card's first three): SAM2 by box and by the standard clicks.
