@@ -46,10 +46,6 @@ VARIANTS: dict[str, dict] = {
     # default before issue 29), or all at the larger error's centre (the interactive evaluation's rule)
     "centre_clicks_0": {"centre_clicks": 0.0},
     "centre_clicks_1": {"centre_clicks": 1.0},
-    # how many of the corrective clicks are backpropagated (issue 30): all (the default), or 2 / 3 drawn per step
-    # while the rest only simulate the user (RITM's iterative training): backward is 2/3 of a step
-    "grad_clicks_2": {"grad_clicks": 2},
-    "grad_clicks_3": {"grad_clicks": 3},
 }
 
 

@@ -7,8 +7,6 @@
                                                  augmentation vs the tutorial loop, per --cache-views choice
     python bench/bench_sam2_speed.py warm        a long run's steady state: default augmentation, every view its rule
                                                  gives a 2,000-step run cached, vs the tutorial loop (images/s)
-    python bench/bench_sam2_speed.py clicks      the quickstart's step (256 px, built-in data, 8 objects x 6 corrective
-                                                 clicks) backpropagating every click vs --grad-clicks 2 / 3
     python bench/bench_sam2_speed.py cache       epochs with the feature cache vs recomputing the encoder
     python bench/bench_sam2_speed.py precision   fp32 vs bf16 train step
     python bench/bench_sam2_speed.py all
@@ -239,19 +237,6 @@ def bench_warm(dataset, size: int, rounds: int = 3, lr: float = 1e-4) -> None:
     print(f"  during the rounds: {cache.misses - len(dataset) * views} more encoder passes, {cache.hits} hits in all")
 
 
-def bench_clicks(size: int, rounds: int = 3) -> None:
-    """Issue 30: the default recipe's step on the quickstart's data, every corrective click backpropagated (the
-    baseline) against only 2 or 3 of them (--grad-clicks; all are still simulated). Each side draws the same images
-    and views, so each meets the same cache misses."""
-    from trainer.data import load_dataset
-
-    train = load_dataset("builtin").split(0.2, 0)[0]
-    make = lambda grad_clicks: ours(train, size, batch=2, max_objects=8, steps=300, lr=1e-3,  # noqa: E731
-                                    grad_clicks=grad_clicks)[0]
-    print(f"[clicks] {size}px, {len(train)} built-in training windows; baseline = every click backpropagated")
-    compare(make(-1), {"--grad-clicks 2": make(2), "--grad-clicks 3": make(3)}, images=16, rounds=rounds)
-
-
 def bench_cache(dataset, size: int) -> None:
     print("[cache] baseline = frozen encoder recomputed every step; candidate = feature cache after its first epoch")
     cached, trainer = ours(dataset, size, freeze="image_encoder", feature_cache=True, augment="none")
@@ -272,20 +257,19 @@ def bench_precision(dataset, size: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", nargs="?", default="all", choices=["tutorial", "short", "warm", "clicks",
-                                                                     "cache", "precision", "all"])
+    parser.add_argument("which", nargs="?", default="all", choices=["tutorial", "short", "warm", "cache",
+                                                                     "precision", "all"])
     parser.add_argument("--image-size", type=int, default=None,
                         help="default: 1024 for tutorial, short and warm, 256 otherwise")
     parser.add_argument("--images", type=int, default=None, help="training images (default: 4 tutorial, 8 others)")
-    parser.add_argument("--rounds", type=int, default=3, help="tutorial, warm, clicks: timed rounds (an epoch; "
-                        "clicks: 8 steps)")
+    parser.add_argument("--rounds", type=int, default=3, help="tutorial, warm: timed rounds of one epoch each")
     parser.add_argument("--lr", type=float, default=1e-4, help="tutorial, warm: both sides' learning rate")
     parser.add_argument("--quality-steps", type=int, default=0,
                         help="tutorial: train both sides to this many steps before comparing validation mIoU "
                              "(default: the steps the timing took)")
     args = parser.parse_args()
     print(f"machine: {torch.get_num_threads()} torch threads, CPU; sam2.1 tiny random init")
-    for name in ("tutorial", "short", "warm", "clicks", "cache", "precision"):
+    for name in ("tutorial", "short", "warm", "cache", "precision"):
         if args.which not in (name, "all"):
             continue
         size = args.image_size or (1024 if name in ("tutorial", "short", "warm") else 256)
@@ -296,8 +280,6 @@ def main() -> None:
             bench_short(scenes(args.images or 6, size, seed=0), size)
         elif name == "warm":
             bench_warm(scenes(args.images or 4, size, seed=0), size, args.rounds, args.lr)
-        elif name == "clicks":
-            bench_clicks(size, args.rounds)
         else:
             dataset = make_dataset(args.images or 8, size, seed=0)
             print(f"[{name}] {size}px, {len(dataset)} synthetic images")

@@ -211,39 +211,6 @@ def test_checkpointed_clicks_give_the_same_loss_and_gradients(crowded, one_threa
     _assert_same_grads(ckpt_grads, plain_grads)
 
 
-def test_grad_clicks_backpropagate_only_the_drawn_clicks_of_the_same_simulation(crowded, one_thread):
-    """--grad-clicks k: every corrective click is still simulated, the same clicks as without it; the loss and its
-    gradients are exactly those of the first prompt and the k drawn clicks of the run that grades every click."""
-    from trainer.engine.images import make_items
-    from trainer.sam2_ft.objective import Sam2Objective
-
-    model = _model()
-    runs = {}
-    for grad_clicks in (-1, 1):
-        model.zero_grad(set_to_none=True)
-        objective = Sam2Objective(model, "dice_bce_iou", correction_clicks=3, grad_clicks=grad_clicks)
-        per_click, plain = [], objective.click_loss
-        objective.click_loss = lambda *a: per_click.append(plain(*a)) or per_click[-1]  # records each click's loss
-        items = make_items(crowded, [0, 1], step=5, seed=0, max_objects=4)
-        graded = objective._graded_clicks(items[0].generator.initial_seed())
-        loss = objective(items, "point")
-        runs[grad_clicks] = per_click, graded, loss
-        if grad_clicks == 1:
-            loss.backward()
-            want_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-    (every, all_graded, _), (some, graded, loss) = runs[-1], runs[1]
-    assert all_graded == {0, 1, 2, 3} and len(graded) == 2 and 0 in graded
-    for (a, logits_a, _), (b, logits_b, _) in zip(every, some):  # the same simulation: same clicks, same masks
-        torch.testing.assert_close(logits_a, logits_b)
-        torch.testing.assert_close(a.detach(), b.detach())
-    assert [c for c, (b, _, _) in enumerate(some) if b.requires_grad] == sorted(graded)
-    model.zero_grad(set_to_none=True)
-    expected = torch.stack([every[c][0] for c in sorted(graded)]).mean(0).mean()  # 4 objects in each image
-    torch.testing.assert_close(loss, expected)
-    expected.backward()
-    _assert_same_grads({n: p.grad for n, p in model.named_parameters() if p.grad is not None}, want_grads)
-
-
 def test_object_groups_split_each_image_evenly():
     from trainer.sam2_ft.objective import object_groups
 

@@ -37,9 +37,6 @@ class Sam2Recipe:
                 "prediction fed back with its point)"})
     correction_clicks: int = field(default=6, metadata={
         "help": "corrective clicks per step, each sampled from the previous prediction's error region"})
-    grad_clicks: int = field(default=-1, metadata={
-        "help": "corrective clicks per step whose decoder pass is backpropagated, drawn at random each step; the "
-                "others are simulated without gradient, as RITM's iterative training does (-1 = every click)"})
     centre_clicks: float = field(default=0.5, metadata={
         "help": "share of the corrective clicks put at the centre of the larger error (the interactive "
                 "evaluation's rule) rather than at an error pixel drawn uniformly (sam2's training rule); 0-1 "
@@ -89,8 +86,6 @@ class Sam2Recipe:
                              "remove image_encoder from --freeze or use --lora")
         if self.max_objects < 1:
             raise ValueError("--max-objects must be >= 1")
-        if self.grad_clicks < -1:
-            raise ValueError(f"--grad-clicks is a count of clicks (-1 = every click); got {self.grad_clicks}")
         if not 0.0 <= self.centre_clicks <= 1.0:
             raise ValueError(f"--centre-clicks is a share of the clicks, 0-1; got {self.centre_clicks}")
         return super().validate()  # type: ignore[misc]  # the loop's and the model's options

@@ -18,7 +18,6 @@ from torch.utils.checkpoint import checkpoint
 
 from trainer.engine.feature_cache import FeatureCache
 from trainer.engine.images import Item
-from trainer.engine.sampling import sample_seed
 from trainer.sam2_ft.losses import downsample_targets, loss_size, mask_loss
 from trainer.sam2_ft.prompts import Prompts, corrective_click, sample_prompts
 from trainer.sam2_model.forward import Features, decode, encode_images, image_features, image_rows, preprocess
@@ -58,15 +57,12 @@ def click_loss(model: torch.nn.Module, loss: str, feats: Features, coords: torch
 class Sam2Objective(torch.nn.Module):
     def __init__(self, model: torch.nn.Module, loss: str, correction_clicks: int = 0,
                  cache: FeatureCache | None = None, checkpoint_clicks: bool = False, compile: str | None = None,
-                 pad_to: int | None = None, centre_clicks: float = 0.0, grad_clicks: int = -1):
+                 pad_to: int | None = None, centre_clicks: float = 0.0):
         super().__init__()
         self.model = model
         self.loss = loss
         self.correction_clicks = correction_clicks
         self.centre_clicks = centre_clicks  # share of corrective clicks at the error's centre (prompts.corrective_click)
-        # corrective clicks backpropagated per step (-1: all): the others only simulate the user, without gradient
-        # (RITM's iterative training), so backward, 2/3 of a step, runs for the first prompt and these clicks only
-        self.grad_clicks = grad_clicks
         self.cache = cache  # only with a frozen image encoder
         # Each click's decoder activations are kept for the backward pass: with 8 objects x 7 clicks at 1024 px that
         # is ~10 GB. Checkpointed, a click keeps only its inputs and recomputes its decoder pass in backward.
@@ -107,29 +103,16 @@ class Sam2Objective(torch.nn.Module):
                 low_res, iou = decode(self.model, feats, prompts.coords, prompts.labels, None, True)
             prompts.mask_input, prompts.multimask = best_mask(low_res, iou), False
 
-        graded = self._graded_clicks(items[0].generator.initial_seed())
         per_object = []
         for click in range(self.correction_clicks + 1):
             if click:  # next click from the error region of the previous prediction, which is also the mask prompt
                 best = best_mask(low_res, iou)
                 prompts = prompts.add_points(*self._corrective_clicks(items, pads, gt, best, self.centre_clicks))
                 prompts.mask_input = best
-            with torch.set_grad_enabled(torch.is_grad_enabled() and click in graded):
-                loss, low_res, iou = self._click(feats, prompts, target, layout)
-            if click in graded:
-                per_object.append(loss)
+            loss, low_res, iou = self._click(feats, prompts, target, layout)
+            per_object.append(loss)
 
         return (torch.stack(per_object).mean(0) * weight).sum()  # padded objects weigh 0: no loss, no gradient
-
-    def _graded_clicks(self, seed: int) -> set[int]:
-        """The clicks whose loss is backpropagated this step: the first prompt (0) and `grad_clicks` of the corrective
-        clicks, drawn from their own generator (seeded by the step's first sample) so the simulated clicks are the
-        same whichever are graded."""
-        clicks = self.correction_clicks
-        if self.grad_clicks < 0 or self.grad_clicks >= clicks:
-            return set(range(clicks + 1))
-        draw = torch.randperm(clicks, generator=torch.Generator().manual_seed(sample_seed(seed, 1)))
-        return {0, *(draw[:self.grad_clicks] + 1).tolist()}
 
     def _click(self, feats: Features, prompts: Prompts, target: torch.Tensor,
                layout: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

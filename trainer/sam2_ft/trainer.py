@@ -64,7 +64,7 @@ class Sam2Trainer(Trainer):
                                      checkpoint_clicks=checkpoint_clicks(cfg),
                                      compile="inductor" if cfg.compile else None,  # padded: a GPU is host-bound
                                      pad_to=cfg.max_objects if cfg.compile or device.type == "cuda" else None,
-                                     centre_clicks=cfg.centre_clicks, grad_clicks=cfg.grad_clicks)
+                                     centre_clicks=cfg.centre_clicks)
 
     def build_items(self, step: int, micro: int) -> list:
         """Images, objects, views and prompt generators of this process's share of the micro-batch."""
