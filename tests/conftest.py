@@ -27,10 +27,11 @@ _browser_reruns: list[str] = []
 BROWSER_RERUNS = 1
 
 
-# The files whose tests take longest (`--durations`), first: xdist hands out whole files (--dist loadfile) in
-# collection order, so a long file started last would run alone at the end while the other worker idles.
-LONGEST_FIRST = ("test_sam2_learning.py", "test_federated_deployment.py", "test_federated.py", "test_app_finetune.py",
-                 "test_sam2_ddp.py", "test_video_train.py", "test_browser_app.py")
+# The files whose tests take longest (`--durations=0`, 2026-12-05: 768, 250, 53, 40, 34, 29, 21, 20 s), first: xdist
+# hands out whole files (--dist loadfile) in collection order (pyproject's --no-loadscope-reorder keeps this one), so
+# a long file started last would run alone at the end while the other worker idles.
+LONGEST_FIRST = ("test_sam2_learning.py", "test_app_finetune.py", "test_video_train.py", "test_federated_deployment.py",
+                 "test_federated.py", "test_browser_decode.py", "test_browser_app.py", "test_sam2_ddp.py")
 
 
 def pytest_collection_modifyitems(config, items):
