@@ -48,19 +48,20 @@ pip install -q "pip==26.3" "uv==0.13.9"
 # not read pip's configuration, so pip's (index, extra indexes, find-links, constraints, CA bundle) is handed over,
 # with pip's rule of the best version across all indexes; should uv fail, pip installs them.
 uv_env() {
+  local -A conf=()
   local key value
-  while IFS='=' read -r key value; do
-    value=${value#\'}; value=${value%\'}; value=${value//\\n/ }
-    case ${key##*.} in
-      index-url) export UV_DEFAULT_INDEX=${UV_DEFAULT_INDEX:-$value} ;;
-      extra-index-url) export UV_EXTRA_INDEX_URL=${UV_EXTRA_INDEX_URL:-$value} ;;
-      find-links) export UV_FIND_LINKS=${UV_FIND_LINKS:-$(tr -s ' ' ',' <<<"$value")} ;;
-      constraint) export UV_CONSTRAINT=${UV_CONSTRAINT:-$value} ;;
-      cert) export SSL_CERT_FILE=${SSL_CERT_FILE:-$value} ;;
-    esac
+  while IFS='=' read -r key value; do  # listed from the lowest precedence up (files, then PIP_* variables): last wins
+    value=${value#\'}; value=${value%\'}; conf[${key##*.}]=${value//\\n/ }
   done < <("$VENV/bin/python" -m pip config list 2>/dev/null)
-  export UV_INDEX_STRATEGY=${UV_INDEX_STRATEGY:-unsafe-best-match} UV_NO_CACHE=${UV_NO_CACHE:-$PIP_NO_CACHE_DIR}
+  uv_set UV_DEFAULT_INDEX "${conf[index-url]:-}"
+  uv_set UV_EXTRA_INDEX_URL "${conf[extra-index-url]:-}"
+  uv_set UV_FIND_LINKS "$(tr -s ' ' ',' <<<"${conf[find-links]:-}")"
+  uv_set UV_CONSTRAINT "${conf[constraint]:-}"
+  uv_set SSL_CERT_FILE "${conf[cert]:-}"
+  uv_set UV_INDEX_STRATEGY unsafe-best-match
+  uv_set UV_NO_CACHE "$PIP_NO_CACHE_DIR"
 }
+uv_set() { [ -n "${!1:-}" ] || [ -z "$2" ] || export "$1=$2"; }  # a variable the user set stays as set
 install_requirements() {
   (uv_env && "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" -r "$1") ||
     { echo "setup: uv could not install $1 (above); pip installs it" >&2; pip install -q -r "$1"; }
