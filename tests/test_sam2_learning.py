@@ -293,6 +293,7 @@ def test_the_spaces_video_tab_tracks_held_out_coins_better_fine_tuned(trained, t
             page.get_by_role("tab", name="Video").click()
             page.locator("#video-upload input[type=file]").set_input_files(str(path))
             info = "() => document.querySelector('#video-info textarea').value"
+            link = "() => { const a = document.querySelector('#video-download a'); return a ? a.href : ''; }"
             points = "() => JSON.parse(document.querySelector('#video-prompts textarea').value).points.length"
             page.wait_for_function(f"({info})().includes('click the object')", timeout=60_000)
             src = "() => document.querySelector('#video-canvas img').getAttribute('src')"
@@ -308,13 +309,16 @@ def test_the_spaces_video_tab_tracks_held_out_coins_better_fine_tuned(trained, t
                     picker = page.get_by_label("Video model")
                     picker.fill(ref)
                     picker.press("Enter")
-                    before = page.evaluate(info)
+                    before, old_link = page.evaluate(info), page.evaluate(link)
                     page.locator("#video-run").click()
                     page.wait_for_function(f"(before) => ({info})() !== before && "
                                            f"({info})().includes('tracked from')", arg=before, timeout=180_000)
+                    # each run writes a file of a new name: wait for its link, which can come after the info's text
+                    page.wait_for_function(f"(old) => ({link})() && ({link})() !== old", arg=old_link,
+                                           timeout=30_000)
                     if index == 0:
                         page.screenshot(path=str(tmp_path / f"{label}.png"), full_page=True)
-                    href = page.evaluate("() => document.querySelector('#video-download a').href")
+                    href = page.evaluate(link)
                     played = tmp_path / f"{label}_{index}.mp4"
                     played.write_bytes(page.request.get(href).body())
                     masks = _painted(read_video_frames(played), shown)
