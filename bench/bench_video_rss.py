@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from trainer.engine.feature_cache import FeatureCache, image_key
-from trainer.engine.memory import return_large_frees
+from trainer.engine.memory import tune_malloc
 
 CLIPS, VIEWS, FRAMES = 16, 4, 8
 FPN_SHAPES = [(256, 256, 256), (256, 128, 128), (256, 64, 64)]  # sam2.1 tiny's backbone_fpn at 1024 px
@@ -37,7 +37,7 @@ def peak_rss_gib(who: int = resource.RUSAGE_SELF) -> float:
 
 
 def cache_only(budget_mib: float) -> None:
-    return_large_frees()  # as the trainer's loop does on a CPU
+    tune_malloc(1024)  # as the trainer's loop does on a CPU at this size
     cache = FeatureCache("cpu", budget_bytes=int(budget_mib * 2**20))  # what run_cache builds without --cache-dir
     start, base = time.perf_counter(), peak_rss_gib()
     for view in range(VIEWS):

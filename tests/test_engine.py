@@ -11,6 +11,7 @@ import torch
 
 from trainer.checkpoint import load_weights
 from trainer.engine.loop import Trainer, TrainingStopped
+from trainer.engine.memory import mmap_threshold
 from trainer.engine.options import LoopOptions
 from trainer.engine.sampling import sample_seed
 from trainer.engine.session import start_or_resume, train_session
@@ -128,20 +129,22 @@ def test_auto_views_are_tied_to_the_run_length_and_the_cache_budget():
     assert views(6, cached=False) == 0  # a trained encoder: a fresh augmentation every step
 
 
-def test_large_frees_go_back_to_the_system():
+def test_large_frees_go_back_to_the_system_at_1024_px_and_are_reused_at_256():
     """Half of 100 blocks of 2 MiB freed, after a freed 16 MiB block raised glibc's mmap threshold as a step's tensors
-    do: kept by the heap by default, returned once return_large_frees() ran (each process starts fresh)."""
+    do (each process starts fresh): kept by the heap by default; returned once tune_malloc(1024) ran (2 MiB is above
+    its 1 MiB threshold: the 1024-px cache's bound, issue 26); kept for the next step after tune_malloc(256) (below
+    its 16 MiB: reused, not faulted in again)."""
     import subprocess
     import sys
 
     script = """
 import sys
 import numpy as np
-from trainer.engine.memory import return_large_frees
+from trainer.engine.memory import tune_malloc
 def rss():
     return int(open("/proc/self/statm").read().split()[1]) * 4096
-if sys.argv[1] == "1":
-    assert return_large_frees()
+if sys.argv[1] != "default":
+    assert tune_malloc(int(sys.argv[1]))
 big = np.ones(16 << 20, np.uint8)
 del big
 blocks = [np.ones(2 << 20, np.uint8) for _ in range(100)]
@@ -149,6 +152,12 @@ before = rss()
 del blocks[::2]
 print((before - rss()) / 2**20)
 """
-    freed = [float(subprocess.run([sys.executable, "-c", script, flag], capture_output=True, text=True,
-                                  check=True).stdout) for flag in ("0", "1")]
-    assert freed[0] < 50 and freed[1] > 90, freed
+    freed = {size: float(subprocess.run([sys.executable, "-c", script, size], capture_output=True, text=True,
+                                        check=True).stdout) for size in ("default", "1024", "256")}
+    assert freed["default"] < 50 and freed["1024"] > 90 and freed["256"] < 50, freed
+
+
+def test_the_mmap_threshold_follows_the_step_scale():
+    assert mmap_threshold(1024) == mmap_threshold(2048) == 1 << 20  # never under 1 MiB
+    assert mmap_threshold(256) == 16 << 20
+    assert mmap_threshold(128) == mmap_threshold(64) == 32 << 20  # glibc's largest

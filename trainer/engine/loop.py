@@ -22,7 +22,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from trainer.checkpoint import STATE_NAME, load_state, rng_state, save_state, save_weights, set_rng_state
-from trainer.engine.memory import return_large_frees
+from trainer.engine.memory import tune_malloc
 from trainer.engine.options import LoopOptions
 from trainer.engine.sampling import Ahead
 from trainer.precision import Precision
@@ -74,8 +74,8 @@ class Trainer:
         cfg = self.cfg
         if next(self.model.parameters()).device.type == "cuda":
             torch.set_float32_matmul_precision("high")  # fp32 matmuls as TF32 on tensor cores (fp32 runs only)
-        else:  # the step's activations and the cache's views live in host memory: what is freed goes back
-            return_large_frees()
+        else:  # the step's activations and the cache's views live in host memory (a toy without an image size: the
+            tune_malloc(getattr(cfg, "image_size", 1024))  # 1024-px setting, the most conservative)
         self.params, self.objective = self.build_objective()
         self.module = self.objective
         if self.world.size > 1:  # unused params: e.g. the box-corner embeddings in a step without boxes

@@ -1,11 +1,15 @@
-"""Host memory that training frees goes back to the system.
+"""glibc's malloc set for a training step: large tensors go back to the system, the rest are reused.
 
 glibc serves an allocation above its mmap threshold with its own mapping, unmapped when freed; below it, from the
-heap, which keeps what is freed. The threshold starts at 128 KiB and rises with every large block freed, up to
-32 MiB, so after a few steps a 1024-px step's activations (a few MiB to 32 MiB each) and the feature cache's
-evicted views all come from the heap, and the process's resident memory grows by what that heap keeps but no
-longer uses: 0.85 GiB in the video cache's 1024-px figure (bench/README.md). A fixed threshold of 1 MiB keeps
-large tensors in their own mappings.
+heap, whose free top it trims back to the system past the trim threshold. Left alone, the threshold rises with every
+large block freed, up to 32 MiB, and the heap never shrinks: 0.85 GiB kept but unused in the video cache's 1024-px
+figure (bench/README.md, issue 26). Every block unmapped or trimmed is page-faulted in again, zero-filled, by the
+next step, though: with a 1 MiB threshold (the setting before) a 256-px video step spent 30 s of 60 in the kernel.
+
+So the threshold follows the step's scale, as its tensors do: 1 MiB at 1024 px, (1024 / size)² MiB below (16 MiB at
+256 px), at most glibc's 32 MiB; the heap keeps 16 thresholds free at its top and grows 4 at a time. A 1024-px step
+keeps what issue 26 measured; a 256-px step's tensors are reused (bench/bench_malloc.py: the quickstart's video step
+1.6x, its SAM2 step 1.1x as fast, the same weights to the byte).
 """
 
 from __future__ import annotations
@@ -13,16 +17,24 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
-M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h); setting it also stops the threshold's rise
-LARGE_BYTES = 1 << 20
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3  # mallopt's parameter numbers (malloc.h)
+MIB = 1 << 20
+GLIBC_MAX_THRESHOLD = 32 * MIB
 
 
-def return_large_frees() -> bool:
-    """Serve allocations of LARGE_BYTES and more from their own mappings from now on (glibc only; elsewhere a no-op,
-    False)."""
-    name = ctypes.util.find_library("c")
+def mmap_threshold(image_size: int) -> int:
+    """Bytes from which an allocation gets its own mapping, for a step at `image_size` px."""
+    return int(min(GLIBC_MAX_THRESHOLD, max(MIB, MIB * (1024 / image_size) ** 2)))
+
+
+def tune_malloc(image_size: int) -> bool:
+    """Set glibc's malloc for steps at `image_size` px (module docstring); False where it is not glibc (no-op).
+    Setting the thresholds also stops glibc moving them."""
     try:
-        libc = ctypes.CDLL(name) if name else None
-        return bool(libc is not None and hasattr(libc, "mallopt") and libc.mallopt(M_MMAP_THRESHOLD, LARGE_BYTES))
-    except OSError:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc.gnu_get_libc_version  # glibc's own: another C library's mallopt takes other parameter numbers
+    except (OSError, TypeError, AttributeError):
         return False
+    threshold = mmap_threshold(image_size)
+    settings = ((M_MMAP_THRESHOLD, threshold), (M_TRIM_THRESHOLD, 16 * threshold), (M_TOP_PAD, 4 * threshold))
+    return all(libc.mallopt(param, value) == 1 for param, value in settings)
