@@ -1,11 +1,12 @@
 """The training loop's malloc settings (trainer/engine/memory.py) against the one before and glibc's own, on the
 quickstart's runs.
 
-    python bench/bench_malloc.py [--runs sam2,semantic,sam2-video] [--modes before,shipped] [--steps N] [--threads 2]
+    python bench/bench_malloc.py [--runs sam2,detectron2,semantic,sam2-video] [--modes before,shipped] [--steps N] [--threads 2]
 
 Each run is the quickstart's command (trainer/quickstart.py's RECIPES, evaluation included; `--steps N` shortens
-the training) in a fresh interpreter, once per mode, the loop's `tune_malloc` replaced: `glibc` (nothing set),
-`before` (a 1 MiB mmap threshold at every size, the setting until 2026-12-05), `shipped`. Prints wall and CPU
+the training) in a fresh interpreter, once per mode, the loops' `tune_malloc` replaced: `glibc` (nothing set),
+`before` (a 1 MiB mmap threshold at every size in the engine's loop, nothing in detectron2's: the settings until
+2026-12-05), `shipped`. Prints wall and CPU
 seconds, minor page faults and peak RSS of each, each mode's speed against the first, and whether the runs' weights
 are the same bytes (malloc must change no figure). sam2-video starts from this bench's sam2 run of the last mode.
 """
@@ -28,18 +29,20 @@ from trainer.quickstart import IMAGE_RUN, RECIPES  # noqa: E402
 # The child: the loop's tune_malloc replaced per mode, then the CLI as a user runs it.
 CHILD = """
 import ctypes, sys
+import trainer.d2_ft.pipeline as d2
 import trainer.engine.loop as loop
 from trainer.engine.memory import M_MMAP_THRESHOLD
 mode = sys.argv[1]
 if mode == "glibc":
-    loop.tune_malloc = lambda size: False
-elif mode == "before":
+    loop.tune_malloc = d2.tune_malloc = lambda size: False
+elif mode == "before":  # the engine's loop set a 1 MiB threshold, detectron2's set nothing
     loop.tune_malloc = lambda size: ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 1 << 20) == 1
+    d2.tune_malloc = lambda size: False
 from trainer.cli import main
 raise SystemExit(main(sys.argv[2:]))
 """
 MODES = ("glibc", "before", "shipped")
-ENGINE_RUNS = ("sam2", "semantic", "sam2-video")  # detectron2 trains on its own loop, which sets nothing
+RUNS = tuple(RECIPES)
 
 
 def run_once(argv: list[str], mode: str, threads: int) -> dict:
@@ -62,14 +65,14 @@ def weights_digest(run: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", default=",".join(ENGINE_RUNS), help=f"comma list of {', '.join(ENGINE_RUNS)}")
+    parser.add_argument("--runs", default=",".join(RUNS), help=f"comma list of {', '.join(RUNS)}")
     parser.add_argument("--modes", default="before,shipped", help=f"comma list of {', '.join(MODES)}")
     parser.add_argument("--steps", type=int, help="training steps of every run (default: the quickstart's)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     names, modes = args.runs.split(","), args.modes.split(",")
-    if not set(names) <= set(ENGINE_RUNS) or not set(modes) <= set(MODES):
-        parser.error(f"--runs from {ENGINE_RUNS}, --modes from {MODES}")
+    if not set(names) <= set(RUNS) or not set(modes) <= set(MODES):
+        parser.error(f"--runs from {RUNS}, --modes from {MODES}")
     if "sam2-video" in names and "sam2" not in names:
         parser.error("sam2-video starts from this bench's sam2 run: list sam2 too")
     print(f"{'run':<11} {'malloc':<8} {'wall s':>7} {'user s':>7} {'sys s':>6} {'faults M':>9} {'RSS GB':>7}  weights")
