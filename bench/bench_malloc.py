@@ -1,14 +1,15 @@
-"""The training loop's malloc settings (trainer/engine/memory.py) against the one before and glibc's own, on the
+"""The training loops' malloc settings (trainer/engine/memory.py) against the ones before and glibc's own, on the
 quickstart's runs.
 
-    python bench/bench_malloc.py [--runs sam2,detectron2,semantic,sam2-video] [--modes before,shipped] [--steps N] [--threads 2]
+    python bench/bench_malloc.py [--runs sam2,detectron2,semantic,sam2-video] [--modes before,shipped]
+                                 [--steps N] [--threads 2]
 
 Each run is the quickstart's command (trainer/quickstart.py's RECIPES, evaluation included; `--steps N` shortens
 the training) in a fresh interpreter, once per mode, the loops' `tune_malloc` replaced: `glibc` (nothing set),
 `before` (a 1 MiB mmap threshold at every size in the engine's loop, nothing in detectron2's: the settings until
-2026-12-05), `shipped`. Prints wall and CPU
-seconds, minor page faults and peak RSS of each, each mode's speed against the first, and whether the runs' weights
-are the same bytes (malloc must change no figure). sam2-video starts from this bench's sam2 run of the last mode.
+2026-12-05), `shipped`. Prints wall and CPU seconds, minor page faults and peak RSS of each, each mode's speed
+against the first, and whether the runs' weights are the same bytes (malloc must change no figure). sam2-video
+starts from this bench's sam2 run of the last mode.
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ next step, though: with a 1 MiB threshold (the setting before) a 256-px video st
 
 So the threshold follows the step's scale, as its tensors do: 1 MiB at 1024 px, (1024 / size)² MiB below (16 MiB at
 256 px), at most glibc's 32 MiB; the heap keeps 16 thresholds free at its top and grows 4 at a time. A 1024-px step
-keeps what issue 26 measured; a 256-px step's tensors are reused (bench/bench_malloc.py: the quickstart's video step
-1.6x, its SAM2 step 1.1x as fast, the same weights to the byte).
+keeps what issue 26 measured; a 256-px step's tensors are reused (bench/bench_malloc.py: the quickstart's video run
+1.46x, semantic 1.22x, SAM2 1.04x, detectron2 1.05x as fast, the same weights to the byte). The engine's loop and
+detectron2's worker call it on a CPU.
 """
 
 from __future__ import annotations
