@@ -74,8 +74,8 @@ class Trainer:
         cfg = self.cfg
         if next(self.model.parameters()).device.type == "cuda":
             torch.set_float32_matmul_precision("high")  # fp32 matmuls as TF32 on tensor cores (fp32 runs only)
-        else:  # the step's activations and the cache's views live in host memory (a toy without an image size: the
-            tune_malloc(getattr(cfg, "image_size", 1024))  # 1024-px setting, the most conservative)
+        else:  # the step's activations and the cache's views live in host memory; a config without an image size
+            tune_malloc(getattr(cfg, "image_size", 1024))  # gets the 1024-px setting, the most conservative
         self.params, self.objective = self.build_objective()
         self.module = self.objective
         if self.world.size > 1:  # unused params: e.g. the box-corner embeddings in a step without boxes
