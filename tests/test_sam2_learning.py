@@ -48,9 +48,9 @@ ONE_CLICK = {"miou_box": 0.180, "miou_1pt": 0.180, "miou_3pt": 0.180, "area_corr
 def shortfalls(after: dict) -> list[str]:
     """Why held-out figures do not show a model that follows prompts ([] when they do). GUARD's seeds 0/1/2 read box
     0.72/0.71/0.76, 1 point 0.81/0.82/0.82 (seed 0 re-run 2026-12-05, this code, 1 thread: box / 1 point / 3 points
-    0.67 / 0.78 / 0.70, area correlation 0.66 / 0.87); "every coin" reads ~0.15-0.2. The log-area correlations catch a blob
-    with a fair IoU (untrained ~0.2, every coin ~0.3, the same blob for every prompt ~0); one run's correlation over
-    ~100 objects swings with a few cut coins (seed 0 read box / 1 point 0.75 / 0.68 before issue 17's step and
+    0.67 / 0.78 / 0.70, area correlation 0.66 / 0.87); "every coin" reads ~0.15-0.2. The log-area correlations catch
+    a blob with a fair IoU (untrained ~0.2, every coin ~0.3, the same blob for every prompt ~0); one run's correlation
+    over ~100 objects swings with a few cut coins (seed 0 read box / 1 point 0.75 / 0.68 before issue 17's step and
     0.59 / 0.85 after it, at the same mIoU, on a CPU with AMX), hence each >= 0.5 and their mean >= 0.65."""
     bars = {"miou_box": 0.6, "miou_1pt": 0.65, "miou_3pt": 0.6}
     failed = [f"{k} {after[k]:.2f} < {bar}" for k, bar in bars.items() if after[k] < bar]
