@@ -77,6 +77,15 @@ def synthetic_image(path: str | Path, size: int = 128) -> str:
     return str(path)
 
 
+def redrawn(selector: str) -> str:
+    """A page function `(before) => bool` for Playwright's wait_for_function: the image `selector` shows a src other
+    than `before` and its pixels have loaded. Wait for this, not for the new src alone, before clicking a redrawn
+    Gradio Image: its select event maps the click through the img's naturalWidth, and a click that lands while the
+    new src still loads is dropped without a request (seen 4 times in 30 under load, as a lost click)."""
+    return (f"(before) => {{ const img = document.querySelector({json.dumps(selector)}); "
+            "return !!img && img.getAttribute('src') !== before && img.complete && img.naturalWidth > 0; }")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

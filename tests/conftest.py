@@ -20,10 +20,11 @@ if _GRADIO_UPLOADS:
 
 CHROMIUM_INSTALL = "apt-get install chromium (Debian's; .ci/run installs it)"
 _browser_not_run: list[str] = []
-_browser_reruns: list[str] = []
+_browser_reruns: dict[str, str] = {}  # test -> why its first run failed
 # A browser test drives a real page through Gradio's queue on two busy cores, where an event can land late; one that
 # fails runs once more (pytest-rerunfailures, as Playwright's own runner retries), and the summary names every test
-# that needed it, so a race is seen and fixed rather than passed quietly. A real break fails both runs.
+# that needed it with its first run's error (-q keeps no traceback of a rerun), so a race is seen and fixed rather
+# than passed quietly. A real break fails both runs.
 BROWSER_RERUNS = 1
 
 
@@ -52,7 +53,14 @@ def pytest_runtest_logreport(report):
     if report.skipped and "browser" in report.keywords:
         _browser_not_run.append(report.nodeid)
     if report.outcome == "rerun" and "browser" in report.keywords:
-        _browser_reruns.append(report.nodeid)
+        _browser_reruns.setdefault(report.nodeid, first_error(report.longreprtext))
+
+
+def first_error(longrepr: str, limit: int = 400) -> str:
+    """A failure's `E` lines (the exception and its message), joined, at most `limit` characters."""
+    lines = [line[1:].strip() for line in longrepr.splitlines() if line.startswith("E ")]
+    text = " ".join(lines) or (longrepr.strip().splitlines() or [""])[-1]
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -68,8 +76,9 @@ def pytest_terminal_summary(terminalreporter):
     yield
     if _browser_reruns:
         terminalreporter.write_line(f"browser: {len(_browser_reruns)} browser test(s) failed once and were run again "
-                                    f"(a race to fix): {', '.join(sorted(set(_browser_reruns)))}", yellow=True,
-                                    bold=True)
+                                    f"(a race to fix): {', '.join(sorted(_browser_reruns))}", yellow=True, bold=True)
+        for nodeid, error in sorted(_browser_reruns.items()):
+            terminalreporter.write_line(f"browser:   {nodeid} first failed with: {error}", yellow=True)
     if _browser_not_run:
         ci = " — a failure under CI=true" if os.environ.get("CI") == "true" else ""
         terminalreporter.write_line(f"browser: {len(_browser_not_run)} browser test(s) did not run{ci} "

@@ -39,6 +39,9 @@ def app_page(tmp_path, init_script: str | None = None) -> Iterator[tuple[dict, o
 @pytest.mark.browser
 def test_without_webassembly_clicks_decode_on_the_server(tmp_path):
     """The server path in a browser that cannot decode (no WebAssembly): a note says so, two clicks, a scored mask."""
+    from demo.testing import redrawn
+
+    shown = redrawn("#prompt-canvas img")
     with app_page(tmp_path, init_script="delete window.WebAssembly") as (app, page):
         page.locator("input[type=file]").first.set_input_files(app["image"])
         info = page.locator("#prompt-info textarea")
@@ -47,16 +50,14 @@ def test_without_webassembly_clicks_decode_on_the_server(tmp_path):
                                "WebAssembly')", timeout=120_000)
         note = info.input_value()
         canvas = page.locator("#prompt-canvas img")
-        canvas.wait_for(timeout=30_000)
+        page.wait_for_function(shown, arg=None, timeout=30_000)  # the upload, drawn
         box = canvas.bounding_box()
         for fx, fy in AIMS:
             before = canvas.get_attribute("src")
             canvas.click(position={"x": box["width"] * fx, "y": box["height"] * fy})
-            try:
-                page.wait_for_function(
-                    f"([before]) => ({value})().startsWith('score') && "
-                    "document.querySelector('#prompt-canvas img').getAttribute('src') !== before",
-                    arg=[before], timeout=60_000)
+            try:  # the next click waits for this mask's pixels, not just its src (redrawn's docstring)
+                page.wait_for_function(f"(before) => ({value})().startsWith('score') && ({shown})(before)",
+                                       arg=before, timeout=60_000)
             except Exception:
                 page.screenshot(path=str(tmp_path / "timeout.png"), full_page=True)
                 prompts = page.evaluate("() => document.querySelector('#prompt-json textarea')?.value")

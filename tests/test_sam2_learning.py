@@ -258,7 +258,7 @@ def test_the_spaces_video_tab_tracks_held_out_coins_better_fine_tuned(trained, t
 
     sync_api = pytest.importorskip("playwright.sync_api")
     from demo import models
-    from demo.testing import running_app
+    from demo.testing import redrawn, running_app
     from trainer.data.clips import load_clips, read_video_frames, write_video
     from trainer.quickstart import RECIPES
     from trainer.video.config import VideoTrainConfig
@@ -297,11 +297,13 @@ def test_the_spaces_video_tab_tracks_held_out_coins_better_fine_tuned(trained, t
             points = "() => JSON.parse(document.querySelector('#video-prompts textarea').value).points.length"
             page.wait_for_function(f"({info})().includes('click the object')", timeout=60_000)
             src = "() => document.querySelector('#video-canvas img').getAttribute('src')"
+            shown = redrawn("#video-canvas img")  # a click on it waits for its pixels (redrawn's docstring)
+            page.wait_for_function(shown, arg=None, timeout=30_000)
             for index, coin in enumerate(coins):
                 if index:  # the frame is drawn again without the point: until then its progress overlay takes clicks
                     before = page.evaluate(src)
                     page.get_by_role("button", name="Clear prompts").click()
-                    page.wait_for_function(f"(before) => ({points})() === 0 && ({src})() !== before", arg=before,
+                    page.wait_for_function(f"(before) => ({points})() === 0 && ({shown})(before)", arg=before,
                                            timeout=30_000)
                 _click_pixel(page, "#video-canvas img", _interior(first[coin]), shape)
                 page.wait_for_function(f"({points})() === 1", timeout=30_000)
