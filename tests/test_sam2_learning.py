@@ -297,13 +297,13 @@ def test_the_spaces_video_tab_tracks_held_out_coins_better_fine_tuned(trained, t
             points = "() => JSON.parse(document.querySelector('#video-prompts textarea').value).points.length"
             page.wait_for_function(f"({info})().includes('click the object')", timeout=60_000)
             src = "() => document.querySelector('#video-canvas img').getAttribute('src')"
-            shown = redrawn("#video-canvas img")  # a click on it waits for its pixels (redrawn's docstring)
-            page.wait_for_function(shown, arg=None, timeout=30_000)
+            drawn = redrawn("#video-canvas img")  # a click on it waits for its pixels (redrawn's docstring)
+            page.wait_for_function(drawn, arg=None, timeout=30_000)
             for index, coin in enumerate(coins):
                 if index:  # the frame is drawn again without the point: until then its progress overlay takes clicks
                     before = page.evaluate(src)
                     page.get_by_role("button", name="Clear prompts").click()
-                    page.wait_for_function(f"(before) => ({points})() === 0 && ({shown})(before)", arg=before,
+                    page.wait_for_function(f"(before) => ({points})() === 0 && ({drawn})(before)", arg=before,
                                            timeout=30_000)
                 _click_pixel(page, "#video-canvas img", _interior(first[coin]), shape)
                 page.wait_for_function(f"({points})() === 1", timeout=30_000)
