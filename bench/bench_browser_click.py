@@ -36,10 +36,6 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync"]
 INFO = "() => document.querySelector('#prompt-info textarea').value"
 NEW_SRC = "([before]) => { const img = document.querySelector('#prompt-canvas img'); return img && img.getAttribute('src') !== before; }"
-NEW_OVERLAY = ("([before]) => { const img = document.querySelector('#prompt-canvas img');"
-               " const info = document.querySelector('#prompt-info textarea').value;"
-               " return img && img.getAttribute('src') !== before && img.complete && img.naturalWidth > 0"
-               " && info.startsWith('score'); }")
 
 
 def photo(folder: Path, side: int) -> str:
@@ -105,6 +101,9 @@ def browser_clicks(page, at, rng, clicks: int) -> dict[str, list[float]]:
 def server_clicks(page, canvas, at, rng, clicks: int) -> dict[str, list[float]]:
     """Per click: "click" (sent -> new overlay shown), "response" (-> new overlay URL in the page), "handler" (the
     app's decode + render), "decode" (the app's PyTorch decode)."""
+    from demo.testing import redrawn  # lazy, as main's running_app: demo.testing imports the app
+
+    overlay = f"(before) => ({INFO})().startsWith('score') && ({redrawn('#prompt-canvas img')})(before)"
     out: dict[str, list[float]] = {"click": [], "response": [], "handler": [], "decode": []}
     for i in range(clicks + 2):  # two warm-up clicks
         before = canvas.get_attribute("src")
@@ -113,7 +112,7 @@ def server_clicks(page, canvas, at, rng, clicks: int) -> dict[str, list[float]]:
         page.mouse.click(x, y)
         page.wait_for_function(NEW_SRC, arg=[before], timeout=60_000, polling=5)
         response = time.perf_counter()
-        page.wait_for_function(NEW_OVERLAY, arg=[before], timeout=60_000, polling=5)
+        page.wait_for_function(overlay, arg=before, timeout=60_000, polling=5)
         if i >= 2:
             info = page.evaluate(INFO)
             out["click"].append((time.perf_counter() - start) * 1000)
