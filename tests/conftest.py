@@ -53,13 +53,14 @@ def pytest_runtest_logreport(report):
     if report.skipped and "browser" in report.keywords:
         _browser_not_run.append(report.nodeid)
     if report.outcome == "rerun" and "browser" in report.keywords:
-        _browser_reruns.setdefault(report.nodeid, first_error(report.longreprtext))
+        _browser_reruns.setdefault(report.nodeid, first_error(report))
 
 
-def first_error(longrepr: str, limit: int = 400) -> str:
-    """A failure's `E` lines (the exception and its message), joined, at most `limit` characters."""
-    lines = [line[1:].strip() for line in longrepr.splitlines() if line.startswith("E ")]
-    text = " ".join(lines) or (longrepr.strip().splitlines() or [""])[-1]
+def first_error(report, limit: int = 400) -> str:
+    """A failed report's exception and message on one line, as pytest's short summary takes it (the report's
+    reprcrash), at most `limit` characters."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = " ".join((crash.message if crash else str(report.longrepr)).split())
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 

@@ -39,7 +39,7 @@ def app_page(tmp_path, init_script: str | None = None) -> Iterator[tuple[dict, o
 @pytest.mark.browser
 def test_without_webassembly_clicks_decode_on_the_server(tmp_path):
     """The server path in a browser that cannot decode (no WebAssembly): a note says so, two clicks, a scored mask."""
-    from demo.testing import redrawn
+    from demo.testing import redrawn  # lazy, as app_page's running_app: demo.testing imports the app
 
     shown = redrawn("#prompt-canvas img")
     with app_page(tmp_path, init_script="delete window.WebAssembly") as (app, page):
